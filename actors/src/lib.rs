@@ -1,0 +1,61 @@
+//! Warren's actors on one node: sessions, rooms, the room host, matchmaking pools, and the games.
+//!
+//! ```text
+//! start_node
+//! ├── RoomHost       spawns and supervises rooms; restarts a failed room from its snapshot
+//! │   └── Room*      one per room: seats, a Game, timers, snapshot
+//! ├── PoolHost       one pool per (game, mode)
+//! │   └── Pool*      tickets, rating windows, match formation
+//! └── SessionHost    finds or spawns the session of each new connection
+//!     └── Session*   one per player session: requests in order, seat and ticket, resume
+//! ```
+//! Actors address rooms and sessions by id through these hosts and the node's shared tables
+//! ([`node::NodeCtx`]), never by holding each other's references for long: a room that was restarted
+//! has a new actor, and the cluster layer will route the same ids to other nodes.
+
+pub mod game;
+pub mod matchmaking;
+pub mod node;
+pub mod pool;
+pub mod pool_host;
+pub mod resume;
+pub mod room;
+pub mod room_host;
+pub mod session;
+pub mod session_host;
+pub mod settings;
+
+use std::sync::Arc;
+
+use ractor::{Actor, SpawnErr};
+
+use crate::node::{Hosts, NodeCtx};
+
+/// Spawns the node's host actors on the current tokio runtime and records them in `ctx`.
+pub async fn start_node(ctx: &Arc<NodeCtx>) -> Result<Hosts, SpawnErr> {
+    let (rooms, _) = Actor::spawn(
+        Some(format!("{}/rooms", ctx.node)),
+        room_host::RoomHost,
+        ctx.clone(),
+    )
+    .await?;
+    let (pools, _) = Actor::spawn(
+        Some(format!("{}/pools", ctx.node)),
+        pool_host::PoolHost,
+        ctx.clone(),
+    )
+    .await?;
+    let (sessions, _) = Actor::spawn(
+        Some(format!("{}/sessions", ctx.node)),
+        session_host::SessionHost,
+        ctx.clone(),
+    )
+    .await?;
+    let hosts = Hosts {
+        rooms,
+        pools,
+        sessions,
+    };
+    ctx.set_hosts(hosts.clone());
+    Ok(hosts)
+}

@@ -1,0 +1,599 @@
+//! `Room`: one per room. Owns the authoritative seats and the game, drives its ticks and deadline,
+//! broadcasts events with an ever-increasing `version`, and writes its snapshot to the node's
+//! snapshot store (held by `RoomHost`, not here) so that a crash loses at most the last interval.
+//!
+//! Supervised by `RoomHost`, which restarts it from that snapshot when it panics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::concurrency::JoinHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tracing::{debug, warn};
+use warren_protocol::{
+    ErrorCode, GameName, PlayerId, PlayerView, RoomId, ServerMsg, encode, error_frame, state_frame,
+};
+
+use crate::game::{Game, GameCtx, GameError, SeatView};
+use crate::node::{NodeCtx, lock, now_ms};
+
+/// Version of [`RoomSnapshot`]'s layout.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// A seat, as kept in snapshots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeatRecord {
+    /// The player.
+    pub player: PlayerId,
+    /// Display name.
+    pub name: String,
+    /// Seat index.
+    pub seat: u32,
+    /// Live connection.
+    pub connected: bool,
+    /// Sent `ready`.
+    pub ready: bool,
+}
+
+/// Everything needed to bring a room back: on restart, and later on another node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomSnapshot {
+    /// [`SNAPSHOT_FORMAT`].
+    pub format: u32,
+    /// The room.
+    pub room: RoomId,
+    /// Its game.
+    pub game: GameName,
+    /// Hidden from listings.
+    pub private: bool,
+    /// Version of the last event.
+    pub version: u64,
+    /// Last realtime tick.
+    pub tick: u64,
+    /// Seats.
+    pub seats: Vec<SeatRecord>,
+    /// The game's schema version.
+    pub game_version: u32,
+    /// The game's own snapshot.
+    pub game_state: Vec<u8>,
+}
+
+/// Messages of a room.
+pub enum RoomMsg {
+    /// Seat a player at the lowest free seat.
+    Join {
+        /// The player.
+        player: PlayerId,
+        /// Display name.
+        name: String,
+        /// `room_full`, `already_in_room`.
+        reply: RpcReplyPort<Result<(), ErrorCode>>,
+    },
+    /// Remove a player (leave, or grace period over).
+    Leave {
+        /// The player.
+        player: PlayerId,
+        /// Answered when given.
+        reply: Option<RpcReplyPort<Result<(), ErrorCode>>>,
+    },
+    /// A player sent `ready`.
+    Ready {
+        /// The player.
+        player: PlayerId,
+        /// The game's answer.
+        reply: RpcReplyPort<Result<(), GameError>>,
+    },
+    /// A player sent `input`.
+    Input {
+        /// The player.
+        player: PlayerId,
+        /// Client sequence number.
+        seq: Option<u64>,
+        /// Payload.
+        data: Map<String, Value>,
+        /// When the request had a `rid`; otherwise errors are pushed without one.
+        reply: Option<RpcReplyPort<Result<(), GameError>>>,
+    },
+    /// A chat line from a seated player.
+    Chat {
+        /// Speaker.
+        player: PlayerId,
+        /// Text, already validated.
+        text: String,
+    },
+    /// The player's connection closed; its seat is kept.
+    Disconnected(PlayerId),
+    /// The player is connected again (resume or a new connection).
+    Reconnected(PlayerId),
+    /// Send the player a full `room_state` and start delivering to it.
+    Resync(PlayerId),
+    /// Realtime tick.
+    Tick,
+    /// The game's deadline may have passed.
+    Deadline(u64),
+    /// Write a snapshot now.
+    Snapshot,
+}
+
+/// How a room starts.
+pub struct RoomArgs {
+    /// Node context.
+    pub ctx: Arc<NodeCtx>,
+    /// The room.
+    pub id: RoomId,
+    /// Its game's name.
+    pub game_name: GameName,
+    /// The game.
+    pub game: Box<dyn Game>,
+    /// Hidden from listings.
+    pub private: bool,
+    /// Initial seats.
+    pub seats: Vec<SeatRecord>,
+    /// Version to continue from.
+    pub version: u64,
+    /// Tick to continue from.
+    pub tick: u64,
+    /// Whether this start revives a crashed room (players get a full resync).
+    pub restarted: bool,
+}
+
+struct Seat {
+    rec: SeatRecord,
+    /// Has had a `room_state` since it (re)connected; only synced seats get events and ticks.
+    synced: bool,
+}
+
+/// The room actor.
+pub struct Room;
+
+/// A room's changing state.
+pub struct RoomState {
+    ctx: Arc<NodeCtx>,
+    id: RoomId,
+    room_json: String,
+    game_name: GameName,
+    game: Box<dyn Game>,
+    private: bool,
+    seats: Vec<Seat>,
+    views: Vec<SeatView>,
+    version: u64,
+    tick: u64,
+    rng: StdRng,
+    timers: Vec<JoinHandle<()>>,
+    deadline: Option<u64>,
+    deadline_gen: u64,
+    last_snapshot: Instant,
+}
+
+impl Actor for Room {
+    type Msg = RoomMsg;
+    type State = RoomState;
+    type Arguments = RoomArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RoomMsg>,
+        a: RoomArgs,
+    ) -> Result<RoomState, ActorProcessingErr> {
+        let mut st = RoomState {
+            room_json: serde_json::to_string(a.id.as_str())?,
+            ctx: a.ctx,
+            id: a.id,
+            game_name: a.game_name,
+            game: a.game,
+            private: a.private,
+            seats: a
+                .seats
+                .into_iter()
+                .map(|rec| Seat { rec, synced: false })
+                .collect(),
+            views: Vec::new(),
+            version: a.version,
+            tick: a.tick,
+            rng: StdRng::from_os_rng(),
+            timers: Vec::new(),
+            deadline: None,
+            deadline_gen: 0,
+            last_snapshot: Instant::now(),
+        };
+        st.refresh_views();
+        if let Some(period) = st.game.tick_interval() {
+            st.timers
+                .push(myself.send_interval(period, || RoomMsg::Tick));
+            let snap =
+                Duration::from_millis(st.ctx.settings.load().rooms.snapshot_interval_ms.max(10));
+            st.timers
+                .push(myself.send_interval(snap, || RoomMsg::Snapshot));
+        }
+        if a.restarted {
+            for i in 0..st.seats.len() {
+                if st.seats[i].rec.connected {
+                    let p = st.seats[i].rec.player.clone();
+                    st.resync(&p);
+                }
+            }
+        }
+        st.write_snapshot();
+        st.arm_deadline(&myself);
+        Ok(st)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RoomMsg>,
+        st: &mut RoomState,
+    ) -> Result<(), ActorProcessingErr> {
+        for t in st.timers.drain(..) {
+            t.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RoomMsg>,
+        msg: RoomMsg,
+        st: &mut RoomState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RoomMsg::Join {
+                player,
+                name,
+                reply,
+            } => {
+                let r = st.join(player, name);
+                let _ = reply.send(r);
+            }
+            RoomMsg::Leave { player, reply } => {
+                let r = st.leave(&player);
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+                if st.seats.is_empty() {
+                    debug!(room = %st.id, "room empty, closing");
+                    myself.stop(Some("empty".into()));
+                    return Ok(());
+                }
+            }
+            RoomMsg::Ready { player, reply } => {
+                let _ = reply.send(st.ready(&player));
+            }
+            RoomMsg::Input {
+                player,
+                seq,
+                data,
+                reply,
+            } => {
+                let r = st.input(&player, seq, &data);
+                match (reply, r) {
+                    (Some(reply), r) => {
+                        let _ = reply.send(r);
+                    }
+                    (None, Err(e)) => {
+                        st.ctx
+                            .sessions
+                            .send(&player, error_frame(None, e.code, &e.message));
+                    }
+                    (None, Ok(())) => {}
+                }
+            }
+            RoomMsg::Chat { player, text } => st.chat(&player, &text),
+            RoomMsg::Disconnected(player) => st.set_connected(&player, false),
+            RoomMsg::Reconnected(player) => {
+                st.set_connected(&player, true);
+                st.resync(&player);
+            }
+            RoomMsg::Resync(player) => st.resync(&player),
+            RoomMsg::Tick => st.on_tick(),
+            RoomMsg::Deadline(generation) => {
+                if generation == st.deadline_gen {
+                    st.deadline = None;
+                    st.with_game(|g, ctx| {
+                        g.on_deadline(ctx);
+                        Ok(())
+                    })
+                    .ok();
+                }
+            }
+            RoomMsg::Snapshot => st.write_snapshot(),
+        }
+        st.arm_deadline(&myself);
+        Ok(())
+    }
+}
+
+impl RoomState {
+    fn refresh_views(&mut self) {
+        self.views = self
+            .seats
+            .iter()
+            .map(|s| SeatView {
+                player: s.rec.player.clone(),
+                seat: s.rec.seat,
+                ready: s.rec.ready,
+            })
+            .collect();
+        self.ctx
+            .directory
+            .set_players(&self.id, self.seats.len() as u32);
+    }
+
+    fn seat_of(&self, player: &PlayerId) -> Option<usize> {
+        self.seats.iter().position(|s| &s.rec.player == player)
+    }
+
+    /// Runs a game call with a fresh context, then publishes its events. Turn-based rooms snapshot
+    /// after every change; realtime rooms on their interval.
+    fn with_game(
+        &mut self,
+        f: impl FnOnce(&mut dyn Game, &mut GameCtx<'_>) -> Result<(), GameError>,
+    ) -> Result<(), GameError> {
+        self.with_game_pre(Vec::new(), f)
+    }
+
+    fn with_game_pre(
+        &mut self,
+        pre: Vec<Value>,
+        f: impl FnOnce(&mut dyn Game, &mut GameCtx<'_>) -> Result<(), GameError>,
+    ) -> Result<(), GameError> {
+        let mut ctx = GameCtx::new(now_ms(), &self.views, &mut self.rng);
+        ctx.events = pre;
+        f(self.game.as_mut(), &mut ctx)?;
+        let (events, clear) = (std::mem::take(&mut ctx.events), ctx.clear_ready);
+        if clear {
+            for s in &mut self.seats {
+                s.rec.ready = false;
+            }
+            self.refresh_views();
+        }
+        let changed = !events.is_empty() || clear;
+        for e in events {
+            self.publish(&e);
+        }
+        if changed && self.game.tick_interval().is_none() {
+            self.write_snapshot();
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self, event: &Value) {
+        self.version += 1;
+        let frame = encode(&ServerMsg::RoomEvent {
+            room: &self.id,
+            version: self.version,
+            event,
+        });
+        let to = self
+            .seats
+            .iter()
+            .filter(|s| s.synced && s.rec.connected)
+            .map(|s| (&s.rec.player, frame.clone()));
+        self.ctx.sessions.send_each(to);
+    }
+
+    fn join(&mut self, player: PlayerId, name: String) -> Result<(), ErrorCode> {
+        if self.seat_of(&player).is_some() {
+            return Err(ErrorCode::AlreadyInRoom);
+        }
+        if self.seats.len() as u32 >= self.game.seats() {
+            return Err(ErrorCode::RoomFull);
+        }
+        let seat = (0..)
+            .find(|i| self.seats.iter().all(|s| s.rec.seat != *i))
+            .unwrap_or(0);
+        let rec = SeatRecord {
+            player: player.clone(),
+            name: name.clone(),
+            seat,
+            connected: true,
+            ready: false,
+        };
+        let at = self
+            .seats
+            .iter()
+            .position(|s| s.rec.seat > seat)
+            .unwrap_or(self.seats.len());
+        self.seats.insert(at, Seat { rec, synced: false });
+        self.refresh_views();
+        let pre = vec![json!({"kind":"player_joined","player":player,"name":name,"seat":seat})];
+        self.with_game_pre(pre, |g, ctx| {
+            g.on_join(ctx, &player);
+            Ok(())
+        })
+        .ok();
+        self.write_snapshot();
+        Ok(())
+    }
+
+    fn leave(&mut self, player: &PlayerId) -> Result<(), ErrorCode> {
+        let Some(i) = self.seat_of(player) else {
+            return Err(ErrorCode::NotInRoom);
+        };
+        self.seats.remove(i);
+        self.refresh_views();
+        let pre = vec![json!({"kind":"player_left","player":player})];
+        self.with_game_pre(pre, |g, ctx| {
+            g.on_leave(ctx, player);
+            Ok(())
+        })
+        .ok();
+        self.write_snapshot();
+        Ok(())
+    }
+
+    fn ready(&mut self, player: &PlayerId) -> Result<(), GameError> {
+        let Some(i) = self.seat_of(player) else {
+            return Err(GameError {
+                code: ErrorCode::NotInRoom,
+                message: "not in this room".into(),
+            });
+        };
+        let was = self.seats[i].rec.ready;
+        self.seats[i].rec.ready = true;
+        self.refresh_views();
+        let pre = vec![json!({"kind":"player_ready","player":player})];
+        let r = self.with_game_pre(pre, |g, ctx| g.on_ready(ctx, player));
+        if r.is_err() {
+            self.seats[i].rec.ready = was;
+            self.refresh_views();
+        }
+        r
+    }
+
+    fn input(
+        &mut self,
+        player: &PlayerId,
+        seq: Option<u64>,
+        data: &Map<String, Value>,
+    ) -> Result<(), GameError> {
+        if self.seat_of(player).is_none() {
+            return Err(GameError {
+                code: ErrorCode::NotInRoom,
+                message: "not in this room".into(),
+            });
+        }
+        self.with_game(|g, ctx| g.on_input(ctx, player, seq, data))
+    }
+
+    fn chat(&mut self, player: &PlayerId, text: &str) {
+        let Some(i) = self.seat_of(player) else {
+            return;
+        };
+        let name = self.seats[i].rec.name.clone();
+        let frame = encode(&ServerMsg::Chat {
+            room: &self.id,
+            player,
+            name: &name,
+            text,
+        });
+        let to = self
+            .seats
+            .iter()
+            .filter(|s| s.synced && s.rec.connected)
+            .map(|s| (&s.rec.player, frame.clone()));
+        self.ctx.sessions.send_each(to);
+    }
+
+    fn set_connected(&mut self, player: &PlayerId, connected: bool) {
+        let Some(i) = self.seat_of(player) else {
+            return;
+        };
+        let seat = &mut self.seats[i];
+        if seat.rec.connected == connected {
+            return;
+        }
+        seat.rec.connected = connected;
+        seat.synced = false;
+        let kind = if connected {
+            "player_reconnected"
+        } else {
+            "player_disconnected"
+        };
+        self.publish(&json!({"kind": kind, "player": player}));
+        self.write_snapshot();
+    }
+
+    fn resync(&mut self, player: &PlayerId) {
+        let Some(i) = self.seat_of(player) else {
+            return;
+        };
+        let players: Vec<PlayerView> = self
+            .seats
+            .iter()
+            .map(|s| PlayerView {
+                player: s.rec.player.clone(),
+                name: s.rec.name.clone(),
+                seat: s.rec.seat,
+                connected: s.rec.connected,
+                ready: s.rec.ready,
+            })
+            .collect();
+        let state = self.game.state_json();
+        let frame = encode(&ServerMsg::RoomState {
+            room: &self.id,
+            game: &self.game_name,
+            version: self.version,
+            players: &players,
+            state: &state,
+        });
+        if self.ctx.sessions.send(player, frame) {
+            self.seats[i].synced = true;
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let mut ctx = GameCtx::new(now_ms(), &self.views, &mut self.rng);
+        let Some(out) = self.game.on_tick(&mut ctx) else {
+            return;
+        };
+        self.tick += 1;
+        let (room_json, tick) = (&self.room_json, self.tick);
+        let to = self
+            .seats
+            .iter()
+            .filter(|s| s.synced && s.rec.connected)
+            .map(|s| {
+                let ack = out.acks.get(&s.rec.player).copied().unwrap_or(0);
+                (
+                    &s.rec.player,
+                    state_frame(room_json, tick, ack, &out.state_json),
+                )
+            });
+        self.ctx.sessions.send_each(to);
+    }
+
+    fn arm_deadline(&mut self, myself: &ActorRef<RoomMsg>) {
+        let want = self.game.deadline_ms();
+        if want == self.deadline {
+            return;
+        }
+        self.deadline = want;
+        self.deadline_gen += 1;
+        if let Some(at) = want {
+            let generation = self.deadline_gen;
+            let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+            // The handle is not kept: a stale timer carries an old generation and is ignored.
+            let _ = myself.send_after(wait, move || RoomMsg::Deadline(generation));
+        }
+    }
+
+    fn snapshot(&self) -> Result<RoomSnapshot, postcard::Error> {
+        let spec_version = self
+            .ctx
+            .games
+            .get(&self.game_name)
+            .map_or(1, |s| s.state_version);
+        Ok(RoomSnapshot {
+            format: SNAPSHOT_FORMAT,
+            room: self.id.clone(),
+            game: self.game_name.clone(),
+            private: self.private,
+            version: self.version,
+            tick: self.tick,
+            seats: self.seats.iter().map(|s| s.rec.clone()).collect(),
+            game_version: spec_version,
+            game_state: self.game.snapshot()?,
+        })
+    }
+
+    fn write_snapshot(&mut self) {
+        match self.snapshot().and_then(|s| postcard::to_stdvec(&s)) {
+            Ok(bytes) => {
+                lock(&self.ctx.snapshots).insert(self.id.clone(), Arc::new(bytes));
+                self.last_snapshot = Instant::now();
+            }
+            Err(e) => warn!(room = %self.id, error = %e, "failed to snapshot room"),
+        }
+    }
+}
+
+/// Pushes an `internal` error to the given players (a room closed under them).
+pub(crate) fn notify_closed(ctx: &NodeCtx, players: &[PlayerId], why: &str) {
+    let frame = error_frame(None, ErrorCode::Internal, why);
+    ctx.sessions
+        .send_each(players.iter().map(|p| (p, frame.clone())));
+}

@@ -1,0 +1,291 @@
+//! `RoomHost`: spawns this node's rooms, keeps the directory, and supervises them.
+//!
+//! A room that panics or fails is restarted from its last snapshot (held here in the node's
+//! snapshot store, not in the room) and its players get a full `room_state`. A room that keeps
+//! failing, more than `rooms.max_restarts` within `rooms.restart_window_ms`, is closed and its
+//! players get an `internal` error instead of an endless restart loop.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use serde_json::{Map, Value};
+use tracing::{error, info, warn};
+use warren_protocol::{GameName, PlayerId, RoomId};
+
+use crate::node::{NodeCtx, RoomEntry, lock};
+use crate::room::{Room, RoomArgs, RoomMsg, RoomSnapshot, SeatRecord, notify_closed};
+
+/// Why a room could not be created.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CreateRoomError {
+    /// No such game.
+    #[error("unknown game")]
+    UnknownGame,
+    /// The game refused the params.
+    #[error("{0}")]
+    InvalidParams(String),
+    /// The node takes no new rooms.
+    #[error("the node is draining")]
+    Draining,
+    /// Spawning failed.
+    #[error("room could not be started")]
+    Internal,
+}
+
+/// Messages of the room host.
+pub enum RoomHostMsg {
+    /// Create a room with these players seated in order.
+    Create {
+        /// Game name.
+        game: GameName,
+        /// Game params.
+        params: Map<String, Value>,
+        /// Hidden from listings.
+        private: bool,
+        /// Players to seat: id and display name.
+        players: Vec<(PlayerId, String)>,
+        /// The new room's id and actor.
+        reply: RpcReplyPort<Result<(RoomId, ActorRef<RoomMsg>), CreateRoomError>>,
+    },
+}
+
+/// The room host actor.
+pub struct RoomHost;
+
+/// Its state.
+pub struct RoomHostState {
+    ctx: Arc<NodeCtx>,
+    children: HashMap<ActorId, RoomId>,
+    restarts: HashMap<RoomId, VecDeque<Instant>>,
+}
+
+impl Actor for RoomHost {
+    type Msg = RoomHostMsg;
+    type State = RoomHostState;
+    type Arguments = Arc<NodeCtx>;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<RoomHostMsg>,
+        ctx: Arc<NodeCtx>,
+    ) -> Result<RoomHostState, ActorProcessingErr> {
+        Ok(RoomHostState {
+            ctx,
+            children: HashMap::new(),
+            restarts: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<RoomHostMsg>,
+        msg: RoomHostMsg,
+        st: &mut RoomHostState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RoomHostMsg::Create {
+                game,
+                params,
+                private,
+                players,
+                reply,
+            } => {
+                let r = st.create(&me, game, &params, private, players).await;
+                let _ = reply.send(r);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<RoomHostMsg>,
+        evt: SupervisionEvent,
+        st: &mut RoomHostState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(room) = st.children.remove(&cell.get_id()) {
+                    st.forget(&room);
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(room) = st.children.remove(&cell.get_id()) {
+                    error!(room = %room, error = %err, "room failed");
+                    st.restart(&me, room).await;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl RoomHostState {
+    async fn create(
+        &mut self,
+        me: &ActorRef<RoomHostMsg>,
+        game: GameName,
+        params: &Map<String, Value>,
+        private: bool,
+        players: Vec<(PlayerId, String)>,
+    ) -> Result<(RoomId, ActorRef<RoomMsg>), CreateRoomError> {
+        if self.ctx.is_draining() {
+            return Err(CreateRoomError::Draining);
+        }
+        let spec = *self
+            .ctx
+            .games
+            .get(&game)
+            .ok_or(CreateRoomError::UnknownGame)?;
+        let g = (spec.create)(params).map_err(CreateRoomError::InvalidParams)?;
+        if players.len() as u32 > g.seats() {
+            return Err(CreateRoomError::InvalidParams(
+                "more players than seats".into(),
+            ));
+        }
+        let id = RoomId::new(self.ctx.new_id("r"));
+        let seats = players
+            .into_iter()
+            .enumerate()
+            .map(|(i, (player, name))| SeatRecord {
+                player,
+                name,
+                seat: i as u32,
+                connected: true,
+                ready: false,
+            })
+            .collect();
+        let args = RoomArgs {
+            ctx: self.ctx.clone(),
+            id: id.clone(),
+            game_name: game.clone(),
+            game: g,
+            private,
+            seats,
+            version: 0,
+            tick: 0,
+            restarted: false,
+        };
+        let actor = self
+            .spawn(me, args)
+            .await
+            .ok_or(CreateRoomError::Internal)?;
+        metrics::gauge!("warren_rooms", "game" => game.to_string()).increment(1.0);
+        info!(room = %id, game = %game, "room created");
+        Ok((id, actor))
+    }
+
+    async fn spawn(
+        &mut self,
+        me: &ActorRef<RoomHostMsg>,
+        args: RoomArgs,
+    ) -> Option<ActorRef<RoomMsg>> {
+        let (id, game, private) = (args.id.clone(), args.game_name.clone(), args.private);
+        let (players, seats) = (args.seats.len() as u32, args.game.seats());
+        // The directory entry must exist before the room runs so the room can update it.
+        match Actor::spawn_linked(None, Room, args, me.get_cell()).await {
+            Ok((actor, _)) => {
+                self.children.insert(actor.get_id(), id.clone());
+                self.ctx.directory.insert(
+                    id,
+                    RoomEntry {
+                        actor: actor.clone(),
+                        game,
+                        players,
+                        seats,
+                        private,
+                    },
+                );
+                Some(actor)
+            }
+            Err(e) => {
+                error!(room = %id, error = %e, "room failed to start");
+                None
+            }
+        }
+    }
+
+    fn forget(&mut self, room: &RoomId) {
+        if let Some(e) = self.ctx.directory.remove(room) {
+            metrics::gauge!("warren_rooms", "game" => e.game.to_string()).decrement(1.0);
+        }
+        lock(&self.ctx.snapshots).remove(room);
+        self.restarts.remove(room);
+    }
+
+    async fn restart(&mut self, me: &ActorRef<RoomHostMsg>, room: RoomId) {
+        let rooms = self.ctx.settings.load().rooms.clone();
+        let now = Instant::now();
+        let window = Duration::from_millis(rooms.restart_window_ms);
+        let history = self.restarts.entry(room.clone()).or_default();
+        while history
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > window)
+        {
+            history.pop_front();
+        }
+        let over_budget = history.len() as u32 >= rooms.max_restarts;
+        history.push_back(now);
+        let snap = lock(&self.ctx.snapshots).get(&room).cloned();
+        let snap = snap.and_then(|b| postcard::from_bytes::<RoomSnapshot>(&b).ok());
+        let Some(snap) = snap else {
+            warn!(room = %room, "no snapshot to restart from, closing room");
+            self.close(&room, &[]);
+            return;
+        };
+        let players: Vec<PlayerId> = snap.seats.iter().map(|s| s.player.clone()).collect();
+        if over_budget {
+            warn!(room = %room, restarts = rooms.max_restarts, "room keeps failing, closing it");
+            self.close(&room, &players);
+            return;
+        }
+        let revived = self
+            .ctx
+            .games
+            .get(&snap.game)
+            .ok_or_else(|| "game no longer registered".to_string())
+            .and_then(|spec| (spec.restore)(snap.game_version, &snap.game_state));
+        let game = match revived {
+            Ok(g) => g,
+            Err(e) => {
+                warn!(room = %room, error = %e, "snapshot unreadable, closing room");
+                self.close(&room, &players);
+                return;
+            }
+        };
+        let game_name = snap.game.clone();
+        let args = RoomArgs {
+            ctx: self.ctx.clone(),
+            id: room.clone(),
+            game_name: snap.game,
+            game,
+            private: snap.private,
+            seats: snap.seats,
+            version: snap.version,
+            tick: snap.tick,
+            restarted: true,
+        };
+        if self.spawn(me, args).await.is_some() {
+            metrics::counter!("warren_room_restarts_total", "game" => game_name.to_string())
+                .increment(1);
+            info!(room = %room, "room restarted from snapshot");
+        } else {
+            self.close(&room, &players);
+        }
+    }
+
+    fn close(&mut self, room: &RoomId, players: &[PlayerId]) {
+        self.forget(room);
+        notify_closed(&self.ctx, players, "the room failed and was closed");
+        for p in players {
+            if let Some(route) = self.ctx.sessions.route(p) {
+                let _ = route
+                    .session
+                    .cast(crate::session::SessionMsg::RoomClosed(room.clone()));
+            }
+        }
+    }
+}

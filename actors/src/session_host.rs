@@ -1,0 +1,214 @@
+//! `SessionHost`: where a new connection finds its session. It spawns a `Session` on a player's
+//! first connection and hands later connections (resume or replacement) to the same one, decides
+//! whether a resume token is valid, and forgets a session once its grace period is over.
+//!
+//! Supervises the sessions; a session that fails is forgotten (its socket sees a closed mailbox
+//! and closes with 1011, and the client resumes).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tracing::{error, warn};
+use warren_protocol::{PlayerId, SessionId};
+
+use crate::node::{Conn, NodeCtx};
+use crate::session::{Session, SessionArgs, SessionMsg};
+
+/// Messages of the session host.
+pub enum SessionHostMsg {
+    /// A new, authenticated connection.
+    Connect {
+        /// `sub` of its token.
+        player: PlayerId,
+        /// Display name.
+        name: String,
+        /// Rating.
+        mmr: i64,
+        /// `?resume=` token, if any.
+        resume: Option<String>,
+        /// The connection.
+        conn: Conn,
+        /// The session that now serves it.
+        reply: RpcReplyPort<Option<ActorRef<SessionMsg>>>,
+    },
+    /// A session's grace period is over: forget it unless a connection arrived since `epoch`.
+    Expire {
+        /// The player.
+        player: PlayerId,
+        /// The session's last registration epoch.
+        epoch: u64,
+        /// True when the session should end.
+        reply: RpcReplyPort<bool>,
+    },
+}
+
+struct Entry {
+    session: ActorRef<SessionMsg>,
+    id: SessionId,
+    epoch: u64,
+}
+
+/// The session host actor.
+pub struct SessionHost;
+
+/// Its state.
+pub struct SessionHostState {
+    ctx: Arc<NodeCtx>,
+    players: HashMap<PlayerId, Entry>,
+    by_actor: HashMap<ActorId, PlayerId>,
+    epochs: u64,
+}
+
+impl Actor for SessionHost {
+    type Msg = SessionHostMsg;
+    type State = SessionHostState;
+    type Arguments = Arc<NodeCtx>;
+
+    async fn pre_start(
+        &self,
+        _me: ActorRef<SessionHostMsg>,
+        ctx: Arc<NodeCtx>,
+    ) -> Result<SessionHostState, ActorProcessingErr> {
+        Ok(SessionHostState {
+            ctx,
+            players: HashMap::new(),
+            by_actor: HashMap::new(),
+            epochs: 0,
+        })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<SessionHostMsg>,
+        msg: SessionHostMsg,
+        st: &mut SessionHostState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionHostMsg::Connect {
+                player,
+                name,
+                mmr,
+                resume,
+                conn,
+                reply,
+            } => {
+                let r = st.connect(&me, player, name, mmr, resume, conn).await;
+                let _ = reply.send(r);
+            }
+            SessionHostMsg::Expire {
+                player,
+                epoch,
+                reply,
+            } => {
+                let expired = match st.players.get(&player) {
+                    Some(e) if e.epoch == epoch => {
+                        let e = st.players.remove(&player);
+                        if let Some(e) = e {
+                            st.by_actor.remove(&e.session.get_id());
+                        }
+                        true
+                    }
+                    Some(_) => false,
+                    None => true,
+                };
+                let _ = reply.send(expired);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<SessionHostMsg>,
+        evt: SupervisionEvent,
+        st: &mut SessionHostState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failed) = match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
+            SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err)),
+            _ => return Ok(()),
+        };
+        if let Some(player) = st.by_actor.remove(&cell.get_id()) {
+            if let Some(err) = failed {
+                error!(player = %player, error = %err, "session failed");
+            }
+            if st
+                .players
+                .get(&player)
+                .is_some_and(|e| e.session.get_id() == cell.get_id())
+            {
+                st.players.remove(&player);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SessionHostState {
+    async fn connect(
+        &mut self,
+        me: &ActorRef<SessionHostMsg>,
+        player: PlayerId,
+        name: String,
+        mmr: i64,
+        resume: Option<String>,
+        conn: Conn,
+    ) -> Option<ActorRef<SessionMsg>> {
+        self.epochs += 1;
+        let epoch = self.epochs;
+        let claims = resume
+            .as_deref()
+            .and_then(|t| self.ctx.resume_key.verify(t));
+        if let Some(e) = self.players.get_mut(&player) {
+            let resumed = claims
+                .as_ref()
+                .is_some_and(|c| c.player == player && c.session == e.id);
+            e.epoch = epoch;
+            let attach = SessionMsg::Attach {
+                conn: conn.clone(),
+                resumed,
+                name: name.clone(),
+                epoch,
+            };
+            if e.session.cast(attach).is_ok() {
+                return Some(e.session.clone());
+            }
+            // The session is stopping; start a fresh one below.
+            self.by_actor.remove(&e.session.get_id());
+            self.players.remove(&player);
+        }
+        let id = SessionId::new(self.ctx.new_id("s"));
+        let args = SessionArgs {
+            ctx: self.ctx.clone(),
+            id: id.clone(),
+            player: player.clone(),
+            mmr,
+        };
+        let session = match Actor::spawn_linked(None, Session, args, me.get_cell()).await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!(player = %player, error = %e, "session failed to start");
+                return None;
+            }
+        };
+        session
+            .cast(SessionMsg::Attach {
+                conn,
+                resumed: false,
+                name,
+                epoch,
+            })
+            .ok()?;
+        self.by_actor.insert(session.get_id(), player.clone());
+        self.players.insert(
+            player,
+            Entry {
+                session: session.clone(),
+                id,
+                epoch,
+            },
+        );
+        Some(session)
+    }
+}

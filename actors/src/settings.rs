@@ -1,0 +1,58 @@
+//! The settings actors read at run time. The node's config module builds them from the file and
+//! swaps in new limits and matchmaking settings on reload.
+
+/// Per-connection limits (PROTOCOL.md "Limits").
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Largest accepted frame.
+    pub max_frame_bytes: usize,
+    /// Sustained message rate per connection.
+    pub messages_per_sec: u32,
+    /// Burst above the sustained rate.
+    pub message_burst: u32,
+    /// How long a connection may stay over the rate limit before close 4004.
+    pub rate_limit_close_ms: u64,
+    /// Outbound frames queued per connection before close 4003.
+    pub max_outbound_queue: usize,
+    /// Connections per node before upgrades get 503.
+    pub max_connections: usize,
+    /// Server ping interval; two silent intervals close with 4000.
+    pub heartbeat_ms: u64,
+}
+
+/// Room behaviour.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomSettings {
+    /// How long a disconnected player keeps its seat.
+    pub reconnect_grace_ms: u64,
+    /// Snapshot interval of realtime rooms (turn-based rooms snapshot after every event).
+    pub snapshot_interval_ms: u64,
+    /// Restarts allowed within `restart_window_ms` before a crashing room is closed.
+    pub max_restarts: u32,
+    /// Window of the restart budget.
+    pub restart_window_ms: u64,
+}
+
+/// Matchmaking windows (PROTOCOL.md "Matchmaking").
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatchSettings {
+    /// Rating window of a new ticket.
+    pub initial_window: u32,
+    /// Widening per second of waiting.
+    pub widen_per_sec: u32,
+    /// Widest window.
+    pub max_window: u32,
+    /// How often pools look again at waiting tickets as their windows widen.
+    pub sweep_interval_ms: u64,
+}
+
+/// Everything actors read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Connection limits.
+    pub limits: Limits,
+    /// Rooms.
+    pub rooms: RoomSettings,
+    /// Matchmaking.
+    pub matchmaking: MatchSettings,
+}

@@ -1,0 +1,312 @@
+//! Client → server messages, decoded once at the edge into validated values.
+
+use serde_json::{Map, Value};
+
+use crate::codes::ErrorCode;
+use crate::ids::{GameName, RoomId};
+
+/// The longest chat line, in characters.
+pub(crate) const MAX_CHAT_CHARS: usize = 500;
+
+/// A decoded client frame: the request and its optional request id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientRequest {
+    /// `rid` of the frame, echoed in the `ok`/`error` reply.
+    pub rid: Option<u64>,
+    /// What the client asks for.
+    pub req: Request,
+}
+
+/// What a client can ask for (PROTOCOL.md "Client → server").
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// Create a room and take its first seat.
+    CreateRoom {
+        /// Registered game name.
+        game: GameName,
+        /// Game params, validated by the game.
+        params: Map<String, Value>,
+        /// Hidden from `list_rooms`.
+        private: bool,
+    },
+    /// Take the lowest free seat of a room.
+    JoinRoom {
+        /// The room.
+        room: RoomId,
+    },
+    /// Give up the seat.
+    LeaveRoom,
+    /// Public rooms with a free seat.
+    ListRooms {
+        /// Only rooms of this game.
+        game: Option<GameName>,
+    },
+    /// Mark the player ready.
+    Ready,
+    /// Game input.
+    Input {
+        /// Game-specific payload.
+        data: Map<String, Value>,
+        /// Client sequence number, acknowledged by realtime games.
+        seq: Option<u64>,
+    },
+    /// A chat line to the room.
+    Chat {
+        /// 1–500 characters.
+        text: String,
+    },
+    /// Join the matchmaking pool of `(game, mode)`.
+    Queue {
+        /// Registered game name.
+        game: GameName,
+        /// Pool mode, `"default"` unless given.
+        mode: String,
+    },
+    /// Leave the matchmaking pool.
+    Unqueue,
+    /// Clock probe.
+    Ping,
+}
+
+impl Request {
+    /// The wire `type` of the request, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::CreateRoom { .. } => "create_room",
+            Self::JoinRoom { .. } => "join_room",
+            Self::LeaveRoom => "leave_room",
+            Self::ListRooms { .. } => "list_rooms",
+            Self::Ready => "ready",
+            Self::Input { .. } => "input",
+            Self::Chat { .. } => "chat",
+            Self::Queue { .. } => "queue",
+            Self::Unqueue => "unqueue",
+            Self::Ping => "ping",
+        }
+    }
+}
+
+/// Why a frame could not be decoded, with the `rid` to answer with when one was readable.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct DecodeError {
+    /// The `rid` of the frame, if it was a JSON object with an integer `rid`.
+    pub rid: Option<u64>,
+    /// `bad_request` or `unknown_type`.
+    pub code: ErrorCode,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// Decodes one text frame.
+pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| DecodeError {
+        rid: None,
+        code: ErrorCode::BadRequest,
+        message: format!("frame is not JSON: {e}"),
+    })?;
+    let Value::Object(mut obj) = value else {
+        return Err(DecodeError {
+            rid: None,
+            code: ErrorCode::BadRequest,
+            message: "frame is not a JSON object".into(),
+        });
+    };
+    let rid = match obj.get("rid") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(r) => Some(r),
+            None => {
+                return Err(DecodeError {
+                    rid: None,
+                    code: ErrorCode::BadRequest,
+                    message: "`rid` must be a non-negative integer".into(),
+                });
+            }
+        },
+    };
+    let bad = |message: String| DecodeError {
+        rid,
+        code: ErrorCode::BadRequest,
+        message,
+    };
+    let kind = match obj.get("type") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(bad("`type` must be a string".into())),
+        None => return Err(bad("missing `type`".into())),
+    };
+    let mut fields = Fields {
+        obj: &mut obj,
+        bad: &bad,
+    };
+    let req = match kind.as_str() {
+        "create_room" => Request::CreateRoom {
+            game: GameName::new(fields.string("game")?),
+            params: fields.opt_object("params")?.unwrap_or_default(),
+            private: fields.opt_bool("private")?.unwrap_or(false),
+        },
+        "join_room" => Request::JoinRoom {
+            room: RoomId::new(fields.string("room")?),
+        },
+        "leave_room" => Request::LeaveRoom,
+        "list_rooms" => Request::ListRooms {
+            game: fields.opt_string("game")?.map(GameName::new),
+        },
+        "ready" => Request::Ready,
+        "input" => Request::Input {
+            data: fields.object("data")?,
+            seq: fields.opt_u64("seq")?,
+        },
+        "chat" => {
+            let text = fields.string("text")?;
+            let chars = text.chars().count();
+            if chars == 0 || chars > MAX_CHAT_CHARS {
+                return Err(bad(format!("`text` must be 1–{MAX_CHAT_CHARS} characters")));
+            }
+            Request::Chat { text }
+        }
+        "queue" => Request::Queue {
+            game: GameName::new(fields.string("game")?),
+            mode: fields
+                .opt_string("mode")?
+                .unwrap_or_else(|| "default".into()),
+        },
+        "unqueue" => Request::Unqueue,
+        "ping" => Request::Ping,
+        other => {
+            return Err(DecodeError {
+                rid,
+                code: ErrorCode::UnknownType,
+                message: format!("unknown message type `{}`", truncate(other, 64)),
+            });
+        }
+    };
+    Ok(ClientRequest { rid, req })
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+struct Fields<'a, F: Fn(String) -> DecodeError> {
+    obj: &'a mut Map<String, Value>,
+    bad: &'a F,
+}
+
+impl<F: Fn(String) -> DecodeError> Fields<'_, F> {
+    fn take(&mut self, key: &str) -> Option<Value> {
+        match self.obj.remove(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v),
+        }
+    }
+
+    fn string(&mut self, key: &str) -> Result<String, DecodeError> {
+        self.opt_string(key)?
+            .ok_or_else(|| (self.bad)(format!("missing `{key}`")))
+    }
+
+    fn opt_string(&mut self, key: &str) -> Result<Option<String>, DecodeError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err((self.bad)(format!("`{key}` must be a string"))),
+        }
+    }
+
+    fn object(&mut self, key: &str) -> Result<Map<String, Value>, DecodeError> {
+        self.opt_object(key)?
+            .ok_or_else(|| (self.bad)(format!("missing `{key}`")))
+    }
+
+    fn opt_object(&mut self, key: &str) -> Result<Option<Map<String, Value>>, DecodeError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m)),
+            Some(_) => Err((self.bad)(format!("`{key}` must be an object"))),
+        }
+    }
+
+    fn opt_bool(&mut self, key: &str) -> Result<Option<bool>, DecodeError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(_) => Err((self.bad)(format!("`{key}` must be a boolean"))),
+        }
+    }
+
+    fn opt_u64(&mut self, key: &str) -> Result<Option<u64>, DecodeError> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| (self.bad)(format!("`{key}` must be a non-negative integer"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_json_is_bad_request_without_rid() {
+        let e = decode_client_frame("{nope").unwrap_err();
+        assert_eq!((e.code, e.rid), (ErrorCode::BadRequest, None));
+    }
+
+    #[test]
+    fn unknown_type_keeps_rid() {
+        let e = decode_client_frame(r#"{"type":"fly","rid":7}"#).unwrap_err();
+        assert_eq!((e.code, e.rid), (ErrorCode::UnknownType, Some(7)));
+    }
+
+    #[test]
+    fn missing_type_is_bad_request_with_rid() {
+        let e = decode_client_frame(r#"{"rid":3}"#).unwrap_err();
+        assert_eq!((e.code, e.rid), (ErrorCode::BadRequest, Some(3)));
+    }
+
+    #[test]
+    fn wrongly_typed_field_is_bad_request() {
+        let e = decode_client_frame(r#"{"type":"join_room","room":5,"rid":1}"#).unwrap_err();
+        assert_eq!((e.code, e.rid), (ErrorCode::BadRequest, Some(1)));
+        let e = decode_client_frame(r#"{"type":"input","data":{},"seq":-1}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn chat_length_is_checked_in_characters() {
+        let ok = format!(r#"{{"type":"chat","text":"{}"}}"#, "é".repeat(500));
+        assert!(decode_client_frame(&ok).is_ok());
+        let long = format!(r#"{{"type":"chat","text":"{}"}}"#, "é".repeat(501));
+        assert_eq!(
+            decode_client_frame(&long).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        let empty = r#"{"type":"chat","text":""}"#;
+        assert_eq!(
+            decode_client_frame(empty).unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let r = decode_client_frame(r#"{"type":"queue","game":"dice"}"#).unwrap();
+        assert_eq!(
+            r.req,
+            Request::Queue {
+                game: "dice".into(),
+                mode: "default".into()
+            }
+        );
+        let r = decode_client_frame(r#"{"type":"create_room","game":"dice","rid":2}"#).unwrap();
+        assert_eq!(r.rid, Some(2));
+        assert!(matches!(r.req, Request::CreateRoom { private: false, .. }));
+    }
+}

@@ -1,0 +1,473 @@
+//! Configuration: the embedded `config/default.toml`, an optional file over it, then environment
+//! overrides `WARREN_<SECTION>__<KEY>`, then validation. Every key exists in the default file, so an
+//! unknown key (in the file or the environment) and a value of the wrong type are caught with the
+//! key's name before serde sees them.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::{Table, Value};
+use warren_actors::settings::{Limits, MatchSettings, RoomSettings, Settings};
+
+/// The embedded default configuration.
+pub(crate) const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A configuration problem, phrased as the one line the node prints before it stops.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct ConfigError(String);
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// `[node]`.
+    pub(crate) node: NodeSection,
+    /// `[http]`.
+    pub(crate) http: HttpSection,
+    /// `[cluster]`.
+    pub(crate) cluster: ClusterSection,
+    /// `[auth]`.
+    pub(crate) auth: AuthSection,
+    /// `[rooms]`.
+    pub(crate) rooms: RoomsSection,
+    /// `[drain]`.
+    pub(crate) drain: DrainSection,
+    /// `[limits]`.
+    pub(crate) limits: LimitsSection,
+    /// `[matchmaking]`.
+    pub(crate) matchmaking: MatchSection,
+    /// `[log]`.
+    pub(crate) log: LogSection,
+}
+
+/// `[node]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NodeSection {
+    /// Node id; empty means the host name.
+    pub(crate) id: String,
+}
+
+/// `[http]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpSection {
+    /// Listener address.
+    pub(crate) listen: String,
+    /// Worker threads; 0 means one per core.
+    pub(crate) workers: usize,
+}
+
+/// `[cluster]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClusterSection {
+    /// Node-to-node listener.
+    pub(crate) listen: String,
+    /// Advertised address (read by the cluster layer; validated now so configs are portable).
+    #[allow(dead_code)]
+    pub(crate) advertise: String,
+    /// Peers to join.
+    pub(crate) seeds: Vec<String>,
+    /// Shared secret.
+    pub(crate) cookie: String,
+    /// Failure detection timeout (read by the cluster layer).
+    #[allow(dead_code)]
+    pub(crate) failure_timeout_ms: u64,
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthSection {
+    /// JWT secret.
+    pub(crate) jwt_secret: String,
+    /// Guest tokens on.
+    pub(crate) allow_guest: bool,
+    /// Guest token lifetime.
+    pub(crate) guest_ttl_secs: u64,
+    /// Admin bearer token.
+    pub(crate) admin_token: String,
+    /// Expiry leeway.
+    pub(crate) leeway_secs: u64,
+}
+
+/// `[rooms]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoomsSection {
+    /// Seat kept after a disconnect.
+    pub(crate) reconnect_grace_ms: u64,
+    /// Snapshot interval.
+    pub(crate) snapshot_interval_ms: u64,
+    /// Restart budget.
+    pub(crate) max_restarts: u32,
+    /// Restart budget window.
+    pub(crate) restart_window_ms: u64,
+}
+
+/// `[drain]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DrainSection {
+    /// Longest drain.
+    pub(crate) timeout_ms: u64,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsSection {
+    /// Largest frame.
+    pub(crate) max_frame_bytes: usize,
+    /// Sustained rate.
+    pub(crate) messages_per_sec: u32,
+    /// Burst.
+    pub(crate) message_burst: u32,
+    /// Time over the limit before 4004.
+    pub(crate) rate_limit_close_ms: u64,
+    /// Outbound queue.
+    pub(crate) max_outbound_queue: usize,
+    /// Connection cap.
+    pub(crate) max_connections: usize,
+    /// Ping interval.
+    pub(crate) heartbeat_ms: u64,
+}
+
+/// `[matchmaking]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MatchSection {
+    /// Initial window.
+    pub(crate) initial_window: u32,
+    /// Widening per second.
+    pub(crate) widen_per_sec: u32,
+    /// Widest window.
+    pub(crate) max_window: u32,
+    /// Sweep interval.
+    pub(crate) sweep_interval_ms: u64,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogSection {
+    /// EnvFilter directives.
+    pub(crate) level: String,
+    /// `text` or `json`.
+    pub(crate) format: String,
+}
+
+impl Config {
+    /// Loads the default, the file (if any) over it, and the environment over both.
+    pub(crate) fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = parse(DEFAULT_TOML, "embedded default")?;
+        let schema = table.clone();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            let over = parse(&text, &path.display().to_string())?;
+            merge_file(&mut table, &schema, over)?;
+        }
+        for (k, v) in env {
+            if let Some(rest) = k.strip_prefix("WARREN_") {
+                apply_env(&mut table, &schema, &k, rest, &v)?;
+            }
+        }
+        let cfg: Config = Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                ConfigError(format!("invalid config: {}", e.message().trim()))
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| {
+            Err(ConfigError(format!(
+                "invalid config value for `{key}`: {why}"
+            )))
+        };
+        if self.http.listen.parse::<SocketAddr>().is_err() {
+            return bad("http.listen", "must be an address like 127.0.0.1:7350");
+        }
+        if self.cluster.listen.parse::<SocketAddr>().is_err() {
+            return bad("cluster.listen", "must be an address like 127.0.0.1:7351");
+        }
+        if let Some(s) = self.cluster.seeds.iter().find(|s| {
+            s.rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        }) {
+            return bad("cluster.seeds", &format!("`{s}` is not host:port"));
+        }
+        if !self.cluster.seeds.is_empty()
+            && (self.cluster.cookie.is_empty() || self.auth.jwt_secret.is_empty())
+        {
+            return bad(
+                if self.cluster.cookie.is_empty() {
+                    "cluster.cookie"
+                } else {
+                    "auth.jwt_secret"
+                },
+                "a node with seeds needs a shared secret; set it on every node",
+            );
+        }
+        if self.node.id.len() > 64
+            || self
+                .node
+                .id
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return bad("node.id", "at most 64 characters, no whitespace");
+        }
+        if self.limits.max_frame_bytes < 1024 {
+            return bad("limits.max_frame_bytes", "must be at least 1024");
+        }
+        if self.limits.messages_per_sec == 0 {
+            return bad("limits.messages_per_sec", "must be at least 1");
+        }
+        if self.limits.max_outbound_queue == 0 {
+            return bad("limits.max_outbound_queue", "must be at least 1");
+        }
+        if self.limits.heartbeat_ms < 100 {
+            return bad("limits.heartbeat_ms", "must be at least 100");
+        }
+        if self.rooms.snapshot_interval_ms < 10 {
+            return bad("rooms.snapshot_interval_ms", "must be at least 10");
+        }
+        if self.matchmaking.max_window < self.matchmaking.initial_window {
+            return bad(
+                "matchmaking.max_window",
+                "must be at least matchmaking.initial_window",
+            );
+        }
+        if self.matchmaking.sweep_interval_ms < 10 {
+            return bad("matchmaking.sweep_interval_ms", "must be at least 10");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return bad("log.format", "must be \"text\" or \"json\"");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return bad(
+                "log.level",
+                "is not a valid filter (e.g. \"info\" or \"warn,warren=debug\")",
+            );
+        }
+        Ok(())
+    }
+
+    /// The settings actors read.
+    pub(crate) fn settings(&self) -> Settings {
+        let l = &self.limits;
+        let m = &self.matchmaking;
+        let r = &self.rooms;
+        Settings {
+            limits: Limits {
+                max_frame_bytes: l.max_frame_bytes,
+                messages_per_sec: l.messages_per_sec,
+                message_burst: l.message_burst,
+                rate_limit_close_ms: l.rate_limit_close_ms,
+                max_outbound_queue: l.max_outbound_queue,
+                max_connections: l.max_connections,
+                heartbeat_ms: l.heartbeat_ms,
+            },
+            rooms: RoomSettings {
+                reconnect_grace_ms: r.reconnect_grace_ms,
+                snapshot_interval_ms: r.snapshot_interval_ms,
+                max_restarts: r.max_restarts,
+                restart_window_ms: r.restart_window_ms,
+            },
+            matchmaking: MatchSettings {
+                initial_window: m.initial_window,
+                widen_per_sec: m.widen_per_sec,
+                max_window: m.max_window,
+                sweep_interval_ms: m.sweep_interval_ms,
+            },
+        }
+    }
+}
+
+fn parse(text: &str, origin: &str) -> Result<Table, ConfigError> {
+    text.parse::<Table>()
+        .map_err(|e| ConfigError(format!("cannot parse {origin}: {}", e.message().trim())))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::Boolean(_) => "true or false",
+        Value::Array(_) => "a list",
+        Value::Table(_) => "a section",
+        Value::Datetime(_) => "a date",
+    }
+}
+
+fn schema_of<'a>(schema: &'a Table, section: &str, key: &str) -> Result<&'a Value, ConfigError> {
+    let sec = schema
+        .get(section)
+        .and_then(Value::as_table)
+        .ok_or_else(|| ConfigError(format!("unknown config section `{section}`")))?;
+    sec.get(key)
+        .ok_or_else(|| ConfigError(format!("unknown config key `{section}.{key}`")))
+}
+
+fn merge_file(table: &mut Table, schema: &Table, over: Table) -> Result<(), ConfigError> {
+    for (section, v) in over {
+        let Value::Table(keys) = v else {
+            return Err(ConfigError(format!(
+                "config key `{section}` must be a section ([{section}])"
+            )));
+        };
+        for (key, value) in keys {
+            let expected = schema_of(schema, &section, &key)?;
+            let same = std::mem::discriminant(expected) == std::mem::discriminant(&value);
+            if !same {
+                return Err(ConfigError(format!(
+                    "config key `{section}.{key}` must be {}",
+                    kind(expected)
+                )));
+            }
+            if let Some(Value::Table(t)) = table.get_mut(&section) {
+                t.insert(key, value);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_env(
+    table: &mut Table,
+    schema: &Table,
+    var: &str,
+    rest: &str,
+    raw: &str,
+) -> Result<(), ConfigError> {
+    let Some((section, key)) = rest.split_once("__") else {
+        return Err(ConfigError(format!(
+            "environment variable {var} is not WARREN_<SECTION>__<KEY>"
+        )));
+    };
+    let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+    let expected =
+        schema_of(schema, &section, &key).map_err(|e| ConfigError(format!("{e} (from {var})")))?;
+    let wrong = || {
+        ConfigError(format!(
+            "config key `{section}.{key}` (from {var}) must be {}",
+            kind(expected)
+        ))
+    };
+    let value = match expected {
+        Value::String(_) => Value::String(raw.to_owned()),
+        Value::Integer(_) => Value::Integer(raw.trim().parse().map_err(|_| wrong())?),
+        Value::Boolean(_) => Value::Boolean(raw.trim().parse().map_err(|_| wrong())?),
+        Value::Float(_) => Value::Float(raw.trim().parse().map_err(|_| wrong())?),
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        ),
+        _ => return Err(wrong()),
+    };
+    if let Some(Value::Table(t)) = table.get_mut(&section) {
+        t.insert(key, value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_embedded_default_loads() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.limits.max_frame_bytes, 65536);
+        assert_eq!(c.rooms.reconnect_grace_ms, 30000);
+        assert!(c.auth.allow_guest);
+    }
+
+    #[test]
+    fn env_overrides_apply_with_lists() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("WARREN_HTTP__LISTEN", "0.0.0.0:8080"),
+                ("WARREN_CLUSTER__SEEDS", "a:9000, b:9000"),
+                ("WARREN_CLUSTER__COOKIE", "c"),
+                ("WARREN_AUTH__JWT_SECRET", "s"),
+                ("WARREN_LIMITS__MESSAGES_PER_SEC", "7"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.http.listen, "0.0.0.0:8080");
+        assert_eq!(c.cluster.seeds, ["a:9000", "b:9000"]);
+        assert_eq!(c.limits.messages_per_sec, 7);
+        let c = Config::load(None, env(&[("WARREN_CLUSTER__SEEDS", "")])).unwrap();
+        assert!(c.cluster.seeds.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::load(None, env(&[("WARREN_LIMITS__NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.nope"), "{e}");
+        let e = Config::load(None, env(&[("WARREN_LIMITS__MAX_FRAME_BYTES", "big")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_frame_bytes"), "{e}");
+        let e = Config::load(None, env(&[("WARREN_LIMITS__MAX_FRAME_BYTES", "10")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_frame_bytes"), "{e}");
+        let e = Config::load(None, env(&[("WARREN_CLUSTER__SEEDS", "a:1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.cookie"), "{e}");
+        let e = Config::load(None, env(&[("WARREN_LOG__FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("log.format"), "{e}");
+    }
+
+    #[test]
+    fn file_keys_are_checked() {
+        let dir = std::env::temp_dir().join(format!("warren-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("a.toml");
+        std::fs::write(&f, "[limits]\nmax_frame_bytes = \"x\"\n").unwrap();
+        let e = Config::load(Some(&f), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("limits.max_frame_bytes"), "{e}");
+        std::fs::write(&f, "[rooms]\ngrace = 1\n").unwrap();
+        let e = Config::load(Some(&f), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("rooms.grace"), "{e}");
+        std::fs::write(&f, "[rooms]\nreconnect_grace_ms = 500\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&f), env(&[]))
+                .unwrap()
+                .rooms
+                .reconnect_grace_ms,
+            500
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Player JWTs (HS256: `sub`, `exp`, optional `name` and `mmr`), guest tokens, and admin access.
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use warren_protocol::PlayerId;
+
+/// Default rating of a player whose token has no `mmr`.
+pub(crate) const DEFAULT_MMR: i64 = 1000;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mmr: Option<i64>,
+}
+
+/// An authenticated player.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// `sub`.
+    pub(crate) player: PlayerId,
+    /// `name`, or the player id.
+    pub(crate) name: String,
+    /// `mmr`, or 1000.
+    pub(crate) mmr: i64,
+}
+
+/// Why a token was refused (all answer 401).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AuthError {
+    /// No token in the header or the query.
+    #[error("missing token")]
+    Missing,
+    /// Bad signature, expired, malformed, or missing claims.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// Admin access refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AdminDenied {
+    /// A token is configured and the request's is missing or wrong: 401.
+    Unauthorized,
+    /// No token configured and the client is not on loopback: 403.
+    Forbidden,
+}
+
+/// Token checks and minting.
+pub(crate) struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    /// Guests allowed.
+    pub(crate) allow_guest: bool,
+    /// Guest token lifetime.
+    pub(crate) guest_ttl_secs: u64,
+    admin_token: Option<String>,
+}
+
+impl Auth {
+    /// From the secret and settings.
+    pub(crate) fn new(
+        secret: &[u8],
+        allow_guest: bool,
+        guest_ttl_secs: u64,
+        admin_token: &str,
+        leeway_secs: u64,
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = leeway_secs;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            allow_guest,
+            guest_ttl_secs,
+            admin_token: (!admin_token.is_empty()).then(|| admin_token.to_owned()),
+        }
+    }
+
+    /// Checks a player token.
+    pub(crate) fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let c = data.claims;
+        let len = c.sub.chars().count();
+        if len == 0 || len > 64 {
+            return Err(AuthError::Invalid("`sub` must be 1–64 characters".into()));
+        }
+        Ok(Identity {
+            name: c
+                .name
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| c.sub.clone()),
+            player: PlayerId::new(c.sub),
+            mmr: c.mmr.unwrap_or(DEFAULT_MMR),
+        })
+    }
+
+    /// Mints a token (guests, and tests through the same code).
+    pub(crate) fn mint(
+        &self,
+        player: &PlayerId,
+        name: &str,
+        exp: u64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims = Claims {
+            sub: player.to_string(),
+            exp,
+            name: Some(name.to_owned()),
+            mmr: None,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    /// The player token of a request: `Authorization: Bearer` first, then `?token=`.
+    pub(crate) fn identify(
+        &self,
+        req: &HttpRequest,
+        query_token: Option<&str>,
+    ) -> Result<Identity, AuthError> {
+        let token = bearer(req).or(query_token).ok_or(AuthError::Missing)?;
+        self.verify(token)
+    }
+
+    /// Admin endpoints: the configured bearer token, or loopback clients when none is configured.
+    pub(crate) fn admin(&self, req: &HttpRequest) -> Result<(), AdminDenied> {
+        match &self.admin_token {
+            Some(expected) => match bearer(req) {
+                Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
+                _ => Err(AdminDenied::Unauthorized),
+            },
+            None => {
+                let loopback = req
+                    .peer_addr()
+                    .map(|a| a.ip())
+                    .is_some_and(|ip: IpAddr| ip.is_loopback());
+                if loopback {
+                    Ok(())
+                } else {
+                    Err(AdminDenied::Forbidden)
+                }
+            }
+        }
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let h = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = h.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn tokens_are_checked() {
+        let a = Auth::new(b"k", true, 60, "", 0);
+        let t = a.mint(&"alice".into(), "Alice", now() + 60).unwrap();
+        assert_eq!(a.verify(&t).unwrap().name, "Alice");
+        let other = Auth::new(b"other", true, 60, "", 0);
+        assert!(other.verify(&t).is_err());
+        let expired = a.mint(&"alice".into(), "Alice", now() - 10).unwrap();
+        assert!(a.verify(&expired).is_err());
+        assert!(a.verify("not.a.jwt").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! HTTP endpoints (PROTOCOL.md "HTTP endpoints").
+
+use std::sync::atomic::Ordering;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use warren_actors::node::{now_ms, random_token};
+use warren_protocol::PlayerId;
+
+use super::Edge;
+use super::auth::AdminDenied;
+
+/// Routes of the node.
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/v1/auth/guest", web::post().to(guest))
+        .route("/v1/ws", web::get().to(super::ws::upgrade))
+        .route("/v1/cluster", web::get().to(cluster))
+        .route("/v1/admin/drain", web::post().to(drain));
+}
+
+/// A JSON error body: `{"error": code, "message": ...}`.
+pub(crate) fn error(
+    status: actix_web::http::StatusCode,
+    code: &str,
+    message: &str,
+) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": code, "message": message }))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+async fn readyz(edge: web::Data<Edge>) -> HttpResponse {
+    if edge.ctx.is_draining() {
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "draining" }))
+    } else {
+        HttpResponse::Ok().json(json!({ "status": "ready" }))
+    }
+}
+
+async fn metrics(edge: web::Data<Edge>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(edge.metrics.render())
+}
+
+#[derive(Deserialize)]
+struct GuestBody {
+    name: String,
+}
+
+async fn guest(edge: web::Data<Edge>, body: web::Bytes) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    if !edge.auth.allow_guest {
+        return error(
+            StatusCode::NOT_FOUND,
+            "guests_disabled",
+            "guest accounts are disabled on this server",
+        );
+    }
+    let Ok(GuestBody { name }) = serde_json::from_slice::<GuestBody>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            r#"body must be {"name":"<1–32 characters>"}"#,
+        );
+    };
+    let chars = name.chars().count();
+    if chars == 0 || chars > 32 || name.chars().any(char::is_control) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "name must be 1–32 characters, no control characters",
+        );
+    }
+    let player = PlayerId::new(format!("guest-{}", random_token(12)));
+    let exp = now_ms() / 1000 + edge.auth.guest_ttl_secs;
+    match edge.auth.mint(&player, &name, exp) {
+        Ok(token) => HttpResponse::Ok().json(json!({
+            "token": token,
+            "player_id": player,
+            "expires_in": edge.auth.guest_ttl_secs,
+        })),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            &format!("cannot mint token: {e}"),
+        ),
+    }
+}
+
+fn admin_denied(d: AdminDenied) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    match d {
+        AdminDenied::Unauthorized => error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "admin token required",
+        ),
+        AdminDenied::Forbidden => error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "no admin token is configured: loopback clients only",
+        ),
+    }
+}
+
+async fn cluster(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {
+    if let Err(d) = edge.auth.admin(&req) {
+        return admin_denied(d);
+    }
+    let ctx = &edge.ctx;
+    let state = if ctx.is_draining() {
+        "draining"
+    } else {
+        "ready"
+    };
+    HttpResponse::Ok().json(json!({
+        "node": ctx.node,
+        "nodes": [{
+            "id": ctx.node,
+            "state": state,
+            "version": ctx.version,
+            "rooms": ctx.directory.len(),
+            "sessions": edge.connections.load(Ordering::Relaxed),
+        }],
+    }))
+}
+
+async fn drain(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {
+    if let Err(d) = edge.auth.admin(&req) {
+        return admin_denied(d);
+    }
+    let _ = edge.drain.send(());
+    HttpResponse::Accepted().json(json!({ "status": "draining" }))
+}

@@ -1,0 +1,163 @@
+//! `warren`: one node of a Warren game-server cluster.
+//!
+//! Composition root: reads the configuration, starts the actors on their own runtime, serves HTTP
+//! and WebSocket clients with actix-web, and drains on SIGTERM.
+
+mod config;
+mod edge;
+mod shutdown;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use clap::Parser;
+use tracing::{info, warn};
+use warren_actors::game::GameRegistry;
+use warren_actors::node::{NodeCtx, random_token};
+use warren_actors::resume::ResumeKey;
+use warren_protocol::NodeId;
+
+use crate::config::Config;
+use crate::edge::Edge;
+use crate::shutdown::{Lifecycle, Outcome};
+
+/// Warren game-server node.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the embedded default. Env WARREN_<SECTION>__<KEY> overrides either.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Print the embedded default configuration and exit.
+    #[arg(long)]
+    print_default_config: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.print_default_config {
+        print!("{}", config::DEFAULT_TOML);
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warren: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.config, cfg) {
+        Ok(Outcome::Drained) => ExitCode::SUCCESS,
+        Ok(Outcome::Forced) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("warren: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "warren".into())
+}
+
+fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
+    let logs = telemetry::init_logs(&cfg.log.level, cfg.log.format == "json")
+        .context("failed to set up logging")?;
+    let node = if cfg.node.id.is_empty() {
+        hostname()
+    } else {
+        cfg.node.id.clone()
+    };
+    let version = env!("CARGO_PKG_VERSION").to_owned();
+    let metrics = telemetry::init_metrics(&node, &version).context("failed to set up metrics")?;
+
+    let secret = if cfg.auth.jwt_secret.is_empty() {
+        warn!("auth.jwt_secret is not set: using a random secret, so tokens die with this process");
+        random_token(48)
+    } else {
+        cfg.auth.jwt_secret.clone()
+    };
+    if cfg.cluster.cookie.is_empty() {
+        warn!("cluster.cookie is not set: using a random cookie (fine for a node running alone)");
+    }
+    let auth = edge::auth::Auth::new(
+        secret.as_bytes(),
+        cfg.auth.allow_guest,
+        cfg.auth.guest_ttl_secs,
+        &cfg.auth.admin_token,
+        cfg.auth.leeway_secs,
+    );
+    let ctx = Arc::new(NodeCtx::new(
+        NodeId::new(node.clone()),
+        version.clone(),
+        GameRegistry::builtin(),
+        cfg.settings(),
+        ResumeKey::derive(secret.as_bytes()),
+    ));
+
+    // Actors live on a runtime of their own; actix-web's workers only do socket IO.
+    let actors = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("warren-actors")
+        .enable_all()
+        .build()
+        .context("failed to start the actor runtime")?;
+    actors
+        .block_on(warren_actors::start_node(&ctx))
+        .context("failed to start the node's actors")?;
+    actors.spawn(telemetry::metrics_upkeep(metrics.clone()));
+
+    let (drain_tx, drain_rx) = tokio::sync::mpsc::unbounded_channel();
+    let edge = Arc::new(Edge {
+        ctx: ctx.clone(),
+        auth,
+        metrics,
+        connections: AtomicUsize::new(0),
+        conn_ids: AtomicU64::new(1),
+        drain: drain_tx,
+    });
+    let listen = cfg.http.listen.clone();
+    let workers = if cfg.http.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        cfg.http.workers
+    };
+    let outcome = actix_web::rt::System::new().block_on(async {
+        let data = web::Data::from(edge.clone());
+        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(edge::http::routes))
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(2)
+            .bind(&listen)
+            .with_context(|| format!("failed to listen on http.listen {listen}"))?
+            .run();
+        let lifecycle = Lifecycle {
+            edge: edge.clone(),
+            server: server.handle(),
+            drain_rx,
+            config_file,
+            logs,
+            config: cfg.clone(),
+        };
+        let outcome = actors.spawn(shutdown::run(lifecycle));
+        info!(node = %node, version = %version, http = %listen, games = ?ctx.games.names(), "warren node ready");
+        server.await.context("http server failed")?;
+        outcome.await.context("lifecycle task failed")
+    })?;
+    actors.shutdown_timeout(std::time::Duration::from_secs(1));
+    info!(?outcome, "warren node stopped");
+    Ok(outcome)
+}

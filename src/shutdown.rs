@@ -1,0 +1,121 @@
+//! The node's lifecycle after start: SIGHUP reloads, and a drain (SIGTERM or `/v1/admin/drain`)
+//! that decommissions in order: readiness 503 and no new rooms or sessions, sessions closed with
+//! 4001, then the HTTP server stopped once no connection is left or `drain.timeout_ms` has passed.
+//! A second SIGTERM exits at once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+use warren_protocol::CloseCode;
+
+use crate::config::Config;
+use crate::edge::Edge;
+use crate::telemetry::{LogReload, set_cluster_state};
+
+/// How the process should end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Drained (or timed out draining): exit 0.
+    Drained,
+    /// A second SIGTERM cut the drain short: exit 1.
+    Forced,
+}
+
+/// Everything the lifecycle task needs.
+pub(crate) struct Lifecycle {
+    /// Shared edge state.
+    pub(crate) edge: Arc<Edge>,
+    /// Stops the HTTP server.
+    pub(crate) server: ServerHandle,
+    /// `/v1/admin/drain` requests.
+    pub(crate) drain_rx: mpsc::UnboundedReceiver<()>,
+    /// File to re-read on SIGHUP (`None`: the embedded default).
+    pub(crate) config_file: Option<PathBuf>,
+    /// Log level handle.
+    pub(crate) logs: LogReload,
+    /// The config the node started with.
+    pub(crate) config: Config,
+}
+
+/// Runs until the node should exit.
+pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
+    let (mut term, mut int, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(i), Ok(h)) => (t, i, h),
+        _ => {
+            error!("cannot install signal handlers; stopping");
+            lc.server.stop(false).await;
+            return Outcome::Forced;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: draining"); break; }
+            _ = int.recv() => { info!("SIGINT: draining"); break; }
+            Some(()) = lc.drain_rx.recv() => { info!("drain requested by an admin"); break; }
+            _ = hup.recv() => reload(&lc),
+        }
+    }
+    let ctx = lc.edge.ctx.clone();
+    ctx.draining.store(true, Ordering::Release);
+    set_cluster_state(true);
+    ctx.sessions.close_all(CloseCode::Draining);
+    let timeout = Duration::from_millis(lc.config.drain.timeout_ms);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let outcome = loop {
+        if lc.edge.connections.load(Ordering::Acquire) == 0 {
+            info!("drained: no connection left");
+            break Outcome::Drained;
+        }
+        // Connections that arrived with a resume token during the drain are closed as they attach.
+        ctx.sessions.close_all(CloseCode::Draining);
+        tokio::select! {
+            _ = term.recv() => { warn!("second SIGTERM: exiting now"); break Outcome::Forced; }
+            _ = int.recv() => { warn!("second SIGINT: exiting now"); break Outcome::Forced; }
+            _ = tokio::time::sleep_until(deadline) => {
+                warn!(timeout_ms = lc.config.drain.timeout_ms, "drain timeout reached; exiting");
+                break Outcome::Drained;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    };
+    lc.server.stop(outcome == Outcome::Drained).await;
+    outcome
+}
+
+fn reload(lc: &Lifecycle) {
+    let env = std::env::vars();
+    match Config::load(lc.config_file.as_deref(), env) {
+        Ok(new) => {
+            let ctx = &lc.edge.ctx;
+            let mut settings = (**ctx.settings.load()).clone();
+            let fresh = new.settings();
+            settings.limits = fresh.limits;
+            settings.matchmaking = fresh.matchmaking;
+            let filter = match EnvFilter::try_new(&new.log.level) {
+                Ok(f) => f,
+                Err(e) => {
+                    warn!(error = %e, "SIGHUP: log.level invalid; keeping the old configuration");
+                    return;
+                }
+            };
+            if let Err(e) = lc.logs.reload(filter) {
+                warn!(error = %e, "SIGHUP: cannot change the log level; keeping the old configuration");
+                return;
+            }
+            ctx.settings.store(Arc::new(settings));
+            info!(level = %new.log.level, "SIGHUP: limits, matchmaking and log level reloaded");
+        }
+        Err(e) => warn!(error = %e, "SIGHUP: configuration refused; keeping the old one"),
+    }
+}

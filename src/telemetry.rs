@@ -1,0 +1,116 @@
+//! Logs (tracing, text or JSON, with a level that SIGHUP can change) and metrics (every metric of
+//! the protocol's table described, so `promtool check metrics` is clean).
+
+use std::time::Duration;
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+/// Changes the log level at run time.
+pub(crate) type LogReload = reload::Handle<EnvFilter, Registry>;
+
+/// Installs the global subscriber. `json` selects JSON lines.
+pub(crate) fn init_logs(level: &str, json: bool) -> anyhow::Result<LogReload> {
+    let filter = EnvFilter::try_new(level)?;
+    let (filter, handle) = reload::Layer::new(filter);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    if json {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt.json().flatten_event(true))
+            .try_init()?;
+    } else {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt)
+            .try_init()?;
+    }
+    Ok(handle)
+}
+
+/// Installs the Prometheus recorder and describes every metric.
+pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("warren_match_wait_seconds".into()),
+            &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0],
+        )?
+        .install_recorder()?;
+    describe_gauge!(
+        "warren_build_info",
+        "Build of this node: 1, with version and node labels"
+    );
+    describe_gauge!("warren_connections", "Open WebSocket connections");
+    describe_gauge!("warren_rooms", "Rooms hosted on this node, by game");
+    describe_counter!(
+        "warren_room_restarts_total",
+        "Rooms restarted from their snapshot after a failure, by game"
+    );
+    describe_counter!(
+        "warren_room_migrations_total",
+        "Rooms moved to another node, by outcome"
+    );
+    describe_counter!(
+        "warren_room_adoptions_total",
+        "Rooms revived here after their node died"
+    );
+    describe_gauge!(
+        "warren_matchmaking_tickets",
+        "Tickets waiting, by pool (game:mode)"
+    );
+    describe_counter!("warren_matches_total", "Matches formed, by game");
+    describe_histogram!(
+        "warren_match_wait_seconds",
+        Unit::Seconds,
+        "Time tickets waited before their match, by game"
+    );
+    describe_counter!("warren_messages_received_total", "Client frames received");
+    describe_counter!("warren_messages_sent_total", "Frames sent to clients");
+    describe_gauge!(
+        "warren_cluster_nodes",
+        "Cluster members by state, as this node sees them"
+    );
+    describe_gauge!("warren_draining", "1 while this node drains");
+    describe_counter!(
+        "warren_connections_rejected_total",
+        "WebSocket upgrades refused, by reason"
+    );
+    describe_counter!(
+        "warren_closes_total",
+        "Connections closed by the server, by close code"
+    );
+    metrics::gauge!("warren_build_info", "version" => version.to_owned(), "node" => node.to_owned()).set(1.0);
+    metrics::gauge!("warren_connections").set(0.0);
+    metrics::gauge!("warren_draining").set(0.0);
+    metrics::counter!("warren_room_migrations_total", "outcome" => "ok").absolute(0);
+    metrics::counter!("warren_room_migrations_total", "outcome" => "failed").absolute(0);
+    metrics::counter!("warren_room_adoptions_total").absolute(0);
+    metrics::counter!("warren_messages_received_total").absolute(0);
+    metrics::counter!("warren_messages_sent_total").absolute(0);
+    set_cluster_state(false);
+    Ok(handle)
+}
+
+/// Publishes this node's membership state (a node alone is the whole cluster).
+pub(crate) fn set_cluster_state(draining: bool) {
+    let (ready, drain) = if draining { (0.0, 1.0) } else { (1.0, 0.0) };
+    metrics::gauge!("warren_cluster_nodes", "state" => "ready").set(ready);
+    metrics::gauge!("warren_cluster_nodes", "state" => "draining").set(drain);
+    metrics::gauge!("warren_cluster_nodes", "state" => "unreachable").set(0.0);
+    metrics::gauge!("warren_draining").set(drain);
+}
+
+/// Histograms need periodic upkeep when the recorder is installed without its own HTTP listener.
+pub(crate) async fn metrics_upkeep(handle: PrometheusHandle) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
+}
