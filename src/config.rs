@@ -112,6 +112,8 @@ pub(crate) struct RoomsSection {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DrainSection {
+    /// Readiness-503 notice before sessions are closed.
+    pub(crate) notice_ms: u64,
     /// Longest drain.
     pub(crate) timeout_ms: u64,
 }
@@ -180,11 +182,10 @@ impl Config {
                 apply_env(&mut table, &schema, &k, rest, &v)?;
             }
         }
-        let cfg: Config = Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                ConfigError(format!("invalid config: {}", e.message().trim()))
-            })?;
+        let cfg: Config = serde_path_to_error::deserialize(Value::Table(table)).map_err(|e| {
+            let why = e.inner().message().trim().to_owned();
+            ConfigError(format!("invalid config value for `{}`: {why}", e.path()))
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -3,6 +3,10 @@
 //! Composition root: reads the configuration, starts the actors on their own runtime, serves HTTP
 //! and WebSocket clients with actix-web, and drains on SIGTERM.
 
+// Dev-dependencies serve the end-to-end tests in tests/, not the unit tests of this binary.
+#[cfg(test)]
+use {futures_util as _, tokio_tungstenite as _};
+
 mod config;
 mod edge;
 mod shutdown;

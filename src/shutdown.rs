@@ -69,9 +69,21 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
     let ctx = lc.edge.ctx.clone();
     ctx.draining.store(true, Ordering::Release);
     set_cluster_state(true);
-    ctx.sessions.close_all(CloseCode::Draining);
     let timeout = Duration::from_millis(lc.config.drain.timeout_ms);
     let deadline = tokio::time::Instant::now() + timeout;
+    let notice = Duration::from_millis(lc.config.drain.notice_ms).min(timeout);
+    if !notice.is_zero() {
+        info!(
+            notice_ms = lc.config.drain.notice_ms,
+            "readiness is 503; closing sessions after the notice"
+        );
+        tokio::select! {
+            _ = term.recv() => { warn!("second SIGTERM: exiting now"); lc.server.stop(false).await; return Outcome::Forced; }
+            _ = int.recv() => { warn!("second SIGINT: exiting now"); lc.server.stop(false).await; return Outcome::Forced; }
+            _ = tokio::time::sleep(notice) => {}
+        }
+    }
+    ctx.sessions.close_all(CloseCode::Draining);
     let outcome = loop {
         if lc.edge.connections.load(Ordering::Acquire) == 0 {
             info!("drained: no connection left");

@@ -201,6 +201,18 @@ impl Actor for Room {
             last_snapshot: Instant::now(),
         };
         st.refresh_views();
+        if !a.restarted {
+            // Players seated at creation (the creator, or a matchmade group) join the new game; a
+            // restarted game already knows its players from the snapshot.
+            let players: Vec<PlayerId> = st.seats.iter().map(|s| s.rec.player.clone()).collect();
+            st.with_game(|g, ctx| {
+                for p in &players {
+                    g.on_join(ctx, p);
+                }
+                Ok(())
+            })
+            .ok();
+        }
         if let Some(period) = st.game.tick_interval() {
             st.timers
                 .push(myself.send_interval(period, || RoomMsg::Tick));

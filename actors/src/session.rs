@@ -268,11 +268,6 @@ impl SessionState {
         if let Some(room) = self.room.clone() {
             self.room_cast(&room, RoomMsg::Reconnected);
         }
-        if self.ctx.is_draining() {
-            if let Some(c) = &self.conn {
-                c.close(CloseCode::Draining);
-            }
-        }
     }
 
     fn detach(&mut self, me: &ActorRef<SessionMsg>) {

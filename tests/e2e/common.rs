@@ -1,0 +1,375 @@
+//! Test harness: a real `warren` process on ports the test picks, a minimal HTTP client, and a
+//! WebSocket client (tokio-tungstenite) with helpers that wait with a deadline instead of sleeping.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "e2e-test-secret";
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A running node, killed when dropped.
+pub struct Node {
+    pub child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Node {
+    pub async fn start(env: &[(&str, &str)]) -> Node {
+        Self::start_with(env, None).await
+    }
+
+    pub async fn start_with(env: &[(&str, &str)], config: Option<&std::path::Path>) -> Node {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("warren-e2e-{port}.log"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WARREN_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "WARREN_CLUSTER__LISTEN",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .env("WARREN_AUTH__JWT_SECRET", SECRET)
+            .env("WARREN_NODE__ID", "n1")
+            .env("WARREN_LOG__LEVEL", "warn,warren=info,warren_actors=info")
+            .env("WARREN_HTTP__WORKERS", "2");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start warren");
+        let node = Node { child, port, log };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok((200, _)) = node.http("GET", "/readyz", None, None).await {
+                return node;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not become ready: {}",
+                node.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit and returns its code.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A plain HTTP/1.1 request; returns status and body.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        bearer: Option<&str>,
+    ) -> std::io::Result<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let body = body.unwrap_or("");
+        let auth = bearer
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+            .await
+            .map_err(std::io::Error::other)??;
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = match text.split_once("\r\n\r\n") {
+            Some((head, b))
+                if head
+                    .to_ascii_lowercase()
+                    .contains("transfer-encoding: chunked") =>
+            {
+                dechunk(b)
+            }
+            Some((_, b)) => b.to_owned(),
+            None => String::new(),
+        };
+        Ok((status, body))
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://127.0.0.1:{}/v1/ws?{query}", self.port)
+    }
+
+    /// Connects a player with a freshly minted token.
+    pub async fn connect(&self, player: &str) -> Client {
+        let token = token(player, &[]);
+        self.connect_with(&format!("token={token}")).await
+    }
+
+    pub async fn connect_with(&self, query: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(self.ws_url(query))
+            .await
+            .expect("websocket connect");
+        let mut c = Client {
+            ws,
+            rid: 0,
+            welcome: Value::Null,
+            pending: Default::default(),
+        };
+        let welcome = c.next().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        c.welcome = welcome;
+        c
+    }
+
+    /// The status of an upgrade attempt that is expected to be refused.
+    pub async fn refused(&self, query: &str) -> u16 {
+        match tokio_tungstenite::connect_async(self.ws_url(query)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("upgrade was accepted"),
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dechunk(mut b: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = b.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        b = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A JWT signed with the test secret; `extra` adds or overrides claims.
+pub fn token(player: &str, extra: &[(&str, Value)]) -> String {
+    let mut claims = json!({"sub": player, "exp": now_secs() + 3600, "name": player});
+    for (k, v) in extra {
+        claims[*k] = v.clone();
+    }
+    token_claims(&claims, SECRET)
+}
+
+pub fn token_claims(claims: &Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub rid: u64,
+    pub welcome: Value,
+    /// Messages read while looking for another one, handed out by `next` in order.
+    pub pending: std::collections::VecDeque<Value>,
+}
+
+impl Client {
+    pub async fn send(&mut self, v: Value) {
+        self.ws
+            .send(Message::text(v.to_string()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        self.ws.send(m).await.expect("send");
+    }
+
+    /// The next server message (pings are answered by the client library and skipped).
+    pub async fn next(&mut self) -> Value {
+        if let Some(v) = self.pending.pop_front() {
+            return v;
+        }
+        self.read().await
+    }
+
+    async fn read(&mut self) -> Value {
+        loop {
+            let m = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a message");
+            match m {
+                Some(Ok(Message::Text(t))) => {
+                    return serde_json::from_str(&t).expect("server sent JSON");
+                }
+                Some(Ok(Message::Close(c))) => panic!("connection closed: {c:?}"),
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended: {other:?}"),
+            }
+        }
+    }
+
+    /// Skips messages until one matches.
+    /// The first message (buffered or new) that matches; the others stay buffered, in order.
+    pub async fn until_what(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.pending.iter().position(&pred) {
+            return self.pending.remove(i).unwrap();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            let v = self.read().await;
+            if pred(&v) {
+                return v;
+            }
+            self.pending.push_back(v);
+        }
+    }
+
+    /// `until_what` without a description.
+    pub async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        self.until_what("a matching message", pred).await
+    }
+
+    /// Forgets buffered messages.
+    pub fn clear(&mut self) {
+        self.pending.clear();
+    }
+
+    pub async fn until_type(&mut self, t: &str) -> Value {
+        self.until_what(t, |v| v["type"] == t).await
+    }
+
+    pub async fn until_event(&mut self, kind: &str) -> Value {
+        self.until_what(kind, |v| {
+            v["type"] == "room_event" && v["event"]["kind"] == kind
+        })
+        .await
+    }
+
+    /// Sends a request with a fresh `rid` and returns its `ok` or `error`, skipping other messages.
+    pub async fn request(&mut self, mut v: Value) -> Value {
+        self.rid += 1;
+        let rid = self.rid;
+        v["rid"] = json!(rid);
+        self.send(v).await;
+        self.until_what("reply", |m| {
+            (m["type"] == "ok" || m["type"] == "error") && m["rid"] == rid
+        })
+        .await
+    }
+
+    /// Like `request`, asserting `ok`.
+    pub async fn ok(&mut self, v: Value) -> Value {
+        let r = self.request(v.clone()).await;
+        assert_eq!(r["type"], "ok", "request {v} answered {r}");
+        r
+    }
+
+    /// Like `request`, asserting an error code.
+    pub async fn err(&mut self, v: Value, code: &str) {
+        let r = self.request(v.clone()).await;
+        assert_eq!(r["type"], "error", "request {v} answered {r}");
+        assert_eq!(r["code"], code, "request {v} answered {r}");
+        assert!(r["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn close_code(&mut self) -> u16 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.ws.next())
+                .await
+                .expect("timed out waiting for close")
+            {
+                Some(Ok(Message::Close(Some(c)))) => return u16::from(c.code),
+                Some(Ok(Message::Close(None))) => return 1005,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => panic!("connection failed without a close frame: {e}"),
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    pub fn resume_token(&self) -> String {
+        self.welcome["resume"].as_str().unwrap().to_owned()
+    }
+}

@@ -1,0 +1,214 @@
+//! The built-in games played to the letter of PROTOCOL.md.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::Node;
+
+fn versions_increase(seen: &mut u64, msg: &Value) {
+    if let Some(v) = msg["version"].as_u64() {
+        if msg["type"] == "room_event" {
+            assert!(v > *seen, "room_event versions increase: {msg}");
+        } else {
+            assert!(v >= *seen, "room_state never goes back: {msg}");
+        }
+        *seen = v;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dice_round_with_out_of_turn_input_auto_roll_and_a_leaver() {
+    let node = Node::start(&[]).await;
+    let mut a = node.connect("alice").await;
+    let mut b = node.connect("bob").await;
+    let mut c = node.connect("carol").await;
+
+    let created = a
+        .ok(json!({"type":"create_room","game":"dice","params":{"seats":3,"turn_ms":1000}}))
+        .await;
+    let room = created["room"].as_str().unwrap().to_owned();
+    let state = a.until_type("room_state").await;
+    assert_eq!(state["game"], "dice");
+    assert_eq!(state["state"]["phase"], "waiting");
+    assert_eq!(state["players"][0]["player"], "alice");
+    assert_eq!(state["players"][0]["seat"], 0);
+    let mut a_version = state["version"].as_u64().unwrap();
+
+    b.ok(json!({"type":"join_room","room":room})).await;
+    let bs = b.until_type("room_state").await;
+    assert_eq!(bs["players"][1]["player"], "bob");
+    c.ok(json!({"type":"join_room","room":room})).await;
+    c.until_type("room_state").await;
+
+    // Out of turn and out of phase.
+    a.err(
+        json!({"type":"input","data":{"action":"roll"}}),
+        "invalid_state",
+    )
+    .await;
+    for p in [&mut a, &mut b, &mut c] {
+        p.ok(json!({"type":"ready"})).await;
+    }
+    let started = a.until_event("round_started").await;
+    assert_eq!(started["event"]["order"], json!(["alice", "bob", "carol"]));
+    assert_eq!(started["event"]["round"], 1);
+    b.err(
+        json!({"type":"input","data":{"action":"roll"}}),
+        "not_your_turn",
+    )
+    .await;
+    a.err(
+        json!({"type":"input","data":{"action":"jump"}}),
+        "invalid_input",
+    )
+    .await;
+    a.err(json!({"type":"ready"}), "invalid_state").await;
+
+    // Carol leaves before her turn: she is skipped.
+    c.ok(json!({"type":"leave_room"})).await;
+    a.ok(json!({"type":"input","data":{"action":"roll"}})).await;
+
+    // Alice's and Bob's rounds, as Alice sees them, with versions going up by one.
+    let mut totals = HashMap::new();
+    let mut saw_left = false;
+    let over = loop {
+        let m = a.next().await;
+        versions_increase(&mut a_version, &m);
+        if m["type"] != "room_event" {
+            continue;
+        }
+        match m["event"]["kind"].as_str().unwrap() {
+            "player_left" => {
+                assert_eq!(m["event"]["player"], "carol");
+                saw_left = true;
+            }
+            "rolled" => {
+                let e = &m["event"];
+                let dice: Vec<u64> = e["dice"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap())
+                    .collect();
+                assert!(dice.iter().all(|d| (1..=6).contains(d)));
+                assert_eq!(e["total"].as_u64().unwrap(), dice[0] + dice[1]);
+                // Alice rolled herself; Bob never sends input, so his timer rolls for him.
+                let expect_auto = e["player"] == "bob";
+                assert_eq!(e["auto"], expect_auto, "{m}");
+                totals.insert(
+                    e["player"].as_str().unwrap().to_owned(),
+                    e["total"].as_u64().unwrap(),
+                );
+            }
+            "round_over" => break m,
+            _ => {}
+        }
+    };
+    assert!(saw_left);
+    assert_eq!(totals.len(), 2, "carol was skipped: {totals:?}");
+    let top = *totals.values().max().unwrap();
+    let winners: Vec<&str> = over["event"]["winners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    for (p, t) in &totals {
+        assert_eq!(over["event"]["totals"][p].as_u64(), Some(*t));
+        assert_eq!(winners.contains(&p.as_str()), *t == top);
+    }
+    assert!(over["event"]["totals"].get("carol").is_none());
+
+    // After the round: waiting again, ready flags cleared (a resync shows it).
+    a.ok(json!({"type":"leave_room"})).await;
+    a.ok(json!({"type":"join_room","room":room})).await;
+    let st = a.until_type("room_state").await;
+    assert_eq!(st["state"]["phase"], "waiting");
+    assert!(
+        st["players"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["ready"] == false)
+    );
+    assert!(st["version"].as_u64().unwrap() > a_version);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arena_of_eight_every_state_has_every_player_and_their_ack() {
+    let node = Node::start(&[]).await;
+    let mut players = Vec::new();
+    for i in 0..8 {
+        players.push(node.connect(&format!("p{i}")).await);
+    }
+    let room = players[0]
+        .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
+        .await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for p in players.iter_mut().skip(1) {
+        p.ok(json!({"type":"join_room","room":room})).await;
+    }
+    for p in players.iter_mut() {
+        let st = p.until_type("room_state").await;
+        assert_eq!(st["game"], "arena");
+    }
+    let ids: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    // Each player sends 20 inputs with increasing seq, then the states must acknowledge the last.
+    for seq in 1..=20u64 {
+        for (i, p) in players.iter_mut().enumerate() {
+            let dx = if i % 2 == 0 { 1.0 } else { -1.0 };
+            p.send(json!({"type":"input","seq":seq,"data":{"dx":dx,"dy":0.5}}))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for (i, p) in players.iter_mut().enumerate() {
+        p.clear();
+        let mut last_ack = 0;
+        let mut states = 0;
+        let mut skipped = 0;
+        loop {
+            let m = p.next().await;
+            assert_ne!(m["type"], "error", "p{i}: {m}");
+            if m["type"] != "state" {
+                continue;
+            }
+            assert_eq!(m["room"], room.as_str());
+            let ack = m["ack"].as_u64().unwrap();
+            skipped += 1;
+            assert!(
+                skipped < 400,
+                "p{i} never saw its last input acknowledged (ack {last_ack})"
+            );
+            if ack == 0 {
+                // Sent before this player's first input, possibly before everyone had joined.
+                continue;
+            }
+            states += 1;
+            let ps = m["state"]["players"].as_object().unwrap();
+            assert_eq!(ps.len(), 8, "{m}");
+            for id in &ids {
+                let pos = &ps[id];
+                let (x, y) = (pos["x"].as_f64().unwrap(), pos["y"].as_f64().unwrap());
+                assert!((0.0..=1000.0).contains(&x) && (0.0..=1000.0).contains(&y));
+            }
+            assert!(
+                ack >= last_ack,
+                "ack went backwards for p{i}: {ack} < {last_ack}"
+            );
+            assert!(ack <= 20);
+            last_ack = ack;
+            if ack == 20 {
+                let me = &ps[&format!("p{i}")];
+                let expect_right = i % 2 == 0;
+                assert_eq!(me["x"].as_f64().unwrap() > 500.0, expect_right, "{m}");
+                break;
+            }
+        }
+        assert!(states > 0);
+    }
+}

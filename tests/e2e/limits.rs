@@ -1,0 +1,157 @@
+//! Per-connection limits: frame size, binary frames, heartbeat, rate limit, slow consumers.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::{Node, token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frame_closes_with_1009_and_binary_with_1003() {
+    let node = Node::start(&[]).await;
+    let mut c = node.connect("big").await;
+    let text = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(70_000));
+    c.send_raw(Message::text(text)).await;
+    assert_eq!(c.close_code().await, 1009);
+    let mut c = node.connect("bin").await;
+    c.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    assert_eq!(c.close_code().await, 1003);
+    // A frame just under the limit is fine (and is a bad chat, not a close).
+    let mut c = node.connect("edge").await;
+    let text = format!(
+        r#"{{"type":"chat","rid":1,"text":"{}"}}"#,
+        "x".repeat(65_000)
+    );
+    c.send_raw(Message::text(text)).await;
+    assert_eq!(c.until_type("error").await["code"], "bad_request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_client_is_closed_with_4000() {
+    let node = Node::start(&[("WARREN_LIMITS__HEARTBEAT_MS", "200")]).await;
+    let tok = token("quiet", &[]);
+    // Connect without reading: the client library answers pings only while it reads.
+    let (mut ws, _) = tokio_tungstenite::connect_async(node.ws_url(&format!("token={tok}")))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    use futures_util::StreamExt;
+    let mut code = None;
+    while let Some(m) = ws.next().await {
+        if let Ok(Message::Close(Some(c))) = m {
+            code = Some(u16::from(c.code));
+            break;
+        }
+    }
+    assert_eq!(code, Some(4000));
+    // A client that reads (and so answers pings) stays connected past two intervals.
+    let mut alive = node.connect("chatty").await;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        alive.ok(json!({"type":"ping"})).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_over_the_limit_are_dropped_with_rate_limited() {
+    let node = Node::start(&[]).await;
+    let mut c = node.connect("flood").await;
+    // Default 50/s with a burst of 100: 150 at once leaves some dropped.
+    for rid in 1..=150u64 {
+        c.send(json!({"type":"ping","rid":rid})).await;
+    }
+    let (mut ok, mut limited) = (0, 0);
+    let mut rids = Vec::new();
+    while ok + limited < 150 {
+        let m = c.next().await;
+        match (m["type"].as_str(), m["code"].as_str()) {
+            (Some("ok"), _) => ok += 1,
+            (Some("error"), Some("rate_limited")) => limited += 1,
+            _ => continue,
+        }
+        rids.push(m["rid"].as_u64().unwrap());
+    }
+    assert!(ok >= 100, "the burst is honoured: {ok}");
+    assert!(limited > 0, "some were rate limited");
+    assert_eq!(
+        rids,
+        (1..=150).collect::<Vec<_>>(),
+        "every rid answered once, in order"
+    );
+    // After a pause the bucket refills.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    c.ok(json!({"type":"ping"})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_flooding_closes_with_4004() {
+    let node = Node::start(&[
+        ("WARREN_LIMITS__MESSAGES_PER_SEC", "10"),
+        ("WARREN_LIMITS__MESSAGE_BURST", "10"),
+        ("WARREN_LIMITS__RATE_LIMIT_CLOSE_MS", "300"),
+    ])
+    .await;
+    let mut c = node.connect("flood").await;
+    let flood = tokio::spawn(async move {
+        for _ in 0..400 {
+            if c.ws
+                .send(Message::text(r#"{"type":"ping"}"#))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        c
+    });
+    let mut c = flood.await.unwrap();
+    assert_eq!(c.close_code().await, 4004);
+}
+
+use futures_util::SinkExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_gets_4003_and_memory_stays_bounded() {
+    let node = Node::start(&[
+        ("WARREN_LIMITS__MAX_OUTBOUND_QUEUE", "256"),
+        ("WARREN_LIMITS__MESSAGES_PER_SEC", "100000"),
+        ("WARREN_LIMITS__MESSAGE_BURST", "100000"),
+    ])
+    .await;
+    let mut talker = node.connect("talker").await;
+    let mut sleeper = node.connect("sleeper").await;
+    let room = talker
+        .ok(json!({"type":"create_room","game":"arena","params":{"seats":2}}))
+        .await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sleeper.ok(json!({"type":"join_room","room":room})).await;
+    sleeper.until_type("room_state").await;
+    let rss_before = node.rss_kib();
+    // The talker reads everything it gets (its own echoes included) on a separate task.
+    let (mut sink, mut stream) = futures_util::StreamExt::split(talker.ws);
+    let reader = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(Ok(_)) = stream.next().await {}
+    });
+    // ~2 KB per chat line; the sleeper reads nothing while the talker sends ~40 MB worth.
+    let line = "\u{1F600}".repeat(500);
+    let frame = json!({"type":"chat","text":line}).to_string();
+    for _ in 0..20_000 {
+        // The talker may itself fall behind its own echoes and be closed; the sleeper is the subject.
+        if sink.send(Message::text(frame.clone())).await.is_err() {
+            break;
+        }
+    }
+    let rss_after = node.rss_kib();
+    reader.abort();
+    assert_eq!(sleeper.close_code().await, 4003);
+    // Bounded: 256 queued frames per connection, not 40 MB.
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "rss grew from {rss_before} KiB to {rss_after} KiB"
+    );
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests: real `warren` processes on loopback, driven by real WebSocket clients.
+// A test binary links every dependency of the package and exports nothing: these lints are for the
+// library crates.
+#![allow(unused_crate_dependencies, unreachable_pub, missing_docs)]
+
+mod common;
+mod games;
+mod lifecycle;
+mod limits;
+mod matchmaking;
+mod protocol_errors;
+mod sessions;
+#[cfg(feature = "test-hooks")]
+mod supervision;

@@ -1,0 +1,331 @@
+//! Every row of PROTOCOL.md's error table that one node produces, and the HTTP refusals.
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::{Node, SECRET, now_secs, token, token_claims};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_get_bad_request_or_unknown_type_and_the_connection_stays_open() {
+    let node = Node::start(&[]).await;
+    let mut c = node.connect("eve").await;
+    c.send_raw(Message::text("{not json")).await;
+    let e = c.until_type("error").await;
+    assert_eq!(e["code"], "bad_request");
+    assert!(e.get("rid").is_none());
+    c.send_raw(Message::text("[1,2]")).await;
+    assert_eq!(c.until_type("error").await["code"], "bad_request");
+    c.send(json!({"rid": 5})).await;
+    let e = c.until_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["rid"].as_u64()),
+        (Some("bad_request"), Some(5))
+    );
+    c.send(json!({"type":"teleport","rid": 6})).await;
+    let e = c.until_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["rid"].as_u64()),
+        (Some("unknown_type"), Some(6))
+    );
+    c.send(json!({"type":"teleport"})).await;
+    let e = c.until_type("error").await;
+    assert_eq!(e["code"], "unknown_type");
+    assert!(e.get("rid").is_none());
+    c.err(json!({"type":"join_room","room":42}), "bad_request")
+        .await;
+    c.err(json!({"type":"create_room"}), "bad_request").await;
+    c.err(
+        json!({"type":"create_room","game":"dice","private":"yes"}),
+        "bad_request",
+    )
+    .await;
+    c.err(json!({"type":"input","data":"up"}), "bad_request")
+        .await;
+    c.err(json!({"type":"input","data":{},"seq":-3}), "bad_request")
+        .await;
+    c.err(json!({"type":"chat","text":""}), "bad_request").await;
+    c.err(json!({"type":"chat","text":"x".repeat(501)}), "bad_request")
+        .await;
+    c.err(
+        json!({"type":"queue","game":"dice","mode":"no spaces"}),
+        "bad_request",
+    )
+    .await;
+    // A frame with a rid that is not an integer: bad_request without a rid.
+    c.send(json!({"type":"ping","rid":"seven"})).await;
+    let e = c.until_type("error").await;
+    assert_eq!(e["code"], "bad_request");
+    assert!(e.get("rid").is_none());
+    // Still open and answering in order.
+    let r = c.ok(json!({"type":"ping"})).await;
+    assert!(r["server_time_ms"].as_u64().unwrap() > 1_600_000_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_come_in_the_order_received() {
+    let node = Node::start(&[]).await;
+    let mut c = node.connect("ord").await;
+    let frames = [
+        json!({"type":"ping","rid":1}),
+        json!({"type":"nope","rid":2}),
+        json!({"type":"create_room","game":"dice","rid":3}),
+        json!({"type":"ready","rid":4}),
+        json!({"type":"list_rooms","rid":5}),
+        json!({"type":"leave_room","rid":6}),
+        json!({"type":"leave_room","rid":7}),
+    ];
+    for f in &frames {
+        c.send(f.clone()).await;
+    }
+    let mut rids = Vec::new();
+    while rids.len() < frames.len() {
+        let m = c.next().await;
+        if m["type"] == "ok" || m["type"] == "error" {
+            rids.push(m["rid"].as_u64().unwrap());
+            if m["rid"] == 7 {
+                assert_eq!(m["code"], "not_in_room");
+            }
+        }
+    }
+    assert_eq!(rids, [1, 2, 3, 4, 5, 6, 7]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_and_queue_errors() {
+    let node = Node::start(&[]).await;
+    let mut a = node.connect("a").await;
+    let mut b = node.connect("b").await;
+    let mut c = node.connect("c").await;
+    for req in [
+        json!({"type":"leave_room"}),
+        json!({"type":"ready"}),
+        json!({"type":"input","data":{}}),
+        json!({"type":"chat","text":"hi"}),
+    ] {
+        a.err(req, "not_in_room").await;
+    }
+    a.err(json!({"type":"unqueue"}), "not_queued").await;
+    a.err(json!({"type":"create_room","game":"chess"}), "unknown_game")
+        .await;
+    a.err(json!({"type":"queue","game":"chess"}), "unknown_game")
+        .await;
+    for params in [
+        json!({"seats":1}),
+        json!({"seats":9}),
+        json!({"turn_ms":500}),
+        json!({"seats":"2"}),
+        json!({"speed":3}),
+    ] {
+        a.err(
+            json!({"type":"create_room","game":"dice","params":params}),
+            "invalid_params",
+        )
+        .await;
+    }
+    a.err(
+        json!({"type":"create_room","game":"arena","params":{"tick_hz":0}}),
+        "invalid_params",
+    )
+    .await;
+    a.err(json!({"type":"join_room","room":"r-missing"}), "not_found")
+        .await;
+
+    let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a.err(
+        json!({"type":"create_room","game":"dice"}),
+        "already_in_room",
+    )
+    .await;
+    a.err(json!({"type":"join_room","room":room}), "already_in_room")
+        .await;
+    a.err(json!({"type":"queue","game":"dice"}), "already_in_room")
+        .await;
+    b.ok(json!({"type":"join_room","room":room})).await;
+    c.err(json!({"type":"join_room","room":room}), "room_full")
+        .await;
+
+    // list_rooms: public rooms with a free seat only.
+    let open = c
+        .ok(json!({"type":"create_room","game":"arena","params":{"seats":4}}))
+        .await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = a.ok(json!({"type":"list_rooms"})).await;
+    let rooms: Vec<Value> = listed["rooms"].as_array().unwrap().clone();
+    assert!(rooms.iter().any(|r| r["room"] == open.as_str()
+        && r["game"] == "arena"
+        && r["players"] == 1
+        && r["seats"] == 4));
+    assert!(
+        !rooms.iter().any(|r| r["room"] == room.as_str()),
+        "a full room is not listed"
+    );
+    let dice_only = a.ok(json!({"type":"list_rooms","game":"dice"})).await;
+    assert!(
+        dice_only["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["game"] == "dice")
+    );
+    c.ok(json!({"type":"leave_room"})).await;
+    let private = c
+        .ok(json!({"type":"create_room","game":"arena","private":true}))
+        .await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = a.ok(json!({"type":"list_rooms"})).await;
+    assert!(
+        !listed["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["room"] == private.as_str())
+    );
+    c.ok(json!({"type":"leave_room"})).await;
+
+    // Queue errors.
+    c.ok(json!({"type":"queue","game":"arena","mode":"ranked"}))
+        .await;
+    c.err(json!({"type":"queue","game":"arena"}), "already_queued")
+        .await;
+    c.ok(json!({"type":"unqueue"})).await;
+    c.err(json!({"type":"unqueue"}), "not_queued").await;
+
+    // Arena input validation (the room above closed when its only player left).
+    c.ok(json!({"type":"create_room","game":"arena"})).await;
+    c.err(
+        json!({"type":"input","seq":1,"data":{"dx":3,"dy":0}}),
+        "invalid_input",
+    )
+    .await;
+    c.err(json!({"type":"ready"}), "invalid_state").await;
+    // Input without rid: the error comes back without one.
+    c.send(json!({"type":"input","seq":2,"data":{"dx":"left"}}))
+        .await;
+    let e = c.until_type("error").await;
+    assert_eq!(e["code"], "invalid_input");
+    assert!(e.get("rid").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_refusals() {
+    let node = Node::start(&[
+        ("WARREN_AUTH__ADMIN_TOKEN", "admin-secret"),
+        ("WARREN_LIMITS__MAX_CONNECTIONS", "2"),
+    ])
+    .await;
+    // 401: missing, forged, expired, no sub, no exp, sub too long.
+    assert_eq!(node.refused("").await, 401);
+    assert_eq!(node.refused("token=garbage").await, 401);
+    let forged = token_claims(&json!({"sub":"x","exp":now_secs()+60}), "wrong-secret");
+    assert_eq!(node.refused(&format!("token={forged}")).await, 401);
+    let expired = token("x", &[("exp", json!(now_secs() - 3600))]);
+    assert_eq!(node.refused(&format!("token={expired}")).await, 401);
+    let no_sub = token_claims(&json!({"exp":now_secs()+60}), SECRET);
+    assert_eq!(node.refused(&format!("token={no_sub}")).await, 401);
+    let no_exp = token_claims(&json!({"sub":"x"}), SECRET);
+    assert_eq!(node.refused(&format!("token={no_exp}")).await, 401);
+    let long_sub = token(&"x".repeat(65), &[]);
+    assert_eq!(node.refused(&format!("token={long_sub}")).await, 401);
+
+    // The header works as well as the query.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        node.ws_url(""),
+    )
+    .unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", token("hdr", &[])).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    use futures_util::StreamExt;
+    let Some(Ok(Message::Text(t))) = ws.next().await else {
+        panic!("no welcome")
+    };
+    let welcome: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(welcome["player"], "hdr");
+
+    // Connection cap (2): the header client plus one more, then 503.
+    let _second = node.connect("second").await;
+    assert_eq!(
+        node.refused(&format!("token={}", token("third", &[])))
+            .await,
+        503
+    );
+
+    // Guests.
+    let (s, body) = node
+        .http("POST", "/v1/auth/guest", Some(r#"{"name":"ann"}"#), None)
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    let g: Value = serde_json::from_str(&body).unwrap();
+    assert!(g["token"].as_str().unwrap().len() > 20);
+    assert!(g["player_id"].as_str().unwrap().starts_with("guest-"));
+    assert_eq!(g["expires_in"], 86400);
+    for bad in [
+        r#"{"name":""}"#,
+        r#"{"nam":"x"}"#,
+        "nope",
+        &format!(r#"{{"name":"{}"}}"#, "n".repeat(33)),
+    ] {
+        assert_eq!(
+            node.http("POST", "/v1/auth/guest", Some(bad), None)
+                .await
+                .unwrap()
+                .0,
+            400,
+            "{bad}"
+        );
+    }
+
+    // Admin: 401 without or with a wrong token; the right one works.
+    assert_eq!(
+        node.http("GET", "/v1/cluster", None, None).await.unwrap().0,
+        401
+    );
+    assert_eq!(
+        node.http("GET", "/v1/cluster", None, Some("nope"))
+            .await
+            .unwrap()
+            .0,
+        401
+    );
+    assert_eq!(
+        node.http("POST", "/v1/admin/drain", None, Some("nope"))
+            .await
+            .unwrap()
+            .0,
+        401
+    );
+    let (s, body) = node
+        .http("GET", "/v1/cluster", None, Some("admin-secret"))
+        .await
+        .unwrap();
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["node"], "n1");
+    assert_eq!(v["nodes"][0]["state"], "ready");
+    assert_eq!(v["nodes"][0]["sessions"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_disabled_is_404_and_loopback_admin_without_token() {
+    let node = Node::start(&[("WARREN_AUTH__ALLOW_GUEST", "false")]).await;
+    assert_eq!(
+        node.http("POST", "/v1/auth/guest", Some(r#"{"name":"ann"}"#), None)
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+    // No admin token configured: loopback clients are served.
+    let (s, body) = node.http("GET", "/v1/cluster", None, None).await.unwrap();
+    assert_eq!(s, 200, "{body}");
+}

@@ -1,0 +1,116 @@
+//! Resume, replacement and the reconnect grace period.
+
+use serde_json::json;
+
+use crate::common::{Node, token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_within_grace_keeps_the_seat() {
+    let node = Node::start(&[]).await;
+    let mut a = node.connect("alice").await;
+    assert_eq!(a.welcome["resumed"], false);
+    assert_eq!(a.welcome["node"], "n1");
+    assert_eq!(a.welcome["heartbeat_ms"], 15000);
+    let mut b = node.connect("bob").await;
+    let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.ok(json!({"type":"join_room","room":room})).await;
+    a.until_event("player_joined").await;
+    let resume = a.resume_token();
+    let session = a.welcome["session"].clone();
+    drop(a);
+
+    let e = b.until_event("player_disconnected").await;
+    assert_eq!(e["event"]["player"], "alice");
+    let tok = token("alice", &[]);
+    let mut a2 = node
+        .connect_with(&format!("token={tok}&resume={resume}"))
+        .await;
+    assert_eq!(a2.welcome["resumed"], true);
+    assert_eq!(a2.welcome["session"], session);
+    assert_ne!(
+        a2.welcome["resume"].as_str().unwrap(),
+        resume,
+        "the resume token is refreshed"
+    );
+    let st = a2.until_type("room_state").await;
+    assert_eq!(st["room"], room.as_str());
+    let me = st["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["player"] == "alice")
+        .unwrap()
+        .clone();
+    assert_eq!(me["connected"], true);
+    assert_eq!(me["seat"], 0);
+    let e = b.until_event("player_reconnected").await;
+    assert_eq!(e["event"]["player"], "alice");
+    // Still seated: ready works.
+    a2.ok(json!({"type":"ready"})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_or_foreign_resume_tokens_give_a_normal_welcome() {
+    let node = Node::start(&[]).await;
+    let a = node.connect("alice").await;
+    let alice_resume = a.resume_token();
+    let tok = token("mallory", &[]);
+    let m = node
+        .connect_with(&format!("token={tok}&resume={alice_resume}"))
+        .await;
+    assert_eq!(m.welcome["resumed"], false);
+    assert_eq!(m.welcome["player"], "mallory");
+    let m2 = node
+        .connect_with(&format!(
+            "token={}&resume=forged.token",
+            token("mallory2", &[])
+        ))
+        .await;
+    assert_eq!(m2.welcome["resumed"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_replaces_the_first_with_4002() {
+    let node = Node::start(&[]).await;
+    let mut a = node.connect("alice").await;
+    let room = a.ok(json!({"type":"create_room","game":"arena"})).await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut a2 = node.connect("alice").await;
+    assert_eq!(a.close_code().await, 4002);
+    // The newer connection carries the player's seat on.
+    let st = a2.until_type("room_state").await;
+    assert_eq!(st["room"], room.as_str());
+    a2.err(
+        json!({"type":"create_room","game":"dice"}),
+        "already_in_room",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_grace_period_the_player_is_removed() {
+    let node = Node::start(&[("WARREN_ROOMS__RECONNECT_GRACE_MS", "400")]).await;
+    let mut a = node.connect("alice").await;
+    let mut b = node.connect("bob").await;
+    let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.ok(json!({"type":"join_room","room":room})).await;
+    let resume = a.resume_token();
+    drop(a);
+    b.until_event("player_disconnected").await;
+    let left = b.until_event("player_left").await;
+    assert_eq!(left["event"]["player"], "alice");
+    // Too late: the token no longer resumes anything and the seat is gone.
+    let mut a2 = node
+        .connect_with(&format!("token={}&resume={resume}", token("alice", &[])))
+        .await;
+    assert_eq!(a2.welcome["resumed"], false);
+    a2.err(json!({"type":"leave_room"}), "not_in_room").await;
+}
