@@ -8,6 +8,7 @@ mod games;
 mod lifecycle;
 mod limits;
 mod matchmaking;
+mod observability;
 mod protocol_errors;
 mod sessions;
 #[cfg(feature = "test-hooks")]
