@@ -208,6 +208,16 @@ impl GameRegistry {
 /// Shared handle to the registry.
 pub type Games = Arc<GameRegistry>;
 
+/// `GameSpec::restore` for games whose whole state is one postcard-serialized value.
+pub fn restore_postcard<G: Game + serde::de::DeserializeOwned>(
+    _version: u32,
+    bytes: &[u8],
+) -> Result<Box<dyn Game>, String> {
+    postcard::from_bytes::<G>(bytes)
+        .map(|g| Box::new(g) as Box<dyn Game>)
+        .map_err(|e| e.to_string())
+}
+
 /// Reads an integer param in `[min, max]`, or the default when absent.
 pub(crate) fn int_param(
     params: &Map<String, Value>,

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 use warren_protocol::{
-    ErrorCode, GameName, PlayerId, PlayerView, RoomId, ServerMsg, encode, error_frame, state_frame,
+    ErrorCode, GameName, Outbound, PlayerId, PlayerView, RoomId, ServerMsg, encode, error_frame,
+    state_frame,
 };
 
 use crate::game::{Game, GameCtx, GameError, SeatView};
@@ -379,6 +380,11 @@ impl RoomState {
             version: self.version,
             event,
         });
+        self.broadcast(frame);
+    }
+
+    /// Sends one frame to every seat that is connected and has had its `room_state`.
+    fn broadcast(&self, frame: Outbound) {
         let to = self
             .seats
             .iter()
@@ -482,12 +488,7 @@ impl RoomState {
             name: &name,
             text,
         });
-        let to = self
-            .seats
-            .iter()
-            .filter(|s| s.synced && s.rec.connected)
-            .map(|s| (&s.rec.player, frame.clone()));
-        self.ctx.sessions.send_each(to);
+        self.broadcast(frame);
     }
 
     fn set_connected(&mut self, player: &PlayerId, connected: bool) {

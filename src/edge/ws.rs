@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
 use ractor::{ActorRef, call_t};
 use serde::Deserialize;
-use tracing::{debug, warn};
+use tracing::{Instrument as _, debug, warn};
 use warren_actors::node::Conn;
 use warren_actors::session::SessionMsg;
 use warren_actors::session_host::SessionHostMsg;
@@ -82,7 +82,12 @@ pub(crate) async fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(limits.max_frame_bytes);
     metrics::gauge!("warren_connections").increment(1.0);
-    actix_web::rt::spawn(run(slot, session, stream, ident, resume, limits));
+    let conn_id = edge.conn_ids.fetch_add(1, Ordering::Relaxed);
+    let span =
+        tracing::info_span!("conn", node = %edge.ctx.node, player = %ident.player, conn = conn_id);
+    actix_web::rt::spawn(
+        run(slot, session, stream, ident, resume, limits, conn_id).instrument(span),
+    );
     Ok(response)
 }
 
@@ -220,9 +225,9 @@ async fn run(
     ident: Identity,
     resume: Option<String>,
     limits: Limits,
+    conn_id: u64,
 ) {
     let edge = slot.0.clone();
-    let conn_id = edge.conn_ids.fetch_add(1, Ordering::Relaxed);
     let (conn, mut outbound, closer) = Conn::new(conn_id, limits.max_outbound_queue);
     let host = edge.ctx.hosts().sessions.clone();
     let connect = call_t!(

@@ -27,8 +27,12 @@ const CONTRACT: &[(&str, &str)] = &[
 async fn every_contract_metric_is_exposed_typed_and_promtool_clean() {
     let node = Node::start(&[]).await;
     // Activity that makes every labelled metric appear.
-    let mut a = node.connect_with(&format!("token={}", token("a", &[]))).await;
-    let mut b = node.connect_with(&format!("token={}", token("b", &[]))).await;
+    let mut a = node
+        .connect_with(&format!("token={}", token("a", &[])))
+        .await;
+    let mut b = node
+        .connect_with(&format!("token={}", token("b", &[])))
+        .await;
     a.ok(json!({"type":"queue","game":"dice"})).await;
     b.ok(json!({"type":"queue","game":"dice"})).await;
     a.until_type("match_found").await;
@@ -38,7 +42,11 @@ async fn every_contract_metric_is_exposed_typed_and_promtool_clean() {
     {
         let mut d = node.connect("d").await;
         d.ok(json!({"type":"create_room","game":"crash"})).await;
-        d.err(json!({"type":"input","data":{"action":"panic"}}), "internal").await;
+        d.err(
+            json!({"type":"input","data":{"action":"panic"}}),
+            "internal",
+        )
+        .await;
         d.until_type("room_state").await;
     }
     let (status, body) = node.http("GET", "/metrics", None, None).await.unwrap();
@@ -48,12 +56,27 @@ async fn every_contract_metric_is_exposed_typed_and_promtool_clean() {
         if *name == "warren_room_restarts_total" {
             continue;
         }
-        assert!(body.contains(&format!("# TYPE {name} {kind}\n")), "{name} is not a {kind}:\n{body}");
-        assert!(body.contains(&format!("# HELP {name} ")), "{name} is not described");
+        assert!(
+            body.contains(&format!("# TYPE {name} {kind}\n")),
+            "{name} is not a {kind}:\n{body}"
+        );
+        assert!(
+            body.contains(&format!("# HELP {name} ")),
+            "{name} is not described"
+        );
     }
-    assert!(body.contains("warren_build_info{version=\"0.1.0\",node=\"n1\"} 1"), "{body}");
-    assert!(body.contains("warren_connections 3") || body.contains("warren_connections 4"), "{body}");
-    assert!(body.contains("warren_cluster_nodes{state=\"ready\"} 1"), "{body}");
+    assert!(
+        body.contains("warren_build_info{version=\"0.1.0\",node=\"n1\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("warren_connections 3") || body.contains("warren_connections 4"),
+        "{body}"
+    );
+    assert!(
+        body.contains("warren_cluster_nodes{state=\"ready\"} 1"),
+        "{body}"
+    );
     assert!(body.contains("warren_rooms{game=\"arena\"} 1"), "{body}");
     assert!(body.contains("warren_rooms{game=\"dice\"} 1"), "{body}");
 
@@ -64,8 +87,44 @@ async fn every_contract_metric_is_exposed_typed_and_promtool_clean() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool is needed for this test: apt-get install prometheus (bash .ci/run does)");
-    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = promtool.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics:\n{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_tour_script_plays_a_round() {
+    let node = Node::start(&[]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/tour.py");
+    let url = format!("http://127.0.0.1:{}", node.port);
+    let out = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(&url)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("tour finished")
+        .expect("python3 runs (the tour needs `pip install websockets`; bash .ci/run does)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("error not_your_turn"), "{text}");
+    assert!(text.contains("round over"), "{text}");
+    assert_eq!(text.matches(" rolled [").count(), 2, "{text}");
 }

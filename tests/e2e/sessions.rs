@@ -2,15 +2,11 @@
 
 use serde_json::json;
 
-use crate::common::{Node, token};
+use crate::common::{Client, Node, token};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_within_grace_keeps_the_seat() {
-    let node = Node::start(&[]).await;
+/// Alice creates a dice room and Bob joins it; returns both and the room id.
+async fn alice_and_bob_in_dice(node: &Node) -> (Client, Client, String) {
     let mut a = node.connect("alice").await;
-    assert_eq!(a.welcome["resumed"], false);
-    assert_eq!(a.welcome["node"], "n1");
-    assert_eq!(a.welcome["heartbeat_ms"], 15000);
     let mut b = node.connect("bob").await;
     let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
         .as_str()
@@ -18,6 +14,16 @@ async fn resume_within_grace_keeps_the_seat() {
         .to_owned();
     b.ok(json!({"type":"join_room","room":room})).await;
     a.until_event("player_joined").await;
+    (a, b, room)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_within_grace_keeps_the_seat() {
+    let node = Node::start(&[]).await;
+    let (a, mut b, room) = alice_and_bob_in_dice(&node).await;
+    assert_eq!(a.welcome["resumed"], false);
+    assert_eq!(a.welcome["node"], "n1");
+    assert_eq!(a.welcome["heartbeat_ms"], 15000);
     let resume = a.resume_token();
     let session = a.welcome["session"].clone();
     drop(a);
@@ -95,13 +101,7 @@ async fn a_second_connection_replaces_the_first_with_4002() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_grace_period_the_player_is_removed() {
     let node = Node::start(&[("WARREN_ROOMS__RECONNECT_GRACE_MS", "400")]).await;
-    let mut a = node.connect("alice").await;
-    let mut b = node.connect("bob").await;
-    let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    b.ok(json!({"type":"join_room","room":room})).await;
+    let (a, mut b, _room) = alice_and_bob_in_dice(&node).await;
     let resume = a.resume_token();
     drop(a);
     b.until_event("player_disconnected").await;

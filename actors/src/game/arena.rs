@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use warren_protocol::PlayerId;
 
-use super::{Game, GameCtx, GameError, GameSpec, TickOutput, int_param, known_params};
+use super::{
+    Game, GameCtx, GameError, GameSpec, TickOutput, int_param, known_params, restore_postcard,
+};
 
 /// Registration of `arena`.
 pub const SPEC: GameSpec = GameSpec {
@@ -19,11 +21,7 @@ pub const SPEC: GameSpec = GameSpec {
     default_seats: 8,
     state_version: 1,
     create: |p| Arena::from_params(p).map(|g| Box::new(g) as Box<dyn Game>),
-    restore: |_version, bytes| {
-        postcard::from_bytes::<Arena>(bytes)
-            .map(|g| Box::new(g) as Box<dyn Game>)
-            .map_err(|e| e.to_string())
-    },
+    restore: restore_postcard::<Arena>,
 };
 
 const FIELD: f64 = 1000.0;

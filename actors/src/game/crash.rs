@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use warren_protocol::PlayerId;
 
-use super::{Game, GameCtx, GameError, GameSpec, int_param, known_params};
+use super::{Game, GameCtx, GameError, GameSpec, int_param, known_params, restore_postcard};
 
 /// Registration of `crash`.
 pub const SPEC: GameSpec = GameSpec {
@@ -13,11 +13,7 @@ pub const SPEC: GameSpec = GameSpec {
     default_seats: 2,
     state_version: 1,
     create: |p| Crash::from_params(p).map(|g| Box::new(g) as Box<dyn Game>),
-    restore: |_version, bytes| {
-        postcard::from_bytes::<Crash>(bytes)
-            .map(|g| Box::new(g) as Box<dyn Game>)
-            .map_err(|e| e.to_string())
-    },
+    restore: restore_postcard::<Crash>,
 };
 
 /// State: a counter of accepted inputs.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use warren_protocol::PlayerId;
 
-use super::{Game, GameCtx, GameError, GameSpec, int_param, known_params};
+use super::{Game, GameCtx, GameError, GameSpec, int_param, known_params, restore_postcard};
 
 /// Registration of `dice`.
 pub const SPEC: GameSpec = GameSpec {
@@ -15,11 +15,7 @@ pub const SPEC: GameSpec = GameSpec {
     default_seats: 2,
     state_version: 1,
     create: |p| Dice::from_params(p).map(|g| Box::new(g) as Box<dyn Game>),
-    restore: |_version, bytes| {
-        postcard::from_bytes::<Dice>(bytes)
-            .map(|g| Box::new(g) as Box<dyn Game>)
-            .map_err(|e| e.to_string())
-    },
+    restore: restore_postcard::<Dice>,
 };
 
 /// The dice game's whole state.
