@@ -329,13 +329,18 @@ fn finish(_slot: &Slot) {
     metrics::gauge!("warren_connections").decrement(1.0);
 }
 
-/// Sends the close frame, bounded in time: a client that stopped reading must not hold the task.
+/// How long a closing connection may take to flush its close frame. A client that stalled (the 4003
+/// case) must read what is queued before it, so this is generous, yet bounded: a client that never
+/// reads again does not hold the task.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+
+/// Sends the close frame, bounded in time.
 async fn close(ws: actix_ws::Session, code: u16) {
     let reason = CloseReason {
         code: code.into(),
         description: Some(reason_text(code).into()),
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(reason))).await;
+    let _ = tokio::time::timeout(CLOSE_FLUSH, ws.close(Some(reason))).await;
 }
 
 fn reason_text(code: u16) -> &'static str {

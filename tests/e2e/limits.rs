@@ -140,12 +140,25 @@ async fn a_client_that_stops_reading_gets_4003_and_memory_stays_bounded() {
     // ~2 KB per chat line; the sleeper reads nothing while the talker sends ~40 MB worth.
     let line = "\u{1F600}".repeat(500);
     let frame = json!({"type":"chat","text":line}).to_string();
-    for _ in 0..20_000 {
+    let mut closed = false;
+    for i in 0..20_000 {
         // The talker may itself fall behind its own echoes and be closed; the sleeper is the subject.
         if sink.send(Message::text(frame.clone())).await.is_err() {
             break;
         }
+        // Stop once the server has closed a connection with 4003, so the sleeper reads promptly.
+        if i % 250 == 249 {
+            let (_, metrics) = node.http("GET", "/metrics", None, None).await.unwrap();
+            if metrics.contains("warren_closes_total{code=\"4003\"}") {
+                closed = true;
+                break;
+            }
+        }
     }
+    assert!(
+        closed,
+        "no connection was closed with 4003 after 20,000 chat lines"
+    );
     let rss_after = node.rss_kib();
     reader.abort();
     assert_eq!(sleeper.close_code().await, 4003);
