@@ -66,15 +66,13 @@ pub(crate) struct HttpSection {
 pub(crate) struct ClusterSection {
     /// Node-to-node listener.
     pub(crate) listen: String,
-    /// Advertised address (read by the cluster layer; validated now so configs are portable).
-    #[allow(dead_code)]
+    /// Advertised address.
     pub(crate) advertise: String,
     /// Peers to join.
     pub(crate) seeds: Vec<String>,
     /// Shared secret.
     pub(crate) cookie: String,
-    /// Failure detection timeout (read by the cluster layer).
-    #[allow(dead_code)]
+    /// Failure detection timeout.
     pub(crate) failure_timeout_ms: u64,
 }
 

@@ -25,6 +25,8 @@ pub(crate) struct Edge {
     pub(crate) connections: AtomicUsize,
     /// Next connection id.
     pub(crate) conn_ids: AtomicU64,
+    /// The cluster as this node sees it.
+    pub(crate) cluster: Arc<warren_cluster::membership::ClusterView>,
     /// Asks the node to drain (`/v1/admin/drain`).
     pub(crate) drain: mpsc::UnboundedSender<()>,
 }

@@ -123,6 +123,39 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
         .block_on(warren_actors::start_node(&ctx))
         .context("failed to start the node's actors")?;
     actors.spawn(telemetry::metrics_upkeep(metrics.clone()));
+    let cluster_listen: std::net::SocketAddr = cfg
+        .cluster
+        .listen
+        .parse()
+        .context("cluster.listen was validated as an address")?;
+    let cookie = if cfg.cluster.cookie.is_empty() {
+        random_token(32)
+    } else {
+        cfg.cluster.cookie.clone()
+    };
+    let status_ctx = ctx.clone();
+    let status: warren_cluster::membership::StatusFn =
+        Arc::new(move || warren_cluster::membership::LocalStatus {
+            draining: status_ctx.is_draining(),
+            rooms: status_ctx.directory.len() as u32,
+            sessions: status_ctx.sessions.len() as u32,
+        });
+    let cluster = actors
+        .block_on(warren_cluster::start(
+            warren_cluster::ClusterConfig {
+                node: node.clone(),
+                version: version.clone(),
+                listen: cluster_listen,
+                advertise: cfg.cluster.advertise.clone(),
+                seeds: cfg.cluster.seeds.clone(),
+                cookie,
+                failure_timeout: std::time::Duration::from_millis(cfg.cluster.failure_timeout_ms),
+            },
+            status,
+        ))
+        .with_context(|| {
+            format!("failed to start the cluster listener on cluster.listen {cluster_listen}")
+        })?;
 
     let (drain_tx, drain_rx) = tokio::sync::mpsc::unbounded_channel();
     let edge = Arc::new(Edge {
@@ -132,6 +165,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
         connections: AtomicUsize::new(0),
         conn_ids: AtomicU64::new(1),
         drain: drain_tx,
+        cluster: cluster.view.clone(),
     });
     let listen = cfg.http.listen.clone();
     let workers = if cfg.http.workers == 0 {

@@ -17,7 +17,7 @@ use warren_protocol::CloseCode;
 
 use crate::config::Config;
 use crate::edge::Edge;
-use crate::telemetry::{LogReload, set_cluster_state};
+use crate::telemetry::{LogReload, set_draining};
 
 /// How the process should end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
     }
     let ctx = lc.edge.ctx.clone();
     ctx.draining.store(true, Ordering::Release);
-    set_cluster_state(true);
+    set_draining(true);
     let timeout = Duration::from_millis(lc.config.drain.timeout_ms);
     let deadline = tokio::time::Instant::now() + timeout;
     let notice = Duration::from_millis(lc.config.drain.notice_ms).min(timeout);

@@ -93,17 +93,12 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
     metrics::counter!("warren_room_adoptions_total").absolute(0);
     metrics::counter!("warren_messages_received_total").absolute(0);
     metrics::counter!("warren_messages_sent_total").absolute(0);
-    set_cluster_state(false);
     Ok(handle)
 }
 
-/// Publishes this node's membership state (a node alone is the whole cluster).
-pub(crate) fn set_cluster_state(draining: bool) {
-    let (ready, drain) = if draining { (0.0, 1.0) } else { (1.0, 0.0) };
-    metrics::gauge!("warren_cluster_nodes", "state" => "ready").set(ready);
-    metrics::gauge!("warren_cluster_nodes", "state" => "draining").set(drain);
-    metrics::gauge!("warren_cluster_nodes", "state" => "unreachable").set(0.0);
-    metrics::gauge!("warren_draining").set(drain);
+/// Publishes whether this node drains (membership publishes `warren_cluster_nodes`).
+pub(crate) fn set_draining(draining: bool) {
+    metrics::gauge!("warren_draining").set(if draining { 1.0 } else { 0.0 });
 }
 
 /// Histograms need periodic upkeep when the recorder is installed without its own HTTP listener.

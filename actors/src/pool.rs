@@ -47,6 +47,9 @@ pub enum PoolMsg {
     Sweep,
 }
 
+// Local-only: never crosses nodes (the cluster layer carries its own envelopes).
+impl ractor::Message for PoolMsg {}
+
 /// How a pool starts.
 pub struct PoolArgs {
     /// Node context.

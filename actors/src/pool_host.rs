@@ -26,6 +26,9 @@ pub enum PoolHostMsg {
     },
 }
 
+// Local-only: never crosses nodes (the cluster layer carries its own envelopes).
+impl ractor::Message for PoolHostMsg {}
+
 /// The pool host actor.
 pub struct PoolHost;
 

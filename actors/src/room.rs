@@ -120,6 +120,9 @@ pub enum RoomMsg {
     Snapshot,
 }
 
+// Local-only: never crosses nodes (the cluster layer carries its own envelopes).
+impl ractor::Message for RoomMsg {}
+
 /// How a room starts.
 pub struct RoomArgs {
     /// Node context.

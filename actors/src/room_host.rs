@@ -51,6 +51,9 @@ pub enum RoomHostMsg {
     },
 }
 
+// Local-only: never crosses nodes (the cluster layer carries its own envelopes).
+impl ractor::Message for RoomHostMsg {}
+
 /// The room host actor.
 pub struct RoomHost;
 

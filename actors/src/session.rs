@@ -68,6 +68,9 @@ pub enum SessionMsg {
     RoomClosed(RoomId),
 }
 
+// Local-only: never crosses nodes (the cluster layer carries its own envelopes).
+impl ractor::Message for SessionMsg {}
+
 /// How a session starts.
 pub struct SessionArgs {
     /// Node context.

@@ -43,6 +43,9 @@ pub enum SessionHostMsg {
     },
 }
 
+// Local-only: never crosses nodes (the cluster layer carries its own envelopes).
+impl ractor::Message for SessionHostMsg {}
+
 struct Entry {
     session: ActorRef<SessionMsg>,
     id: SessionId,

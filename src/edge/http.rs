@@ -1,7 +1,5 @@
 //! HTTP endpoints (PROTOCOL.md "HTTP endpoints").
 
-use std::sync::atomic::Ordering;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
@@ -114,22 +112,18 @@ async fn cluster(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {
     if let Err(d) = edge.auth.admin(&req) {
         return admin_denied(d);
     }
-    let ctx = &edge.ctx;
-    let state = if ctx.is_draining() {
-        "draining"
-    } else {
-        "ready"
-    };
-    HttpResponse::Ok().json(json!({
-        "node": ctx.node,
-        "nodes": [{
-            "id": ctx.node,
-            "state": state,
-            "version": ctx.version,
-            "rooms": ctx.directory.len(),
-            "sessions": edge.connections.load(Ordering::Relaxed),
-        }],
-    }))
+    // Peers are as of their last heartbeat; this node's own row is read live.
+    let mut nodes = edge.cluster.members();
+    if let Some(me) = nodes.first_mut() {
+        me.state = if edge.ctx.is_draining() {
+            "draining"
+        } else {
+            "ready"
+        };
+        me.rooms = edge.ctx.directory.len() as u32;
+        me.sessions = edge.ctx.sessions.len() as u32;
+    }
+    HttpResponse::Ok().json(json!({ "node": edge.ctx.node, "nodes": nodes }))
 }
 
 async fn drain(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {

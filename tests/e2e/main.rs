@@ -3,6 +3,7 @@
 // library crates.
 #![allow(unused_crate_dependencies, unreachable_pub, missing_docs)]
 
+mod cluster;
 mod common;
 mod games;
 mod lifecycle;

@@ -1,0 +1,79 @@
+//! Discovery: resolve `cluster.seeds` again and again (DNS names included, so a Kubernetes headless
+//! Service finds every pod), dial addresses that are not live members yet, and redial lost ones with
+//! exponential backoff and jitter. ractor_cluster's transitive mode completes the mesh.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use ractor_cluster::NodeServerMessage;
+use rand::Rng;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::membership::ClusterView;
+
+const ROUND: Duration = Duration::from_millis(500);
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const MAX_RETRY: Duration = Duration::from_secs(10);
+
+struct Backoff {
+    next: Instant,
+    delay: Duration,
+}
+
+/// Runs forever; the node drops it at exit.
+pub(crate) async fn run(
+    server: ActorRef<NodeServerMessage>,
+    seeds: Vec<String>,
+    own: Vec<SocketAddr>,
+    view: Arc<ClusterView>,
+) {
+    let mut backoff: HashMap<SocketAddr, Backoff> = HashMap::new();
+    loop {
+        let live: HashSet<String> = view
+            .members()
+            .into_iter()
+            .skip(1)
+            .filter(|m| m.state != "unreachable")
+            .map(|m| m.advertise)
+            .collect();
+        let live_addrs: HashSet<SocketAddr> = live.iter().filter_map(|a| a.parse().ok()).collect();
+        for seed in &seeds {
+            if live.contains(seed) {
+                continue;
+            }
+            let addrs = match tokio::net::lookup_host(seed.as_str()).await {
+                Ok(a) => a.collect::<Vec<_>>(),
+                Err(e) => {
+                    debug!(seed = %seed, error = %e, "seed does not resolve yet");
+                    continue;
+                }
+            };
+            for addr in addrs {
+                if own.contains(&addr) || live_addrs.contains(&addr) {
+                    backoff.remove(&addr);
+                    continue;
+                }
+                let now = Instant::now();
+                let b = backoff.entry(addr).or_insert(Backoff {
+                    next: now,
+                    delay: FIRST_RETRY,
+                });
+                if now < b.next {
+                    continue;
+                }
+                let jitter = rand::rng().random_range(0.5..1.5);
+                b.next = now + b.delay.mul_f64(jitter);
+                b.delay = (b.delay * 2).min(MAX_RETRY);
+                match ractor_cluster::client_connect(&server, addr).await {
+                    Ok(()) => debug!(peer = %addr, "dialed"),
+                    Err(e) => debug!(peer = %addr, error = %e, "dial failed"),
+                }
+            }
+        }
+        tokio::time::sleep(ROUND).await;
+    }
+}

@@ -1,0 +1,118 @@
+//! Warren's cluster layer on ractor_cluster: one `NodeServer` per node (cookie auth), discovery by
+//! seeds, and membership with failure detection. A node with no seeds runs alone and still listens,
+//! so that others can join it.
+//!
+//! ```text
+//! start
+//! ├── NodeServer    ractor_cluster: listener, one session per peer, pg groups in sync
+//! ├── Membership    heartbeats, failure detection, the published ClusterView
+//! └── discovery     task: resolve seeds, dial, redial with backoff
+//! ```
+
+mod discovery;
+pub mod membership;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use ractor_cluster::node::NodeConnectionMode;
+use ractor_cluster::{NodeServer, NodeServerMessage};
+
+use crate::membership::{ClusterView, Membership, MembershipArgs, StatusFn};
+use crate::wire::Wire;
+
+/// What the cluster layer needs from the node's configuration.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// This node's id.
+    pub node: String,
+    /// Build version.
+    pub version: String,
+    /// Node-to-node listener.
+    pub listen: SocketAddr,
+    /// Address peers dial; the listen address when empty.
+    pub advertise: String,
+    /// `host:port` of other nodes.
+    pub seeds: Vec<String>,
+    /// Shared secret.
+    pub cookie: String,
+    /// Heartbeat silence before a peer is unreachable.
+    pub failure_timeout: Duration,
+}
+
+/// Why the cluster layer could not start.
+#[derive(Debug)]
+pub enum ClusterError {
+    /// An actor failed to spawn (the listener could not bind, for one).
+    Spawn(String),
+}
+
+impl std::fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Spawn(e) => write!(f, "cluster layer failed to start: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClusterError {}
+
+/// A running cluster layer.
+pub struct Cluster {
+    /// The membership view.
+    pub view: Arc<ClusterView>,
+    /// The node server.
+    pub server: ActorRef<NodeServerMessage>,
+    /// The membership actor.
+    pub membership: ActorRef<Wire>,
+}
+
+/// Starts the node server, membership and discovery on the current tokio runtime.
+pub async fn start(cfg: ClusterConfig, status: StatusFn) -> Result<Cluster, ClusterError> {
+    let advertise = if cfg.advertise.is_empty() {
+        cfg.listen.to_string()
+    } else {
+        cfg.advertise.clone()
+    };
+    let hostname = advertise
+        .rsplit_once(':')
+        .map_or(advertise.as_str(), |(h, _)| h)
+        .to_owned();
+    let server = NodeServer::new(
+        cfg.listen.port(),
+        cfg.cookie.clone(),
+        cfg.node.clone(),
+        hostname,
+        None,
+        Some(NodeConnectionMode::Transitive),
+    )
+    .with_listen_addr(cfg.listen.ip());
+    let (server, _) = Actor::spawn(None, server, ())
+        .await
+        .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    let view = Arc::new(ClusterView::default());
+    let args = MembershipArgs {
+        node: cfg.node.clone(),
+        version: cfg.version.clone(),
+        advertise: advertise.clone(),
+        failure_timeout: cfg.failure_timeout,
+        status,
+        view: view.clone(),
+    };
+    let (membership, _) = Actor::spawn(None, Membership, args)
+        .await
+        .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    let mut own = vec![cfg.listen];
+    if let Ok(a) = advertise.parse::<SocketAddr>() {
+        own.push(a);
+    }
+    tokio::spawn(discovery::run(server.clone(), cfg.seeds, own, view.clone()));
+    Ok(Cluster {
+        view,
+        server,
+        membership,
+    })
+}

@@ -1,0 +1,241 @@
+//! `Membership`: this node's view of the cluster. It heartbeats its status to the `Membership` of
+//! every connected peer (found through a `pg` group that ractor_cluster keeps in sync), and marks a
+//! peer `unreachable` when no heartbeat arrived for `cluster.failure_timeout_ms`, whether or not
+//! a TCP reset arrived (a vanished host sends none).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::wire::{Body, Envelope, NodeState, NodeStatus, Wire};
+
+/// The `pg` group every node's membership actor joins.
+pub const GROUP: &str = "warren.membership";
+
+/// What the node reports about itself, read at every heartbeat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalStatus {
+    /// Draining.
+    pub draining: bool,
+    /// Rooms hosted.
+    pub rooms: u32,
+    /// Live sessions.
+    pub sessions: u32,
+}
+
+/// Reads the node's status.
+pub type StatusFn = Arc<dyn Fn() -> LocalStatus + Send + Sync>;
+
+/// One member as `/v1/cluster` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MemberView {
+    /// Node id.
+    pub id: String,
+    /// `ready`, `draining` or `unreachable`.
+    pub state: &'static str,
+    /// Build version.
+    pub version: String,
+    /// Rooms hosted.
+    pub rooms: u32,
+    /// Live sessions.
+    pub sessions: u32,
+    /// Address peers dial.
+    #[serde(skip)]
+    pub advertise: String,
+}
+
+/// The latest view, readable without asking the actor.
+#[derive(Default)]
+pub struct ClusterView {
+    members: RwLock<Vec<MemberView>>,
+}
+
+impl ClusterView {
+    /// Every known member, this node first, then by id.
+    pub fn members(&self) -> Vec<MemberView> {
+        self.members
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, v: Vec<MemberView>) {
+        *self
+            .members
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = v;
+    }
+}
+
+/// How the membership actor starts.
+pub struct MembershipArgs {
+    /// This node's id.
+    pub node: String,
+    /// Build version.
+    pub version: String,
+    /// Address peers dial.
+    pub advertise: String,
+    /// Heartbeat silence before a peer is unreachable.
+    pub failure_timeout: Duration,
+    /// Reads this node's status.
+    pub status: StatusFn,
+    /// Where the view is published.
+    pub view: Arc<ClusterView>,
+}
+
+struct Peer {
+    status: NodeStatus,
+    last: Instant,
+    reachable: bool,
+}
+
+/// The membership actor.
+pub struct Membership;
+
+/// Its state.
+pub struct MembershipState {
+    args: MembershipArgs,
+    peers: HashMap<String, Peer>,
+}
+
+impl Actor for Membership {
+    type Msg = Wire;
+    type State = MembershipState;
+    type Arguments = MembershipArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<Wire>,
+        args: MembershipArgs,
+    ) -> Result<MembershipState, ActorProcessingErr> {
+        pg::join(GROUP.to_owned(), vec![me.get_cell()]);
+        // Ten heartbeats (and re-evaluations) per timeout: a few lost ones do not make a peer
+        // unreachable, and a dead one is noticed within a tenth of the timeout after it expires.
+        let every = (args.failure_timeout / 10).max(Duration::from_millis(20));
+        me.send_interval(every, || Envelope::encode(Body::Tick));
+        let st = MembershipState {
+            args,
+            peers: HashMap::new(),
+        };
+        st.publish();
+        Ok(st)
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<Wire>,
+        msg: Wire,
+        st: &mut MembershipState,
+    ) -> Result<(), ActorProcessingErr> {
+        let env = match Envelope::decode(&msg) {
+            Ok(e) => e,
+            Err(e) => {
+                metrics::counter!("warren_cluster_decode_errors_total", "actor" => "membership")
+                    .increment(1);
+                warn!(error = %e, bytes = msg.0.len(), "undecodable cluster message dropped");
+                return Ok(());
+            }
+        };
+        match env.body {
+            Body::Tick => st.tick(),
+            Body::Heartbeat(status) => st.heard(status),
+        }
+        Ok(())
+    }
+}
+
+impl MembershipState {
+    fn me(&self) -> NodeStatus {
+        let s = (self.args.status)();
+        NodeStatus {
+            id: self.args.node.clone(),
+            advertise: self.args.advertise.clone(),
+            state: if s.draining {
+                NodeState::Draining
+            } else {
+                NodeState::Ready
+            },
+            version: self.args.version.clone(),
+            rooms: s.rooms,
+            sessions: s.sessions,
+        }
+    }
+
+    fn tick(&mut self) {
+        let beat = Envelope::encode(Body::Heartbeat(self.me()));
+        for cell in pg::get_members(&GROUP.to_owned()) {
+            if !cell.get_id().is_local() {
+                let peer: ActorRef<Wire> = cell.into();
+                let _ = peer.cast(beat.clone());
+            }
+        }
+        let timeout = self.args.failure_timeout;
+        for (id, p) in &mut self.peers {
+            let reachable = p.last.elapsed() < timeout;
+            if p.reachable && !reachable {
+                warn!(peer = %id, silent_ms = p.last.elapsed().as_millis() as u64, "peer unreachable");
+            }
+            p.reachable = reachable;
+        }
+        self.publish();
+    }
+
+    fn heard(&mut self, status: NodeStatus) {
+        if status.id == self.args.node {
+            if status.advertise != self.args.advertise {
+                warn!(node = %status.id, other = %status.advertise, "another node uses this node's id");
+            }
+            return;
+        }
+        let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
+        if !known {
+            info!(peer = %status.id, addr = %status.advertise, version = %status.version, "peer joined");
+        }
+        self.peers.insert(
+            status.id.clone(),
+            Peer {
+                status,
+                last: Instant::now(),
+                reachable: true,
+            },
+        );
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let me = self.me();
+        let mut members = vec![view_of(&me, true)];
+        let mut peers: Vec<MemberView> = self
+            .peers
+            .values()
+            .map(|p| view_of(&p.status, p.reachable))
+            .collect();
+        peers.sort_by(|a, b| a.id.cmp(&b.id));
+        members.extend(peers);
+        for state in ["ready", "draining", "unreachable"] {
+            let n = members.iter().filter(|m| m.state == state).count();
+            metrics::gauge!("warren_cluster_nodes", "state" => state).set(n as f64);
+        }
+        self.args.view.set(members);
+    }
+}
+
+fn view_of(s: &NodeStatus, reachable: bool) -> MemberView {
+    let state = match (reachable, s.state) {
+        (false, _) => "unreachable",
+        (true, NodeState::Ready) => "ready",
+        (true, NodeState::Draining) => "draining",
+    };
+    MemberView {
+        id: s.id.clone(),
+        state,
+        version: s.version.clone(),
+        rooms: s.rooms,
+        sessions: s.sessions,
+        advertise: s.advertise.clone(),
+    }
+}

@@ -1,0 +1,142 @@
+//! Several real node processes forming one cluster: convergence from any start order, failure
+//! detection after kill -9, rejoin, and cookie authentication.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{Node, free_port};
+
+const COOKIE: &str = "e2e-cookie";
+
+async fn start(id: &str, cluster_port: u16, seeds: &str, cookie: &str) -> Node {
+    let listen = format!("127.0.0.1:{cluster_port}");
+    Node::start(&[
+        ("WARREN_NODE__ID", id),
+        ("WARREN_CLUSTER__LISTEN", &listen),
+        ("WARREN_CLUSTER__SEEDS", seeds),
+        ("WARREN_CLUSTER__COOKIE", cookie),
+        ("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", "1000"),
+    ])
+    .await
+}
+
+async fn members(node: &Node) -> Vec<(String, String)> {
+    let (status, body) = node.http("GET", "/v1/cluster", None, None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let mut m: Vec<(String, String)> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_owned(),
+                n["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    m.sort();
+    m
+}
+
+async fn wait_for(node: &Node, want: &[(&str, &str)], within: Duration) -> Duration {
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let t0 = Instant::now();
+    loop {
+        let got = members(node).await;
+        if got == want {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < within,
+            "cluster view {got:?}, wanted {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_started_in_any_order_converge_detect_a_kill_and_rejoin() {
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    // n1 starts first, seeded with peers that do not answer yet and a name that never resolves.
+    let n1_seeds = format!("{},{},warren-missing.invalid:7351", addr(1), addr(2));
+    let n1 = start("n1", ports[0], &n1_seeds, COOKIE).await;
+    assert_eq!(members(&n1).await, [("n1".to_owned(), "ready".to_owned())]);
+    // n3 and n2 know only n1; the mesh completes through it.
+    let mut n3 = start("n3", ports[2], &addr(0), COOKIE).await;
+    let n2 = start("n2", ports[1], &addr(0), COOKIE).await;
+    let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+    let (_, metrics) = n2.http("GET", "/metrics", None, None).await.unwrap();
+    assert!(
+        metrics.contains("warren_cluster_nodes{state=\"ready\"} 3"),
+        "{metrics}"
+    );
+
+    // kill -9: no goodbye; the others notice by the missing heartbeats.
+    n3.child.kill().unwrap();
+    n3.child.wait().unwrap();
+    let dead = [("n1", "ready"), ("n2", "ready"), ("n3", "unreachable")];
+    wait_for(&n1, &dead, Duration::from_secs(10)).await;
+    wait_for(&n2, &dead, Duration::from_secs(10)).await;
+    let (_, metrics) = n1.http("GET", "/metrics", None, None).await.unwrap();
+    assert!(
+        metrics.contains("warren_cluster_nodes{state=\"unreachable\"} 1"),
+        "{metrics}"
+    );
+
+    // Restarted on the same address, it rejoins.
+    let n3 = start("n3", ports[2], &addr(0), COOKIE).await;
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_the_wrong_cookie_never_becomes_a_member() {
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let n1 = start("n1", p1, &format!("127.0.0.1:{p2}"), COOKIE).await;
+    let n2 = start("n2", p2, &format!("127.0.0.1:{p1}"), COOKIE).await;
+    let pair = [("n1", "ready"), ("n2", "ready")];
+    wait_for(&n1, &pair, Duration::from_secs(15)).await;
+    let intruder = start(
+        "evil",
+        p3,
+        &format!("127.0.0.1:{p1},127.0.0.1:{p2}"),
+        "wrong-cookie",
+    )
+    .await;
+    // Proving it never joins needs waiting: the intruder redials with backoff; give it several tries.
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        assert_eq!(members(&n1).await.len(), 2, "{:?}", members(&n1).await);
+        assert_eq!(members(&n2).await.len(), 2);
+        assert_eq!(
+            members(&intruder).await,
+            [("evil".to_owned(), "ready".to_owned())]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The intruder really dialed and was refused (not merely silent).
+    assert!(
+        n1.logs().contains("auth_fail") || n2.logs().contains("auth_fail"),
+        "{}",
+        n1.logs()
+    );
+    // ...while a node with the right cookie joins.
+    let (p4,) = (free_port(),);
+    let n4 = start("n4", p4, &format!("127.0.0.1:{p1}"), COOKIE).await;
+    wait_for(
+        &n4,
+        &[("n1", "ready"), ("n2", "ready"), ("n4", "ready")],
+        Duration::from_secs(15),
+    )
+    .await;
+}
