@@ -85,6 +85,11 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
         "warren_closes_total",
         "Connections closed by the server, by close code"
     );
+    describe_counter!(
+        "warren_cluster_decode_errors_total",
+        "Cluster messages that could not be decoded, by receiving actor"
+    );
+    metrics::counter!("warren_cluster_decode_errors_total", "actor" => "membership").absolute(0);
     metrics::gauge!("warren_build_info", "version" => version.to_owned(), "node" => node.to_owned()).set(1.0);
     metrics::gauge!("warren_connections").set(0.0);
     metrics::gauge!("warren_draining").set(0.0);

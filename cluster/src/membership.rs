@@ -142,7 +142,7 @@ impl Actor for Membership {
         };
         match env.body {
             Body::Tick => st.tick(),
-            Body::Heartbeat(status) => st.heard(status),
+            Body::Heartbeat(status) => st.heard(status, env.proto),
         }
         Ok(())
     }
@@ -184,7 +184,7 @@ impl MembershipState {
         self.publish();
     }
 
-    fn heard(&mut self, status: NodeStatus) {
+    fn heard(&mut self, status: NodeStatus, proto: u32) {
         if status.id == self.args.node {
             if status.advertise != self.args.advertise {
                 warn!(node = %status.id, other = %status.advertise, "another node uses this node's id");
@@ -193,7 +193,7 @@ impl MembershipState {
         }
         let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
         if !known {
-            info!(peer = %status.id, addr = %status.advertise, version = %status.version, "peer joined");
+            info!(peer = %status.id, addr = %status.advertise, version = %status.version, proto, "peer joined");
         }
         self.peers.insert(
             status.id.clone(),
