@@ -74,6 +74,14 @@ pub(crate) struct ClusterSection {
     pub(crate) cookie: String,
     /// Failure detection timeout.
     pub(crate) failure_timeout_ms: u64,
+    /// TLS certificate chain (PEM).
+    pub(crate) tls_cert: String,
+    /// TLS private key (PEM).
+    pub(crate) tls_key: String,
+    /// CA of the cluster (PEM).
+    pub(crate) tls_ca: String,
+    /// Name in every node's certificate.
+    pub(crate) tls_server_name: String,
 }
 
 /// `[auth]`.
@@ -217,6 +225,21 @@ impl Config {
                 },
                 "a node with seeds needs a shared secret; set it on every node",
             );
+        }
+        let c = &self.cluster;
+        let tls = [
+            ("cluster.tls_cert", &c.tls_cert),
+            ("cluster.tls_key", &c.tls_key),
+            ("cluster.tls_ca", &c.tls_ca),
+            ("cluster.tls_server_name", &c.tls_server_name),
+        ];
+        if tls.iter().any(|(_, v)| !v.is_empty()) {
+            if let Some((key, _)) = tls.iter().find(|(_, v)| v.is_empty()) {
+                return bad(
+                    key,
+                    "TLS needs cluster.tls_cert, tls_key, tls_ca and tls_server_name together",
+                );
+            }
         }
         if self.node.id.len() > 64
             || self

@@ -1,6 +1,7 @@
 //! Discovery: resolve `cluster.seeds` again and again (DNS names included, so a Kubernetes headless
 //! Service finds every pod), dial addresses that are not live members yet, and redial lost ones with
-//! exponential backoff and jitter. ractor_cluster's transitive mode completes the mesh.
+//! exponential backoff and jitter. Addresses gossiped in heartbeats are dialed the same way, which
+//! completes the mesh (ractor_cluster's own transitive dialing is off: it would bypass TLS).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::membership::ClusterView;
+use crate::tls::Tls;
 
 const ROUND: Duration = Duration::from_millis(500);
 const FIRST_RETRY: Duration = Duration::from_millis(250);
@@ -30,6 +32,7 @@ pub(crate) async fn run(
     seeds: Vec<String>,
     own: Vec<SocketAddr>,
     view: Arc<ClusterView>,
+    tls: Option<Tls>,
 ) {
     let mut backoff: HashMap<SocketAddr, Backoff> = HashMap::new();
     loop {
@@ -41,7 +44,11 @@ pub(crate) async fn run(
             .map(|m| m.advertise)
             .collect();
         let live_addrs: HashSet<SocketAddr> = live.iter().filter_map(|a| a.parse().ok()).collect();
-        for seed in &seeds {
+        let mut targets = seeds.clone();
+        targets.extend(view.candidates());
+        targets.sort();
+        targets.dedup();
+        for seed in &targets {
             if live.contains(seed) {
                 continue;
             }
@@ -68,7 +75,19 @@ pub(crate) async fn run(
                 let jitter = rand::rng().random_range(0.5..1.5);
                 b.next = now + b.delay.mul_f64(jitter);
                 b.delay = (b.delay * 2).min(MAX_RETRY);
-                match ractor_cluster::client_connect(&server, addr).await {
+                let dialed = match &tls {
+                    Some(t) => {
+                        ractor_cluster::client_connect_enc(
+                            &server,
+                            addr,
+                            t.connector.clone(),
+                            t.server_name.clone(),
+                        )
+                        .await
+                    }
+                    None => ractor_cluster::client_connect(&server, addr).await,
+                };
+                match dialed {
                     Ok(()) => debug!(peer = %addr, "dialed"),
                     Err(e) => debug!(peer = %addr, error = %e, "dial failed"),
                 }

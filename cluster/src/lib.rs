@@ -4,13 +4,14 @@
 //!
 //! ```text
 //! start
-//! ├── NodeServer    ractor_cluster: listener, one session per peer, pg groups in sync
+//! ├── NodeServer    ractor_cluster: listener (optionally mutual TLS), one session per peer, pg groups
 //! ├── Membership    heartbeats, failure detection, the published ClusterView
 //! └── discovery     task: resolve seeds, dial, redial with backoff
 //! ```
 
 mod discovery;
 pub mod membership;
+pub mod tls;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{NodeServer, NodeServerMessage};
+use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
 
 use crate::membership::{ClusterView, Membership, MembershipArgs, StatusFn};
 use crate::wire::Wire;
@@ -41,6 +42,8 @@ pub struct ClusterConfig {
     pub cookie: String,
     /// Heartbeat silence before a peer is unreachable.
     pub failure_timeout: Duration,
+    /// Mutual TLS between nodes; plain TCP when `None`.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// Why the cluster layer could not start.
@@ -48,12 +51,15 @@ pub struct ClusterConfig {
 pub enum ClusterError {
     /// An actor failed to spawn (the listener could not bind, for one).
     Spawn(String),
+    /// The TLS files could not be used.
+    Tls(String),
 }
 
 impl std::fmt::Display for ClusterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Spawn(e) => write!(f, "cluster layer failed to start: {e}"),
+            Self::Tls(e) => write!(f, "cluster TLS: {e}"),
         }
     }
 }
@@ -81,13 +87,22 @@ pub async fn start(cfg: ClusterConfig, status: StatusFn) -> Result<Cluster, Clus
         .rsplit_once(':')
         .map_or(advertise.as_str(), |(h, _)| h)
         .to_owned();
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(tls::Tls::load)
+        .transpose()
+        .map_err(ClusterError::Tls)?;
+    let incoming = tls
+        .as_ref()
+        .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
     let server = NodeServer::new(
         cfg.listen.port(),
         cfg.cookie.clone(),
         cfg.node.clone(),
         hostname,
-        None,
-        Some(NodeConnectionMode::Transitive),
+        incoming,
+        Some(NodeConnectionMode::Isolated),
     )
     .with_listen_addr(cfg.listen.ip());
     let (server, _) = Actor::spawn(None, server, ())
@@ -109,7 +124,13 @@ pub async fn start(cfg: ClusterConfig, status: StatusFn) -> Result<Cluster, Clus
     if let Ok(a) = advertise.parse::<SocketAddr>() {
         own.push(a);
     }
-    tokio::spawn(discovery::run(server.clone(), cfg.seeds, own, view.clone()));
+    tokio::spawn(discovery::run(
+        server.clone(),
+        cfg.seeds,
+        own,
+        view.clone(),
+        tls,
+    ));
     Ok(Cluster {
         view,
         server,

@@ -52,6 +52,7 @@ pub struct MemberView {
 #[derive(Default)]
 pub struct ClusterView {
     members: RwLock<Vec<MemberView>>,
+    candidates: RwLock<Vec<String>>,
 }
 
 impl ClusterView {
@@ -63,11 +64,23 @@ impl ClusterView {
             .clone()
     }
 
-    fn set(&self, v: Vec<MemberView>) {
+    /// Addresses worth dialing: every member ever heard of, and every address peers gossiped.
+    pub fn candidates(&self) -> Vec<String> {
+        self.candidates
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, v: Vec<MemberView>, candidates: Vec<String>) {
         *self
             .members
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = v;
+        *self
+            .candidates
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = candidates;
     }
 }
 
@@ -100,6 +113,7 @@ pub struct Membership;
 pub struct MembershipState {
     args: MembershipArgs,
     peers: HashMap<String, Peer>,
+    gossip: std::collections::BTreeSet<String>,
 }
 
 impl Actor for Membership {
@@ -120,6 +134,7 @@ impl Actor for Membership {
         let st = MembershipState {
             args,
             peers: HashMap::new(),
+            gossip: Default::default(),
         };
         st.publish();
         Ok(st)
@@ -162,6 +177,12 @@ impl MembershipState {
             version: self.args.version.clone(),
             rooms: s.rooms,
             sessions: s.sessions,
+            known: self
+                .peers
+                .values()
+                .filter(|p| p.reachable)
+                .map(|p| p.status.advertise.clone())
+                .collect(),
         }
     }
 
@@ -190,6 +211,11 @@ impl MembershipState {
                 warn!(node = %status.id, other = %status.advertise, "another node uses this node's id");
             }
             return;
+        }
+        for addr in &status.known {
+            if *addr != self.args.advertise {
+                self.gossip.insert(addr.clone());
+            }
         }
         let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
         if !known {
@@ -220,7 +246,11 @@ impl MembershipState {
             let n = members.iter().filter(|m| m.state == state).count();
             metrics::gauge!("warren_cluster_nodes", "state" => state).set(n as f64);
         }
-        self.args.view.set(members);
+        let mut candidates: Vec<String> = self.gossip.iter().cloned().collect();
+        candidates.extend(self.peers.values().map(|p| p.status.advertise.clone()));
+        candidates.sort();
+        candidates.dedup();
+        self.args.view.set(members, candidates);
     }
 }
 

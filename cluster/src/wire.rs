@@ -64,6 +64,9 @@ pub struct NodeStatus {
     pub rooms: u32,
     /// Live sessions.
     pub sessions: u32,
+    /// Addresses of the members this node currently reaches, so that every node meets every
+    /// other one even when its seeds name only some of them.
+    pub known: Vec<String>,
 }
 
 impl Envelope {
@@ -98,6 +101,7 @@ mod tests {
             version: "0.1.0".into(),
             rooms: 3,
             sessions: 9,
+            known: vec!["127.0.0.1:7352".into()],
         };
         let w = Envelope::encode(Body::Heartbeat(st.clone()));
         let back = Envelope::decode(&Wire::from_bytes(w.clone().into_bytes())).unwrap();

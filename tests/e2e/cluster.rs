@@ -140,3 +140,127 @@ async fn a_node_with_the_wrong_cookie_never_becomes_a_member() {
     )
     .await;
 }
+
+/// A throwaway CA and one certificate for the shared cluster name, made with the openssl CLI.
+fn make_certs(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=warren-test-ca",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "node.key",
+        "-out",
+        "node.csr",
+        "-subj",
+        "/CN=warren-cluster",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:warren-cluster\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_between_nodes_and_plain_nodes_stay_out() {
+    let dir = std::env::temp_dir().join(format!("warren-tls-{}", free_port()));
+    make_certs(&dir);
+    let file = |f: &str| dir.join(f).to_string_lossy().to_string();
+    let (cert, key, ca) = (file("node.pem"), file("node.key"), file("ca.pem"));
+    let tls = |id: &'static str, port: u16, seeds: String| {
+        let (cert, key, ca) = (cert.clone(), key.clone(), ca.clone());
+        async move {
+            let listen = format!("127.0.0.1:{port}");
+            Node::start(&[
+                ("WARREN_NODE__ID", id),
+                ("WARREN_CLUSTER__LISTEN", &listen),
+                ("WARREN_CLUSTER__SEEDS", &seeds),
+                ("WARREN_CLUSTER__COOKIE", COOKIE),
+                ("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", "1000"),
+                ("WARREN_CLUSTER__TLS_CERT", &cert),
+                ("WARREN_CLUSTER__TLS_KEY", &key),
+                ("WARREN_CLUSTER__TLS_CA", &ca),
+                ("WARREN_CLUSTER__TLS_SERVER_NAME", "warren-cluster"),
+            ])
+            .await
+        }
+    };
+    let (p1, p2, p3, p4) = (free_port(), free_port(), free_port(), free_port());
+    let n1 = tls("n1", p1, format!("127.0.0.1:{p2}")).await;
+    let n2 = tls("n2", p2, format!("127.0.0.1:{p1}")).await;
+    // n3 knows only n1; it meets n2 through the addresses gossiped in heartbeats.
+    let n3 = tls("n3", p3, format!("127.0.0.1:{p1}")).await;
+    let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+    // A node without TLS (right cookie) cannot join: its handshake is refused.
+    let plain = start("plain", p4, &format!("127.0.0.1:{p1}"), COOKIE).await;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        assert_eq!(members(&n1).await.len(), 3);
+        assert_eq!(
+            members(&plain).await,
+            [("plain".to_owned(), "ready".to_owned())]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Half a TLS configuration is refused at start, naming the missing key.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .env_clear()
+        .env("WARREN_CLUSTER__TLS_CERT", &cert)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cluster.tls_key"));
+}
