@@ -158,6 +158,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
                 }),
             },
             status,
+            ctx.clone(),
         ))
         .with_context(|| {
             format!("failed to start the cluster listener on cluster.listen {cluster_listen}")

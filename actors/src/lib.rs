@@ -18,6 +18,7 @@ pub mod matchmaking;
 pub mod node;
 pub mod pool;
 pub mod pool_host;
+pub mod remote;
 pub mod resume;
 pub mod room;
 pub mod room_host;

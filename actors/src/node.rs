@@ -17,6 +17,7 @@ use warren_protocol::{CloseCode, GameName, NodeId, Outbound, PlayerId, RoomId, R
 
 use crate::game::GameRegistry;
 use crate::pool_host::PoolHostMsg;
+use crate::remote::Peers;
 use crate::resume::ResumeKey;
 use crate::room::RoomMsg;
 use crate::room_host::RoomHostMsg;
@@ -53,6 +54,7 @@ pub struct NodeCtx {
     pub resume_key: ResumeKey,
     ids: AtomicU64,
     hosts: OnceLock<Hosts>,
+    peers: OnceLock<Arc<dyn Peers>>,
 }
 
 /// Addresses of the node's host actors.
@@ -87,6 +89,7 @@ impl NodeCtx {
             resume_key,
             ids: AtomicU64::new(0),
             hosts: OnceLock::new(),
+            peers: OnceLock::new(),
         }
     }
 
@@ -99,6 +102,16 @@ impl NodeCtx {
 
     pub(crate) fn set_hosts(&self, hosts: Hosts) {
         let _ = self.hosts.set(hosts);
+    }
+
+    /// Connects the actors to the other nodes (once, at start).
+    pub fn set_peers(&self, peers: Arc<dyn Peers>) {
+        let _ = self.peers.set(peers);
+    }
+
+    /// The other nodes, when this node is part of a cluster.
+    pub fn peers(&self) -> Option<&Arc<dyn Peers>> {
+        self.peers.get()
     }
 
     /// Whether the node is draining.

@@ -15,12 +15,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 use warren_protocol::{
-    ErrorCode, GameName, Outbound, PlayerId, PlayerView, RoomId, ServerMsg, encode, error_frame,
-    state_frame,
+    ErrorCode, GameName, NodeId, Outbound, PlayerId, PlayerView, RoomId, ServerMsg, encode,
+    error_frame, state_frame,
 };
 
 use crate::game::{Game, GameCtx, GameError, SeatView};
 use crate::node::{NodeCtx, lock, now_ms};
+use crate::remote::{OpResult, RoomOp};
 
 /// Version of [`RoomSnapshot`]'s layout.
 pub const SNAPSHOT_FORMAT: u32 = 1;
@@ -38,6 +39,8 @@ pub struct SeatRecord {
     pub connected: bool,
     /// Sent `ready`.
     pub ready: bool,
+    /// Node of the player's session: where its frames go.
+    pub home: NodeId,
 }
 
 /// Everything needed to bring a room back: on restart, and later on another node.
@@ -71,6 +74,8 @@ pub enum RoomMsg {
         player: PlayerId,
         /// Display name.
         name: String,
+        /// Node of the player's session.
+        home: NodeId,
         /// `room_full`, `already_in_room`.
         reply: RpcReplyPort<Result<(), ErrorCode>>,
     },
@@ -259,9 +264,10 @@ impl Actor for Room {
             RoomMsg::Join {
                 player,
                 name,
+                home,
                 reply,
             } => {
-                let r = st.join(player, name);
+                let r = st.join(player, name, home);
                 let _ = reply.send(r);
             }
             RoomMsg::Leave { player, reply } => {
@@ -290,9 +296,7 @@ impl Actor for Room {
                         let _ = reply.send(r);
                     }
                     (None, Err(e)) => {
-                        st.ctx
-                            .sessions
-                            .send(&player, error_frame(None, e.code, &e.message));
+                        st.send_one(&player, error_frame(None, e.code, &e.message));
                     }
                     (None, Ok(())) => {}
                 }
@@ -392,11 +396,18 @@ impl RoomState {
             .seats
             .iter()
             .filter(|s| s.synced && s.rec.connected)
-            .map(|s| (&s.rec.player, frame.clone()));
-        self.ctx.sessions.send_each(to);
+            .map(|s| (&s.rec, frame.clone()));
+        route(&self.ctx, to);
     }
 
-    fn join(&mut self, player: PlayerId, name: String) -> Result<(), ErrorCode> {
+    /// Sends a frame to one seated player, wherever its session is.
+    fn send_one(&self, player: &PlayerId, frame: Outbound) {
+        if let Some(i) = self.seat_of(player) {
+            route(&self.ctx, std::iter::once((&self.seats[i].rec, frame)));
+        }
+    }
+
+    fn join(&mut self, player: PlayerId, name: String, home: NodeId) -> Result<(), ErrorCode> {
         if self.seat_of(&player).is_some() {
             return Err(ErrorCode::AlreadyInRoom);
         }
@@ -412,6 +423,7 @@ impl RoomState {
             seat,
             connected: true,
             ready: false,
+            home,
         };
         let at = self
             .seats
@@ -536,7 +548,15 @@ impl RoomState {
             players: &players,
             state: &state,
         });
-        if self.ctx.sessions.send(player, frame) {
+        let rec = &self.seats[i].rec;
+        // A remote player's frame is on its way; a local one only if the player is connected here.
+        let sent = if rec.home == self.ctx.node {
+            self.ctx.sessions.send(player, frame)
+        } else {
+            route(&self.ctx, std::iter::once((rec, frame)));
+            true
+        };
+        if sent {
             self.seats[i].synced = true;
         }
     }
@@ -554,12 +574,9 @@ impl RoomState {
             .filter(|s| s.synced && s.rec.connected)
             .map(|s| {
                 let ack = out.acks.get(&s.rec.player).copied().unwrap_or(0);
-                (
-                    &s.rec.player,
-                    state_frame(room_json, tick, ack, &out.state_json),
-                )
+                (&s.rec, state_frame(room_json, tick, ack, &out.state_json))
             });
-        self.ctx.sessions.send_each(to);
+        route(&self.ctx, to);
     }
 
     fn arm_deadline(&mut self, myself: &ActorRef<RoomMsg>) {
@@ -607,9 +624,86 @@ impl RoomState {
     }
 }
 
-/// Pushes an `internal` error to the given players (a room closed under them).
-pub(crate) fn notify_closed(ctx: &NodeCtx, players: &[PlayerId], why: &str) {
+/// Pushes an `internal` error to the given seats (a room closed under them).
+pub(crate) fn notify_closed(ctx: &NodeCtx, seats: &[SeatRecord], why: &str) {
     let frame = error_frame(None, ErrorCode::Internal, why);
-    ctx.sessions
-        .send_each(players.iter().map(|p| (p, frame.clone())));
+    route(ctx, seats.iter().map(|s| (s, frame.clone())));
+}
+
+/// Delivers frames to seats: local sessions directly, remote ones batched per node.
+fn route<'a>(ctx: &NodeCtx, items: impl Iterator<Item = (&'a SeatRecord, Outbound)>) {
+    let mut remote: std::collections::HashMap<&NodeId, Vec<(PlayerId, Outbound)>> =
+        Default::default();
+    let mut local = Vec::new();
+    for (rec, frame) in items {
+        if rec.home == ctx.node {
+            local.push((&rec.player, frame));
+        } else {
+            remote
+                .entry(&rec.home)
+                .or_default()
+                .push((rec.player.clone(), frame));
+        }
+    }
+    ctx.sessions.send_each(local);
+    if let Some(peers) = ctx.peers() {
+        for (node, frames) in remote {
+            peers.deliver(node, frames);
+        }
+    }
+}
+
+/// Runs a [`RoomOp`] on a room hosted on this node: for the node's own sessions and for requests
+/// arriving from other nodes alike.
+pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
+    let gone = || (ErrorCode::NotFound, "no such room".to_owned());
+    let actor = ctx.directory.actor(room).ok_or_else(gone)?;
+    let game = |e: GameError| (e.code, e.message);
+    match op {
+        RoomOp::Join { player, name, home } => ractor::call!(actor, |reply| RoomMsg::Join {
+            player,
+            name,
+            home,
+            reply
+        })
+        .map_err(|_| gone())?
+        .map_err(|c| (c, join_refusal(c).to_owned())),
+        RoomOp::Leave(player) => ractor::call!(actor, |reply| RoomMsg::Leave {
+            player,
+            reply: Some(reply)
+        })
+        .map_err(|_| gone())?
+        .map_err(|c| (c, "not in this room".to_owned())),
+        RoomOp::Ready(player) => ractor::call!(actor, |reply| RoomMsg::Ready { player, reply })
+            .map_err(|_| gone())?
+            .map_err(game),
+        RoomOp::Input { player, seq, data } => {
+            let data: Map<String, Value> = serde_json::from_str(&data)
+                .map_err(|_| (ErrorCode::BadRequest, "`data` must be an object".to_owned()))?;
+            ractor::call!(actor, |reply| RoomMsg::Input {
+                player,
+                seq,
+                data,
+                reply: Some(reply)
+            })
+            .map_err(|_| gone())?
+            .map_err(game)
+        }
+        RoomOp::Chat { player, text } => actor
+            .cast(RoomMsg::Chat { player, text })
+            .map_err(|_| gone()),
+        RoomOp::Disconnected(p) => actor.cast(RoomMsg::Disconnected(p)).map_err(|_| gone()),
+        RoomOp::Reconnected(p) => actor.cast(RoomMsg::Reconnected(p)).map_err(|_| gone()),
+        RoomOp::Resync(p) => actor.cast(RoomMsg::Resync(p)).map_err(|_| gone()),
+    }
+}
+
+/// The message of a refused join.
+pub fn join_refusal(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::RoomFull => "every seat is taken",
+        ErrorCode::AlreadyInRoom => "already seated in this room",
+        ErrorCode::NotFound => "no such room",
+        _ => "request refused",
+    }
 }

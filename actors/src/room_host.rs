@@ -149,11 +149,12 @@ impl RoomHostState {
                 "more players than seats".into(),
             ));
         }
-        let id = RoomId::new(self.ctx.new_id("r"));
+        let id = RoomId::new(format!("{}.{}", self.ctx.node, self.ctx.new_id("r")));
         let seats = players
             .into_iter()
             .enumerate()
             .map(|(i, (player, name))| SeatRecord {
+                home: self.ctx.node.clone(),
                 player,
                 name,
                 seat: i as u32,
@@ -239,7 +240,7 @@ impl RoomHostState {
             self.close(&room, &[]);
             return;
         };
-        let players: Vec<PlayerId> = snap.seats.iter().map(|s| s.player.clone()).collect();
+        let players: Vec<SeatRecord> = snap.seats.clone();
         if over_budget {
             warn!(room = %room, restarts = rooms.max_restarts, "room keeps failing, closing it");
             self.close(&room, &players);
@@ -280,10 +281,10 @@ impl RoomHostState {
         }
     }
 
-    fn close(&mut self, room: &RoomId, players: &[PlayerId]) {
+    fn close(&mut self, room: &RoomId, seats: &[SeatRecord]) {
         self.forget(room);
-        notify_closed(&self.ctx, players, "the room failed and was closed");
-        for p in players {
+        notify_closed(&self.ctx, seats, "the room failed and was closed");
+        for p in seats.iter().map(|s| &s.player) {
             if let Some(route) = self.ctx.sessions.route(p) {
                 let _ = route
                     .session

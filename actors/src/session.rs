@@ -14,14 +14,15 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, call};
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 use warren_protocol::{
-    ClientRequest, CloseCode, DecodeError, ErrorCode, GameName, Outbound, PlayerId, Request,
-    RoomId, ServerMsg, SessionId, TicketId, encode, error_frame, ok_frame,
+    ClientRequest, CloseCode, DecodeError, ErrorCode, GameName, NodeId, Outbound, PlayerId,
+    Request, RoomId, ServerMsg, SessionId, TicketId, encode, error_frame, ok_frame,
 };
 
 use crate::node::{Conn, NodeCtx, Route, now_ms};
 use crate::pool::{PoolMsg, Ticket};
 use crate::pool_host::PoolHostMsg;
-use crate::room::RoomMsg;
+use crate::remote::{OpResult, RoomOp, host_of};
+use crate::room::{self, RoomMsg};
 use crate::room_host::{CreateRoomError, RoomHostMsg};
 use crate::session_host::SessionHostMsg;
 
@@ -149,7 +150,7 @@ impl Actor for Session {
                 resumed,
                 name,
                 epoch,
-            } => st.attach(&me, conn, resumed, name, epoch),
+            } => st.attach(&me, conn, resumed, name, epoch).await,
             SessionMsg::Frame { conn_id, frame } => {
                 if st.conn.as_ref().is_some_and(|c| c.id == conn_id) {
                     match frame {
@@ -160,7 +161,7 @@ impl Actor for Session {
             }
             SessionMsg::ConnClosed(conn_id) => {
                 if st.conn.as_ref().is_some_and(|c| c.id == conn_id) {
-                    st.detach(&me);
+                    st.detach(&me).await;
                 }
             }
             SessionMsg::GraceOver(generation) => {
@@ -175,10 +176,8 @@ impl Actor for Session {
                     .unwrap_or(true);
                     if expired {
                         if let Some(room) = st.room.take() {
-                            st.room_cast(&room, |p| RoomMsg::Leave {
-                                player: p,
-                                reply: None,
-                            });
+                            let player = st.player.clone();
+                            st.room_notify(&room, RoomOp::Leave(player)).await;
                         }
                         debug!(session = %st.id, player = %st.player, "grace period over, session ended");
                         me.stop(None);
@@ -201,11 +200,13 @@ impl Actor for Session {
                     game: &game,
                     players: &players,
                 }));
-                if st.conn.is_some() {
-                    st.room_cast(&room, RoomMsg::Resync);
+                let player = st.player.clone();
+                let op = if st.conn.is_some() {
+                    RoomOp::Resync(player)
                 } else {
-                    st.room_cast(&room, RoomMsg::Disconnected);
-                }
+                    RoomOp::Disconnected(player)
+                };
+                st.room_notify(&room, op).await;
             }
             SessionMsg::RoomClosed(room) => {
                 if st.room.as_ref() == Some(&room) {
@@ -230,11 +231,19 @@ impl SessionState {
         }
     }
 
+    /// `ok` for success (only when there is a rid); `error` otherwise, with or without rid.
+    fn reply_result(&self, rid: Option<u64>, r: OpResult) {
+        match r {
+            Ok(()) => self.reply_ok(rid, Map::new()),
+            Err((code, message)) => self.reply_err(rid, code, &message),
+        }
+    }
+
     fn reply_err(&self, rid: Option<u64>, code: ErrorCode, message: &str) {
         self.push(error_frame(rid, code, message));
     }
 
-    fn attach(
+    async fn attach(
         &mut self,
         me: &ActorRef<SessionMsg>,
         conn: Conn,
@@ -269,11 +278,12 @@ impl SessionState {
         );
         self.conn = Some(conn);
         if let Some(room) = self.room.clone() {
-            self.room_cast(&room, RoomMsg::Reconnected);
+            let player = self.player.clone();
+            self.room_notify(&room, RoomOp::Reconnected(player)).await;
         }
     }
 
-    fn detach(&mut self, me: &ActorRef<SessionMsg>) {
+    async fn detach(&mut self, me: &ActorRef<SessionMsg>) {
         if let Some(c) = self.conn.take() {
             self.ctx.sessions.remove(&self.player, c.id);
         }
@@ -284,7 +294,8 @@ impl SessionState {
             });
         }
         if let Some(room) = self.room.clone() {
-            self.room_cast(&room, RoomMsg::Disconnected);
+            let player = self.player.clone();
+            self.room_notify(&room, RoomOp::Disconnected(player)).await;
         }
         self.grace_gen += 1;
         let generation = self.grace_gen;
@@ -292,26 +303,59 @@ impl SessionState {
         let _ = me.send_after(grace, move || SessionMsg::GraceOver(generation));
     }
 
-    /// Sends a message to the player's room; forgets the room if it is gone.
-    fn room_cast(&mut self, room: &RoomId, msg: impl FnOnce(PlayerId) -> RoomMsg) -> bool {
-        let sent = self
-            .ctx
-            .directory
-            .actor(room)
-            .is_some_and(|a| a.cast(msg(self.player.clone())).is_ok());
-        if !sent && self.room.as_ref() == Some(room) {
-            self.room = None;
+    /// Where a room is: hosted here, or on another node of the cluster.
+    fn link_to(&self, room: &RoomId) -> Option<Link> {
+        if let Some(a) = self.ctx.directory.actor(room) {
+            return Some(Link::Local(a));
         }
-        sent
+        let host = host_of(room)?;
+        (host != self.ctx.node && self.ctx.peers().is_some()).then_some(Link::Remote(host))
     }
 
-    fn room_actor(&mut self) -> Option<ActorRef<RoomMsg>> {
+    /// The link to the player's room; forgets a room that is gone.
+    fn room_link(&mut self) -> Option<Link> {
         let room = self.room.clone()?;
-        let actor = self.ctx.directory.actor(&room);
-        if actor.is_none() {
+        let link = self.link_to(&room);
+        if link.is_none() {
             self.room = None;
         }
-        actor
+        link
+    }
+
+    /// Runs an operation on the player's room wherever it is hosted. A room that turned out to be
+    /// gone is forgotten.
+    async fn room_op(&mut self, op: RoomOp) -> OpResult {
+        let Some(room) = self.room.clone() else {
+            return Err((ErrorCode::NotInRoom, "not in a room".into()));
+        };
+        let r = self.op_on(&room, op).await;
+        if matches!(&r, Err((ErrorCode::NotFound, _))) && self.room.as_ref() == Some(&room) {
+            self.room = None;
+        }
+        r
+    }
+
+    async fn op_on(&self, room: &RoomId, op: RoomOp) -> OpResult {
+        match (self.link_to(room), self.ctx.peers()) {
+            (Some(Link::Local(_)), _) => room::apply(&self.ctx, room, op).await,
+            (Some(Link::Remote(node)), Some(peers)) => peers.room_op(&node, room, op).await,
+            _ => Err((ErrorCode::NotFound, "no such room".into())),
+        }
+    }
+
+    /// Tells a room about the player's connection; local rooms by a cast, remote ones in order
+    /// (awaited, so a disconnect can never overtake the reconnect that follows it).
+    async fn room_notify(&mut self, room: &RoomId, op: RoomOp) {
+        let delivered = match self.link_to(room) {
+            Some(Link::Local(actor)) => cast_local(&actor, op),
+            Some(Link::Remote(_)) => {
+                !matches!(self.op_on(room, op).await, Err((ErrorCode::NotFound, _)))
+            }
+            None => false,
+        };
+        if !delivered && self.room.as_ref() == Some(room) {
+            self.room = None;
+        }
     }
 
     /// Leaves the queue before taking a seat. False if the pool already matched the ticket (its
@@ -331,10 +375,15 @@ impl SessionState {
         match req {
             Request::Ping => self.reply_ok(rid, obj(json!({"server_time_ms": now_ms()}))),
             Request::ListRooms { game } => {
-                let rooms = self
+                let mut rooms = self
                     .ctx
                     .directory
                     .list_open(game.as_ref(), LIST_ROOMS_LIMIT);
+                if let Some(peers) = self.ctx.peers() {
+                    rooms.extend(peers.list_rooms(game).await);
+                    rooms.sort_unstable_by(|a, b| a.room.cmp(&b.room));
+                    rooms.truncate(LIST_ROOMS_LIMIT);
+                }
                 self.reply_ok(rid, obj(json!({ "rooms": rooms })));
             }
             Request::CreateRoom {
@@ -344,62 +393,69 @@ impl SessionState {
             } => self.create_room(rid, game, params, private).await,
             Request::JoinRoom { room } => self.join_room(rid, room).await,
             Request::LeaveRoom => {
-                let Some(actor) = self.room_actor() else {
+                if self.room_link().is_none() {
                     return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
-                };
+                }
                 let player = self.player.clone();
-                let _ = call!(actor, |reply| RoomMsg::Leave {
-                    player,
-                    reply: Some(reply)
-                });
-                self.room = None;
-                self.reply_ok(rid, Map::new());
+                match self.room_op(RoomOp::Leave(player)).await {
+                    Err((ErrorCode::NotFound, _)) => {
+                        self.reply_err(rid, ErrorCode::NotInRoom, "not in a room")
+                    }
+                    _ => {
+                        self.room = None;
+                        self.reply_ok(rid, Map::new());
+                    }
+                }
             }
             Request::Ready => {
-                let Some(actor) = self.room_actor() else {
+                if self.room_link().is_none() {
                     return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
-                };
-                let player = self.player.clone();
-                match call!(actor, |reply| RoomMsg::Ready { player, reply }) {
-                    Ok(Ok(())) => self.reply_ok(rid, Map::new()),
-                    Ok(Err(e)) => self.reply_err(rid, e.code, &e.message),
-                    Err(_) => self.reply_err(rid, ErrorCode::Internal, "the room did not answer"),
                 }
+                let player = self.player.clone();
+                let r = self.room_op(RoomOp::Ready(player)).await;
+                self.reply_result(rid, r);
             }
             Request::Input { data, seq } => {
-                let Some(actor) = self.room_actor() else {
-                    return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
-                };
                 let player = self.player.clone();
-                if rid.is_none() {
-                    let _ = actor.cast(RoomMsg::Input {
-                        player,
-                        seq,
-                        data,
-                        reply: None,
-                    });
-                    return;
-                }
-                match call!(actor, |reply| RoomMsg::Input {
-                    player,
-                    seq,
-                    data,
-                    reply: Some(reply)
-                }) {
-                    Ok(Ok(())) => self.reply_ok(rid, Map::new()),
-                    Ok(Err(e)) => self.reply_err(rid, e.code, &e.message),
-                    Err(_) => self.reply_err(rid, ErrorCode::Internal, "the room did not answer"),
+                match self.room_link() {
+                    None => self.reply_err(rid, ErrorCode::NotInRoom, "not in a room"),
+                    // Inputs without a rid are the realtime hot path: a cast, no reply to wait for.
+                    Some(Link::Local(actor)) if rid.is_none() => {
+                        let _ = actor.cast(RoomMsg::Input {
+                            player,
+                            seq,
+                            data,
+                            reply: None,
+                        });
+                    }
+                    Some(Link::Local(actor)) => {
+                        let r = call!(actor, |reply| RoomMsg::Input {
+                            player,
+                            seq,
+                            data,
+                            reply: Some(reply)
+                        });
+                        match r {
+                            Ok(r) => self.reply_result(rid, r.map_err(|e| (e.code, e.message))),
+                            Err(_) => {
+                                self.reply_err(rid, ErrorCode::Internal, "the room did not answer")
+                            }
+                        }
+                    }
+                    Some(Link::Remote(_)) => {
+                        let data = Value::Object(data).to_string();
+                        let r = self.room_op(RoomOp::Input { player, seq, data }).await;
+                        self.reply_result(rid, r);
+                    }
                 }
             }
             Request::Chat { text } => {
-                let Some(actor) = self.room_actor() else {
+                if self.room_link().is_none() {
                     return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
-                };
-                let _ = actor.cast(RoomMsg::Chat {
-                    player: self.player.clone(),
-                    text,
-                });
-                self.reply_ok(rid, Map::new());
+                }
+                let player = self.player.clone();
+                let r = self.room_op(RoomOp::Chat { player, text }).await;
+                self.reply_result(rid, r);
             }
             Request::Queue { game, mode } => self.queue(rid, game, mode).await,
             Request::Unqueue => {
@@ -429,7 +485,7 @@ impl SessionState {
                 "the node is draining; reconnect to create rooms",
             );
         }
-        if self.room_actor().is_some() {
+        if self.room_link().is_some() {
             return self.reply_err(
                 rid,
                 ErrorCode::AlreadyInRoom,
@@ -481,14 +537,14 @@ impl SessionState {
     }
 
     async fn join_room(&mut self, rid: Option<u64>, room: RoomId) {
-        if self.room_actor().is_some() {
+        if self.room_link().is_some() {
             return self.reply_err(
                 rid,
                 ErrorCode::AlreadyInRoom,
                 "already in a room; leave it first",
             );
         }
-        let Some(actor) = self.ctx.directory.actor(&room) else {
+        let Some(link) = self.link_to(&room) else {
             return self.reply_err(rid, ErrorCode::NotFound, "no such room");
         };
         if !self.leave_queue().await {
@@ -498,25 +554,31 @@ impl SessionState {
                 "matchmaking already seated you",
             );
         }
-        let (player, name) = (self.player.clone(), self.name.clone());
-        match call!(actor, |reply| RoomMsg::Join {
-            player,
-            name,
-            reply
-        }) {
-            Ok(Ok(())) => {
+        let (player, name, home) = (
+            self.player.clone(),
+            self.name.clone(),
+            self.ctx.node.clone(),
+        );
+        match self.op_on(&room, RoomOp::Join { player, name, home }).await {
+            Ok(()) => {
                 self.room = Some(room.clone());
                 self.reply_ok(rid, obj(json!({ "room": room })));
-                let _ = actor.cast(RoomMsg::Resync(self.player.clone()));
+                match link {
+                    Link::Local(actor) => {
+                        let _ = actor.cast(RoomMsg::Resync(self.player.clone()));
+                    }
+                    Link::Remote(_) => {
+                        self.room_notify(&room, RoomOp::Resync(self.player.clone()))
+                            .await
+                    }
+                }
             }
-            Ok(Err(code)) => self.reply_err(rid, code, code_message(code)),
-            // The room stopped between lookup and join: it is gone.
-            Err(_) => self.reply_err(rid, ErrorCode::NotFound, "no such room"),
+            Err((code, message)) => self.reply_err(rid, code, &message),
         }
     }
 
     async fn queue(&mut self, rid: Option<u64>, game: GameName, mode: String) {
-        if self.room_actor().is_some() {
+        if self.room_link().is_some() {
             return self.reply_err(
                 rid,
                 ErrorCode::AlreadyInRoom,
@@ -585,11 +647,26 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
-fn code_message(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::RoomFull => "every seat is taken",
-        ErrorCode::AlreadyInRoom => "already seated in this room",
-        ErrorCode::NotFound => "no such room",
-        _ => "request refused",
-    }
+/// Where a room is, as a session reaches it.
+enum Link {
+    /// Hosted on this node.
+    Local(ActorRef<RoomMsg>),
+    /// Hosted on another node.
+    Remote(NodeId),
+}
+
+/// Casts a notification-style operation to a local room.
+fn cast_local(actor: &ActorRef<RoomMsg>, op: RoomOp) -> bool {
+    let msg = match op {
+        RoomOp::Disconnected(p) => RoomMsg::Disconnected(p),
+        RoomOp::Reconnected(p) => RoomMsg::Reconnected(p),
+        RoomOp::Resync(p) => RoomMsg::Resync(p),
+        RoomOp::Leave(player) => RoomMsg::Leave {
+            player,
+            reply: None,
+        },
+        RoomOp::Chat { player, text } => RoomMsg::Chat { player, text },
+        RoomOp::Join { .. } | RoomOp::Ready(_) | RoomOp::Input { .. } => return false,
+    };
+    actor.cast(msg).is_ok()
 }

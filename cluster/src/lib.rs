@@ -6,10 +6,12 @@
 //! start
 //! ├── NodeServer    ractor_cluster: listener (optionally mutual TLS), one session per peer, pg groups
 //! ├── Membership    heartbeats, failure detection, the published ClusterView
+//! ├── NodeInbox     remote room operations, frames for local sessions, room listings
 //! └── discovery     task: resolve seeds, dial, redial with backoff
 //! ```
 
 mod discovery;
+pub mod inbox;
 pub mod membership;
 pub mod tls;
 pub mod wire;
@@ -21,6 +23,8 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
+
+use warren_actors::node::NodeCtx;
 
 use crate::membership::{ClusterView, Membership, MembershipArgs, StatusFn};
 use crate::wire::Wire;
@@ -77,7 +81,11 @@ pub struct Cluster {
 }
 
 /// Starts the node server, membership and discovery on the current tokio runtime.
-pub async fn start(cfg: ClusterConfig, status: StatusFn) -> Result<Cluster, ClusterError> {
+pub async fn start(
+    cfg: ClusterConfig,
+    status: StatusFn,
+    ctx: Arc<NodeCtx>,
+) -> Result<Cluster, ClusterError> {
     let advertise = if cfg.advertise.is_empty() {
         cfg.listen.to_string()
     } else {
@@ -120,6 +128,15 @@ pub async fn start(cfg: ClusterConfig, status: StatusFn) -> Result<Cluster, Clus
     let (membership, _) = Actor::spawn(None, Membership, args)
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    let peers = inbox::ClusterPeers::new(cfg.node.clone(), view.clone());
+    let inbox_args = inbox::InboxArgs {
+        ctx: ctx.clone(),
+        peers: peers.clone(),
+    };
+    Actor::spawn(None, inbox::NodeInbox, inbox_args)
+        .await
+        .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    ctx.set_peers(Arc::new(peers));
     let mut own = vec![cfg.listen];
     if let Ok(a) = advertise.parse::<SocketAddr>() {
         own.push(a);

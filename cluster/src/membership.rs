@@ -158,6 +158,12 @@ impl Actor for Membership {
         match env.body {
             Body::Tick => st.tick(),
             Body::Heartbeat(status) => st.heard(status, env.proto),
+            // Inbox traffic sent to the wrong actor: count it like any other undeliverable message.
+            other => {
+                metrics::counter!("warren_cluster_decode_errors_total", "actor" => "membership")
+                    .increment(1);
+                warn!(message = ?std::mem::discriminant(&other), "unexpected message for membership dropped");
+            }
         }
         Ok(())
     }

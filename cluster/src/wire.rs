@@ -4,6 +4,8 @@
 
 use ractor::BytesConvertable;
 use serde::{Deserialize, Serialize};
+use warren_actors::remote::{OpResult, RoomOp};
+use warren_protocol::{GameName, PlayerId, RoomId, RoomSummary};
 
 /// Version of the cluster wire format. Nodes exchange it in every envelope.
 pub const CLUSTER_PROTOCOL: u32 = 1;
@@ -38,6 +40,45 @@ pub enum Body {
     Tick,
     /// A peer's periodic status.
     Heartbeat(NodeStatus),
+    /// Run an operation on a room hosted by the receiver; answer with `OpReply`.
+    RoomOp {
+        /// Correlation id, echoed in the reply.
+        corr: u64,
+        /// Node to answer.
+        from: String,
+        /// The room.
+        room: RoomId,
+        /// The operation.
+        op: RoomOp,
+    },
+    /// The answer to a `RoomOp`.
+    OpReply {
+        /// Correlation id of the request.
+        corr: u64,
+        /// Its result.
+        result: OpResult,
+    },
+    /// Frames for players whose sessions live on the receiver, batched by the sending room.
+    Deliver {
+        /// Player and JSON text frame.
+        frames: Vec<(PlayerId, String)>,
+    },
+    /// List the receiver's open public rooms; answer with `Rooms`.
+    ListRooms {
+        /// Correlation id.
+        corr: u64,
+        /// Node to answer.
+        from: String,
+        /// Only rooms of this game.
+        game: Option<GameName>,
+    },
+    /// The answer to `ListRooms`.
+    Rooms {
+        /// Correlation id of the request.
+        corr: u64,
+        /// Open public rooms.
+        rooms: Vec<RoomSummary>,
+    },
 }
 
 /// Whether a node takes new players and rooms.

@@ -1,9 +1,9 @@
 //! Error codes carried by `error` messages and WebSocket close codes (PROTOCOL.md tables).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The `code` of an `error` message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Not JSON, no `type`, or missing or wrongly typed fields.

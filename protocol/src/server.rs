@@ -26,7 +26,7 @@ pub struct PlayerView {
 }
 
 /// One entry of `list_rooms`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct RoomSummary {
     /// The room.
     pub room: RoomId,

@@ -264,3 +264,170 @@ async fn mutual_tls_between_nodes_and_plain_nodes_stay_out() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cluster.tls_key"));
 }
+
+/// Two joined nodes; returns them once each sees the other.
+async fn pair() -> (Node, Node) {
+    let (p1, p2) = (free_port(), free_port());
+    let n1 = start("n1", p1, &format!("127.0.0.1:{p2}"), COOKIE).await;
+    let n2 = start("n2", p2, &format!("127.0.0.1:{p1}"), COOKIE).await;
+    let both = [("n1", "ready"), ("n2", "ready")];
+    wait_for(&n1, &both, Duration::from_secs(15)).await;
+    wait_for(&n2, &both, Duration::from_secs(15)).await;
+    (n1, n2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_on_one_node_is_listed_joined_and_played_through_another() {
+    use serde_json::json;
+    let (n1, n2) = pair().await;
+    let mut alice = n1.connect("alice").await;
+    let mut bob = n2.connect("bob").await;
+    let room = alice
+        .ok(json!({"type":"create_room","game":"dice","params":{"turn_ms":1000}}))
+        .await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(room.starts_with("n1."), "{room}");
+
+    // Listed cluster-wide, and joined from the other node.
+    let listed = bob.ok(json!({"type":"list_rooms","game":"dice"})).await;
+    assert!(
+        listed["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["room"] == room.as_str()),
+        "{listed}"
+    );
+    bob.ok(json!({"type":"join_room","room":room})).await;
+    let st = bob.until_type("room_state").await;
+    assert_eq!(st["room"], room.as_str());
+    assert_eq!(st["players"].as_array().unwrap().len(), 2);
+    let joined = alice.until_event("player_joined").await;
+    assert_eq!(joined["event"]["player"], "bob");
+
+    // Chat both ways.
+    bob.ok(json!({"type":"chat","text":"hello from n2"})).await;
+    let c = alice.until_type("chat").await;
+    assert_eq!(
+        (c["player"].as_str(), c["text"].as_str()),
+        (Some("bob"), Some("hello from n2"))
+    );
+    alice.ok(json!({"type":"chat","text":"hi from n1"})).await;
+    // Chat is echoed to the sender too; wait for Alice's line.
+    let c = bob
+        .until(|m| m["type"] == "chat" && m["player"] == "alice")
+        .await;
+    assert_eq!(c["text"], "hi from n1");
+
+    // A whole round across the nodes: errors come back from the remote room, rolls reach both.
+    bob.err(
+        json!({"type":"input","data":{"action":"roll"}}),
+        "invalid_state",
+    )
+    .await;
+    alice.ok(json!({"type":"ready"})).await;
+    bob.ok(json!({"type":"ready"})).await;
+    let started = bob.until_event("round_started").await;
+    assert_eq!(started["event"]["order"], json!(["alice", "bob"]));
+    bob.err(
+        json!({"type":"input","data":{"action":"roll"}}),
+        "not_your_turn",
+    )
+    .await;
+    alice
+        .ok(json!({"type":"input","data":{"action":"roll"}}))
+        .await;
+    bob.until(|m| {
+        m["type"] == "room_event"
+            && m["event"]["kind"] == "rolled"
+            && m["event"]["player"] == "alice"
+    })
+    .await;
+    bob.ok(json!({"type":"input","data":{"action":"roll"}}))
+        .await;
+    let over_a = alice.until_event("round_over").await;
+    let over_b = bob.until_event("round_over").await;
+    assert_eq!(over_a["version"], over_b["version"]);
+    assert_eq!(over_a["event"], over_b["event"]);
+    // An input without rid refused by the remote room comes back without rid.
+    bob.send(json!({"type":"input","data":{"action":"fly"}}))
+        .await;
+    let e = bob
+        .until(|m| m["type"] == "error" && m.get("rid").is_none())
+        .await;
+    assert_eq!(e["code"], "invalid_input");
+
+    // The remote player's disconnect and resume reach the room on the other node.
+    let resume = bob.resume_token();
+    drop(bob);
+    assert_eq!(
+        alice.until_event("player_disconnected").await["event"]["player"],
+        "bob"
+    );
+    let tok = crate::common::token("bob", &[]);
+    let mut bob = n2
+        .connect_with(&format!("token={tok}&resume={resume}"))
+        .await;
+    assert_eq!(bob.welcome["resumed"], true);
+    assert_eq!(bob.until_type("room_state").await["room"], room.as_str());
+    assert_eq!(
+        alice.until_event("player_reconnected").await["event"]["player"],
+        "bob"
+    );
+    bob.ok(json!({"type":"leave_room"})).await;
+    assert_eq!(
+        alice.until_event("player_left").await["event"]["player"],
+        "bob"
+    );
+    bob.err(json!({"type":"leave_room"}), "not_in_room").await;
+    bob.err(
+        json!({"type":"join_room","room":"n1.nosuchroom"}),
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arena_inputs_cross_nodes_and_are_acknowledged() {
+    use serde_json::json;
+    let (n1, n2) = pair().await;
+    let mut host = n2.connect("host").await;
+    let mut far = n1.connect("far").await;
+    let room = host.ok(json!({"type":"create_room","game":"arena"})).await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    far.ok(json!({"type":"join_room","room":room})).await;
+    far.until_type("room_state").await;
+    for seq in 1..=5u64 {
+        far.send(json!({"type":"input","seq":seq,"data":{"dx":1,"dy":0}}))
+            .await;
+    }
+    let st = far
+        .until(|m| {
+            m["type"] == "state"
+                && m["ack"] == 5
+                && m["state"]["players"]
+                    .as_object()
+                    .is_some_and(|p| p.len() == 2)
+        })
+        .await;
+    assert!(
+        st["state"]["players"]["far"]["x"].as_f64().unwrap() > 500.0,
+        "{st}"
+    );
+    let seen_by_host = host
+        .until(|m| {
+            m["type"] == "state"
+                && m["state"]["players"]["far"]["x"]
+                    .as_f64()
+                    .is_some_and(|x| x > 500.0)
+        })
+        .await;
+    assert_eq!(
+        seen_by_host["ack"], 0,
+        "the host sent no input: {seen_by_host}"
+    );
+}

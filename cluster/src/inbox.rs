@@ -1,0 +1,269 @@
+//! `NodeInbox`: the one remotable actor through which other nodes reach this node's rooms and
+//! sessions (DESIGN.md: address by id through per-node hosts, so a peer holds O(nodes) proxies,
+//! not one per room). It runs room operations for remote sessions, hands frames from remote rooms
+//! to local sessions, answers room listings, and completes this node's pending requests.
+//!
+//! Each node's inbox is alone in the `pg` group `warren.node.<id>`, so reaching node X is a group
+//! lookup.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytestring::ByteString;
+use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
+use tokio::sync::oneshot;
+use tracing::warn;
+use warren_actors::node::NodeCtx;
+use warren_actors::remote::{BoxFuture, OpResult, Peers, RoomOp};
+use warren_actors::room;
+use warren_protocol::{ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary};
+
+use crate::membership::ClusterView;
+use crate::wire::{Body, Envelope, Wire};
+
+/// How long a request to another node may take before the caller gets `internal`.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `list_rooms` waits for each other node.
+const LIST_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The `pg` group of a node's inbox.
+pub fn group(node: &str) -> String {
+    format!("warren.node.{node}")
+}
+
+enum Reply {
+    Op(OpResult),
+    Rooms(Vec<RoomSummary>),
+}
+
+/// Requests this node is waiting on, and how to reach other nodes. Implements [`Peers`].
+#[derive(Clone)]
+pub struct ClusterPeers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node: String,
+    view: Arc<ClusterView>,
+    next: AtomicU64,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+}
+
+impl ClusterPeers {
+    /// For this node and its membership view.
+    pub fn new(node: String, view: Arc<ClusterView>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                node,
+                view,
+                next: AtomicU64::new(1),
+                pending: Mutex::default(),
+            }),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<Reply>>> {
+        self.inner
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn complete(&self, corr: u64, reply: Reply) {
+        if let Some(tx) = self.pending().remove(&corr) {
+            let _ = tx.send(reply);
+        }
+    }
+
+    /// Sends a request to `node`'s inbox and waits for the matching reply.
+    fn request(
+        &self,
+        node: &str,
+        body: impl FnOnce(u64, String) -> Body,
+        wait: Duration,
+    ) -> BoxFuture<Option<Reply>> {
+        let corr = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let Some(inbox) = inbox_of(node) else {
+            return Box::pin(async { None });
+        };
+        self.pending().insert(corr, tx);
+        let _ = inbox.cast(Envelope::encode(body(corr, self.inner.node.clone())));
+        let me = self.clone();
+        Box::pin(async move {
+            match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(r)) => Some(r),
+                _ => {
+                    me.pending().remove(&corr);
+                    None
+                }
+            }
+        })
+    }
+}
+
+fn inbox_of(node: &str) -> Option<ActorRef<Wire>> {
+    pg::get_members(&group(node))
+        .into_iter()
+        .find(|c| !c.get_id().is_local())
+        .map(ActorRef::from)
+}
+
+impl Peers for ClusterPeers {
+    fn deliver(&self, node: &NodeId, frames: Vec<(PlayerId, Outbound)>) {
+        if let Some(inbox) = inbox_of(node.as_str()) {
+            let frames = frames
+                .into_iter()
+                .map(|(p, f)| (p, f.to_string()))
+                .collect();
+            let _ = inbox.cast(Envelope::encode(Body::Deliver { frames }));
+        }
+    }
+
+    fn room_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<OpResult> {
+        if inbox_of(node.as_str()).is_none() {
+            return Box::pin(async {
+                Err((
+                    ErrorCode::NotFound,
+                    "the room's node is not reachable".to_owned(),
+                ))
+            });
+        }
+        let room = room.clone();
+        let fut = self.request(
+            node.as_str(),
+            |corr, from| Body::RoomOp {
+                corr,
+                from,
+                room,
+                op,
+            },
+            REQUEST_TIMEOUT,
+        );
+        Box::pin(async move {
+            match fut.await {
+                Some(Reply::Op(r)) => r,
+                _ => Err((
+                    ErrorCode::Internal,
+                    "the room's node did not answer in time".to_owned(),
+                )),
+            }
+        })
+    }
+
+    fn list_rooms(&self, game: Option<GameName>) -> BoxFuture<Vec<RoomSummary>> {
+        let others: Vec<String> = self
+            .inner
+            .view
+            .members()
+            .into_iter()
+            .skip(1)
+            .filter(|m| m.state != "unreachable")
+            .map(|m| m.id)
+            .collect();
+        let asks: Vec<_> = others
+            .iter()
+            .map(|n| {
+                let game = game.clone();
+                self.request(
+                    n,
+                    |corr, from| Body::ListRooms { corr, from, game },
+                    LIST_TIMEOUT,
+                )
+            })
+            .collect();
+        Box::pin(async move {
+            let mut rooms = Vec::new();
+            for ask in asks {
+                if let Some(Reply::Rooms(r)) = ask.await {
+                    rooms.extend(r);
+                }
+            }
+            rooms
+        })
+    }
+}
+
+/// How the inbox starts.
+pub struct InboxArgs {
+    /// The node's actors.
+    pub ctx: Arc<NodeCtx>,
+    /// Pending requests.
+    pub peers: ClusterPeers,
+}
+
+/// The inbox actor.
+pub struct NodeInbox;
+
+impl Actor for NodeInbox {
+    type Msg = Wire;
+    type State = InboxArgs;
+    type Arguments = InboxArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<Wire>,
+        args: InboxArgs,
+    ) -> Result<InboxArgs, ActorProcessingErr> {
+        pg::join(group(args.ctx.node.as_str()), vec![me.get_cell()]);
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _me: ActorRef<Wire>,
+        msg: Wire,
+        st: &mut InboxArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        let env = match Envelope::decode(&msg) {
+            Ok(e) => e,
+            Err(e) => {
+                metrics::counter!("warren_cluster_decode_errors_total", "actor" => "inbox")
+                    .increment(1);
+                warn!(error = %e, bytes = msg.0.len(), "undecodable cluster message dropped");
+                return Ok(());
+            }
+        };
+        match env.body {
+            Body::RoomOp {
+                corr,
+                from,
+                room,
+                op,
+            } => {
+                // Off the inbox's own loop: a slow room must not hold up every other request.
+                let ctx = st.ctx.clone();
+                tokio::spawn(async move {
+                    let result = room::apply(&ctx, &room, op).await;
+                    if let Some(inbox) = inbox_of(&from) {
+                        let _ = inbox.cast(Envelope::encode(Body::OpReply { corr, result }));
+                    }
+                });
+            }
+            Body::OpReply { corr, result } => st.peers.complete(corr, Reply::Op(result)),
+            Body::Deliver { frames } => {
+                let frames: Vec<(PlayerId, Outbound)> = frames
+                    .into_iter()
+                    .map(|(p, f)| (p, ByteString::from(f)))
+                    .collect();
+                st.ctx
+                    .sessions
+                    .send_each(frames.iter().map(|(p, f)| (p, f.clone())));
+            }
+            Body::ListRooms { corr, from, game } => {
+                let rooms = st
+                    .ctx
+                    .directory
+                    .list_open(game.as_ref(), warren_actors::session::LIST_ROOMS_LIMIT);
+                if let Some(inbox) = inbox_of(&from) {
+                    let _ = inbox.cast(Envelope::encode(Body::Rooms { corr, rooms }));
+                }
+            }
+            Body::Rooms { corr, rooms } => st.peers.complete(corr, Reply::Rooms(rooms)),
+            Body::Tick | Body::Heartbeat(_) => {}
+        }
+        Ok(())
+    }
+}
