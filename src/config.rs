@@ -233,8 +233,10 @@ impl Config {
             ("cluster.tls_ca", &c.tls_ca),
             ("cluster.tls_server_name", &c.tls_server_name),
         ];
-        if tls.iter().any(|(_, v)| !v.is_empty()) {
-            if let Some((key, _)) = tls.iter().find(|(_, v)| v.is_empty()) {
+        if tls.iter().any(|(_, v)| !v.is_empty())
+            && let Some((key, _)) = tls.iter().find(|(_, v)| v.is_empty())
+        {
+            {
                 return bad(
                     key,
                     "TLS needs cluster.tls_cert, tls_key, tls_ca and tls_server_name together",

@@ -3,6 +3,8 @@
 //! Composition root: reads the configuration, starts the actors on their own runtime, serves HTTP
 //! and WebSocket clients with actix-web, and drains on SIGTERM.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 // Dev-dependencies serve the end-to-end tests in tests/, not the unit tests of this binary.
 #[cfg(test)]
 use {futures_util as _, tokio_tungstenite as _};

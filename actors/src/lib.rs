@@ -13,6 +13,8 @@
 //! ([`node::NodeCtx`]), never by holding each other's references for long: a room that was restarted
 //! has a new actor, and the cluster layer will route the same ids to other nodes.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod game;
 pub mod matchmaking;
 pub mod node;

@@ -117,10 +117,10 @@ impl Actor for Pool {
         match msg {
             PoolMsg::Enqueue(t) => {
                 let id = t.id.clone();
-                if st.queue.insert(id.clone(), t.mmr, now, t) {
-                    if let Some(group) = st.queue.match_around(&id, now, &windows) {
-                        st.seat(group, now).await;
-                    }
+                if st.queue.insert(id.clone(), t.mmr, now, t)
+                    && let Some(group) = st.queue.match_around(&id, now, &windows)
+                {
+                    st.seat(group, now).await;
                 }
             }
             PoolMsg::Remove { ticket, reply } => {

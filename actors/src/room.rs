@@ -589,8 +589,8 @@ impl RoomState {
         if let Some(at) = want {
             let generation = self.deadline_gen;
             let wait = Duration::from_millis(at.saturating_sub(now_ms()));
-            // The handle is not kept: a stale timer carries an old generation and is ignored.
-            let _ = myself.send_after(wait, move || RoomMsg::Deadline(generation));
+            // Detached: the timer runs on, and a stale one carries an old generation and is ignored.
+            drop(myself.send_after(wait, move || RoomMsg::Deadline(generation)));
         }
     }
 

@@ -300,7 +300,8 @@ impl SessionState {
         self.grace_gen += 1;
         let generation = self.grace_gen;
         let grace = Duration::from_millis(self.ctx.settings.load().rooms.reconnect_grace_ms);
-        let _ = me.send_after(grace, move || SessionMsg::GraceOver(generation));
+        // Detached: a stale timer carries an old generation and is ignored.
+        drop(me.send_after(grace, move || SessionMsg::GraceOver(generation)));
     }
 
     /// Where a room is: hosted here, or on another node of the cluster.

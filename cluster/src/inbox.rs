@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytestring::ByteString;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::sync::oneshot;
-use tracing::warn;
 use warren_actors::node::NodeCtx;
 use warren_actors::remote::{BoxFuture, OpResult, Peers, RoomOp};
 use warren_actors::room;
@@ -217,14 +216,8 @@ impl Actor for NodeInbox {
         msg: Wire,
         st: &mut InboxArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let env = match Envelope::decode(&msg) {
-            Ok(e) => e,
-            Err(e) => {
-                metrics::counter!("warren_cluster_decode_errors_total", "actor" => "inbox")
-                    .increment(1);
-                warn!(error = %e, bytes = msg.0.len(), "undecodable cluster message dropped");
-                return Ok(());
-            }
+        let Some(env) = Envelope::open(&msg, "inbox") else {
+            return Ok(());
         };
         match env.body {
             Body::RoomOp {

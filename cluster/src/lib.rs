@@ -10,6 +10,8 @@
 //! └── discovery     task: resolve seeds, dial, redial with backoff
 //! ```
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod discovery;
 pub mod inbox;
 pub mod membership;

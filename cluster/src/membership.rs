@@ -146,14 +146,8 @@ impl Actor for Membership {
         msg: Wire,
         st: &mut MembershipState,
     ) -> Result<(), ActorProcessingErr> {
-        let env = match Envelope::decode(&msg) {
-            Ok(e) => e,
-            Err(e) => {
-                metrics::counter!("warren_cluster_decode_errors_total", "actor" => "membership")
-                    .increment(1);
-                warn!(error = %e, bytes = msg.0.len(), "undecodable cluster message dropped");
-                return Ok(());
-            }
+        let Some(env) = Envelope::open(&msg, "membership") else {
+            return Ok(());
         };
         match env.body {
             Body::Tick => st.tick(),

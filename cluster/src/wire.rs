@@ -127,6 +127,19 @@ impl Envelope {
     pub fn decode(w: &Wire) -> Result<Envelope, postcard::Error> {
         postcard::from_bytes(&w.0)
     }
+
+    /// Decodes an envelope for `actor`; a failure is counted and logged, never silently dropped.
+    pub fn open(w: &Wire, actor: &'static str) -> Option<Envelope> {
+        match Self::decode(w) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                metrics::counter!("warren_cluster_decode_errors_total", "actor" => actor)
+                    .increment(1);
+                tracing::warn!(actor, error = %e, bytes = w.0.len(), "undecodable cluster message dropped");
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! messages (encoded to JSON text), and the error and close codes. Nothing here knows about actors,
 //! sockets or the cluster, so the load tester and third-party tools can depend on it alone.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod client;
 mod codes;
 mod ids;

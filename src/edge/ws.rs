@@ -162,55 +162,6 @@ impl RateLimit {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits(rate: u32, burst: u32, close_ms: u64) -> Limits {
-        Limits {
-            max_frame_bytes: 65536,
-            messages_per_sec: rate,
-            message_burst: burst,
-            rate_limit_close_ms: close_ms,
-            max_outbound_queue: 16,
-            max_connections: 1,
-            heartbeat_ms: 1000,
-        }
-    }
-
-    #[test]
-    fn persistent_flooding_closes_even_as_tokens_trickle_in() {
-        let mut r = RateLimit::new(&limits(10, 10, 5000));
-        let t0 = Instant::now();
-        let mut closed_at = None;
-        // 100 messages a second for 10 s.
-        for i in 0..1000u64 {
-            let now = t0 + Duration::from_millis(i * 10);
-            if let Admit::Close = r.admit(now) {
-                closed_at = Some(i * 10);
-                break;
-            }
-        }
-        let at = closed_at.expect("closed");
-        assert!((5000..6000).contains(&at), "closed at {at} ms");
-    }
-
-    #[test]
-    fn a_burst_then_calm_never_closes() {
-        let mut r = RateLimit::new(&limits(10, 10, 500));
-        let t0 = Instant::now();
-        for round in 0..5u64 {
-            let start = t0 + Duration::from_secs(round * 3);
-            for i in 0..30u64 {
-                assert!(!matches!(
-                    r.admit(start + Duration::from_millis(i)),
-                    Admit::Close
-                ));
-            }
-        }
-    }
-}
-
 enum Exit {
     /// Close with this code.
     Close(u16),
@@ -370,5 +321,54 @@ fn rate_limited(text: &str) -> DecodeError {
         rid,
         code: ErrorCode::RateLimited,
         message: "rate limit exceeded; message dropped".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(rate: u32, burst: u32, close_ms: u64) -> Limits {
+        Limits {
+            max_frame_bytes: 65536,
+            messages_per_sec: rate,
+            message_burst: burst,
+            rate_limit_close_ms: close_ms,
+            max_outbound_queue: 16,
+            max_connections: 1,
+            heartbeat_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn persistent_flooding_closes_even_as_tokens_trickle_in() {
+        let mut r = RateLimit::new(&limits(10, 10, 5000));
+        let t0 = Instant::now();
+        let mut closed_at = None;
+        // 100 messages a second for 10 s.
+        for i in 0..1000u64 {
+            let now = t0 + Duration::from_millis(i * 10);
+            if let Admit::Close = r.admit(now) {
+                closed_at = Some(i * 10);
+                break;
+            }
+        }
+        let at = closed_at.expect("closed");
+        assert!((5000..6000).contains(&at), "closed at {at} ms");
+    }
+
+    #[test]
+    fn a_burst_then_calm_never_closes() {
+        let mut r = RateLimit::new(&limits(10, 10, 500));
+        let t0 = Instant::now();
+        for round in 0..5u64 {
+            let start = t0 + Duration::from_secs(round * 3);
+            for i in 0..30u64 {
+                assert!(!matches!(
+                    r.admit(start + Duration::from_millis(i)),
+                    Admit::Close
+                ));
+            }
+        }
     }
 }

@@ -1,7 +1,12 @@
 //! End-to-end tests: real `warren` processes on loopback, driven by real WebSocket clients.
 // A test binary links every dependency of the package and exports nothing: these lints are for the
 // library crates.
-#![allow(unused_crate_dependencies, unreachable_pub, missing_docs)]
+#![allow(
+    unused_crate_dependencies,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used
+)]
 
 mod cluster;
 mod common;
