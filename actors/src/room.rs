@@ -653,48 +653,121 @@ fn route<'a>(ctx: &NodeCtx, items: impl Iterator<Item = (&'a SeatRecord, Outboun
     }
 }
 
+/// How long a request waits for a room that is being restarted to be back in the directory.
+const RESTART_WAIT: Duration = Duration::from_millis(500);
+const RESTART_POLL: Duration = Duration::from_millis(20);
+
+/// Why a call to a room failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RoomCallErr {
+    /// No such room here (or it stayed gone through a restart).
+    Gone,
+    /// The room failed while handling the request; it may or may not have taken effect.
+    Failed,
+}
+
+/// Sends to a room by id. A send that finds the actor already stopped (a restart in progress: the
+/// directory still names the old actor) was never delivered, so it is re-sent to the actor the
+/// directory names next, for up to [`RESTART_WAIT`].
+pub async fn send_room(ctx: &NodeCtx, room: &RoomId, mut msg: RoomMsg) -> bool {
+    let deadline = Instant::now() + RESTART_WAIT;
+    loop {
+        let Some(actor) = ctx.directory.actor(room) else {
+            return false;
+        };
+        match actor.cast(msg) {
+            Ok(()) => return true,
+            Err(ractor::MessagingErr::SendErr(back)) if Instant::now() < deadline => {
+                msg = back;
+                tokio::time::sleep(RESTART_POLL).await;
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Calls a room by id, with the same retry as [`send_room`] for a stopped actor.
+pub async fn call_room<R: Send + 'static>(
+    ctx: &NodeCtx,
+    room: &RoomId,
+    make: impl Fn(ractor::RpcReplyPort<R>) -> RoomMsg,
+) -> Result<R, RoomCallErr> {
+    let deadline = Instant::now() + RESTART_WAIT;
+    loop {
+        let actor = ctx.directory.actor(room).ok_or(RoomCallErr::Gone)?;
+        match actor.call(&make, None).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => return Ok(r),
+            Ok(_) => return Err(RoomCallErr::Failed),
+            Err(ractor::MessagingErr::SendErr(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(RESTART_POLL).await;
+            }
+            Err(ractor::MessagingErr::SendErr(_)) => return Err(RoomCallErr::Gone),
+            Err(_) => return Err(RoomCallErr::Failed),
+        }
+    }
+}
+
 /// Runs a [`RoomOp`] on a room hosted on this node: for the node's own sessions and for requests
 /// arriving from other nodes alike.
 pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
-    let gone = || (ErrorCode::NotFound, "no such room".to_owned());
-    let actor = ctx.directory.actor(room).ok_or_else(gone)?;
+    let fail = |e: RoomCallErr| match e {
+        RoomCallErr::Gone => (ErrorCode::NotFound, "no such room".to_owned()),
+        RoomCallErr::Failed => (
+            ErrorCode::Internal,
+            "the room failed while handling the request".to_owned(),
+        ),
+    };
     let game = |e: GameError| (e.code, e.message);
+    let cast = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(fail(RoomCallErr::Gone))
+        }
+    };
     match op {
-        RoomOp::Join { player, name, home } => ractor::call!(actor, |reply| RoomMsg::Join {
-            player,
-            name,
-            home,
-            reply
+        RoomOp::Join { player, name, home } => call_room(ctx, room, |reply| RoomMsg::Join {
+            player: player.clone(),
+            name: name.clone(),
+            home: home.clone(),
+            reply,
         })
-        .map_err(|_| gone())?
+        .await
+        .map_err(fail)?
         .map_err(|c| (c, join_refusal(c).to_owned())),
-        RoomOp::Leave(player) => ractor::call!(actor, |reply| RoomMsg::Leave {
-            player,
-            reply: Some(reply)
+        RoomOp::Leave(player) => call_room(ctx, room, |reply| RoomMsg::Leave {
+            player: player.clone(),
+            reply: Some(reply),
         })
-        .map_err(|_| gone())?
+        .await
+        .map_err(fail)?
         .map_err(|c| (c, "not in this room".to_owned())),
-        RoomOp::Ready(player) => ractor::call!(actor, |reply| RoomMsg::Ready { player, reply })
-            .map_err(|_| gone())?
-            .map_err(game),
+        RoomOp::Ready(player) => call_room(ctx, room, |reply| RoomMsg::Ready {
+            player: player.clone(),
+            reply,
+        })
+        .await
+        .map_err(fail)?
+        .map_err(game),
         RoomOp::Input { player, seq, data } => {
             let data: Map<String, Value> = serde_json::from_str(&data)
                 .map_err(|_| (ErrorCode::BadRequest, "`data` must be an object".to_owned()))?;
-            ractor::call!(actor, |reply| RoomMsg::Input {
-                player,
+            call_room(ctx, room, |reply| RoomMsg::Input {
+                player: player.clone(),
                 seq,
-                data,
-                reply: Some(reply)
+                data: data.clone(),
+                reply: Some(reply),
             })
-            .map_err(|_| gone())?
+            .await
+            .map_err(fail)?
             .map_err(game)
         }
-        RoomOp::Chat { player, text } => actor
-            .cast(RoomMsg::Chat { player, text })
-            .map_err(|_| gone()),
-        RoomOp::Disconnected(p) => actor.cast(RoomMsg::Disconnected(p)).map_err(|_| gone()),
-        RoomOp::Reconnected(p) => actor.cast(RoomMsg::Reconnected(p)).map_err(|_| gone()),
-        RoomOp::Resync(p) => actor.cast(RoomMsg::Resync(p)).map_err(|_| gone()),
+        RoomOp::Chat { player, text } => {
+            cast(send_room(ctx, room, RoomMsg::Chat { player, text }).await)
+        }
+        RoomOp::Disconnected(p) => cast(send_room(ctx, room, RoomMsg::Disconnected(p)).await),
+        RoomOp::Reconnected(p) => cast(send_room(ctx, room, RoomMsg::Reconnected(p)).await),
+        RoomOp::Resync(p) => cast(send_room(ctx, room, RoomMsg::Resync(p)).await),
     }
 }
 

@@ -306,8 +306,8 @@ impl SessionState {
 
     /// Where a room is: hosted here, or on another node of the cluster.
     fn link_to(&self, room: &RoomId) -> Option<Link> {
-        if let Some(a) = self.ctx.directory.actor(room) {
-            return Some(Link::Local(a));
+        if self.ctx.directory.actor(room).is_some() {
+            return Some(Link::Local);
         }
         let host = host_of(room)?;
         (host != self.ctx.node && self.ctx.peers().is_some()).then_some(Link::Remote(host))
@@ -338,7 +338,7 @@ impl SessionState {
 
     async fn op_on(&self, room: &RoomId, op: RoomOp) -> OpResult {
         match (self.link_to(room), self.ctx.peers()) {
-            (Some(Link::Local(_)), _) => room::apply(&self.ctx, room, op).await,
+            (Some(Link::Local), _) => room::apply(&self.ctx, room, op).await,
             (Some(Link::Remote(node)), Some(peers)) => peers.room_op(&node, room, op).await,
             _ => Err((ErrorCode::NotFound, "no such room".into())),
         }
@@ -348,10 +348,7 @@ impl SessionState {
     /// (awaited, so a disconnect can never overtake the reconnect that follows it).
     async fn room_notify(&mut self, room: &RoomId, op: RoomOp) {
         let delivered = match self.link_to(room) {
-            Some(Link::Local(actor)) => cast_local(&actor, op),
-            Some(Link::Remote(_)) => {
-                !matches!(self.op_on(room, op).await, Err((ErrorCode::NotFound, _)))
-            }
+            Some(_) => !matches!(self.op_on(room, op).await, Err((ErrorCode::NotFound, _))),
             None => false,
         };
         if !delivered && self.room.as_ref() == Some(room) {
@@ -421,26 +418,39 @@ impl SessionState {
                 match self.room_link() {
                     None => self.reply_err(rid, ErrorCode::NotInRoom, "not in a room"),
                     // Inputs without a rid are the realtime hot path: a cast, no reply to wait for.
-                    Some(Link::Local(actor)) if rid.is_none() => {
-                        let _ = actor.cast(RoomMsg::Input {
-                            player,
-                            seq,
-                            data,
-                            reply: None,
-                        });
+                    Some(Link::Local) if rid.is_none() => {
+                        let room = self.room.clone().unwrap_or_else(|| RoomId::new(""));
+                        room::send_room(
+                            &self.ctx,
+                            &room,
+                            RoomMsg::Input {
+                                player,
+                                seq,
+                                data,
+                                reply: None,
+                            },
+                        )
+                        .await;
                     }
-                    Some(Link::Local(actor)) => {
-                        let r = call!(actor, |reply| RoomMsg::Input {
-                            player,
+                    Some(Link::Local) => {
+                        let room = self.room.clone().unwrap_or_else(|| RoomId::new(""));
+                        let r = room::call_room(&self.ctx, &room, |reply| RoomMsg::Input {
+                            player: player.clone(),
                             seq,
-                            data,
-                            reply: Some(reply)
-                        });
+                            data: data.clone(),
+                            reply: Some(reply),
+                        })
+                        .await;
                         match r {
                             Ok(r) => self.reply_result(rid, r.map_err(|e| (e.code, e.message))),
-                            Err(_) => {
-                                self.reply_err(rid, ErrorCode::Internal, "the room did not answer")
+                            Err(room::RoomCallErr::Gone) => {
+                                self.reply_err(rid, ErrorCode::NotInRoom, "the room is gone")
                             }
+                            Err(room::RoomCallErr::Failed) => self.reply_err(
+                                rid,
+                                ErrorCode::Internal,
+                                "the room failed while handling the input",
+                            ),
                         }
                     }
                     Some(Link::Remote(_)) => {
@@ -545,9 +555,9 @@ impl SessionState {
                 "already in a room; leave it first",
             );
         }
-        let Some(link) = self.link_to(&room) else {
+        if self.link_to(&room).is_none() {
             return self.reply_err(rid, ErrorCode::NotFound, "no such room");
-        };
+        }
         if !self.leave_queue().await {
             return self.reply_err(
                 rid,
@@ -564,15 +574,8 @@ impl SessionState {
             Ok(()) => {
                 self.room = Some(room.clone());
                 self.reply_ok(rid, obj(json!({ "room": room })));
-                match link {
-                    Link::Local(actor) => {
-                        let _ = actor.cast(RoomMsg::Resync(self.player.clone()));
-                    }
-                    Link::Remote(_) => {
-                        self.room_notify(&room, RoomOp::Resync(self.player.clone()))
-                            .await
-                    }
-                }
+                self.room_notify(&room, RoomOp::Resync(self.player.clone()))
+                    .await;
             }
             Err((code, message)) => self.reply_err(rid, code, &message),
         }
@@ -651,23 +654,7 @@ fn obj(v: Value) -> Map<String, Value> {
 /// Where a room is, as a session reaches it.
 enum Link {
     /// Hosted on this node.
-    Local(ActorRef<RoomMsg>),
+    Local,
     /// Hosted on another node.
     Remote(NodeId),
-}
-
-/// Casts a notification-style operation to a local room.
-fn cast_local(actor: &ActorRef<RoomMsg>, op: RoomOp) -> bool {
-    let msg = match op {
-        RoomOp::Disconnected(p) => RoomMsg::Disconnected(p),
-        RoomOp::Reconnected(p) => RoomMsg::Reconnected(p),
-        RoomOp::Resync(p) => RoomMsg::Resync(p),
-        RoomOp::Leave(player) => RoomMsg::Leave {
-            player,
-            reply: None,
-        },
-        RoomOp::Chat { player, text } => RoomMsg::Chat { player, text },
-        RoomOp::Join { .. } | RoomOp::Ready(_) | RoomOp::Input { .. } => return false,
-    };
-    actor.cast(msg).is_ok()
 }

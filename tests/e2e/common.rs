@@ -271,8 +271,11 @@ impl Client {
     }
 
     async fn read(&mut self) -> Value {
+        // One deadline for the whole read: skipped pings must not restart it.
+        let deadline = Instant::now() + WAIT;
         loop {
-            let m = tokio::time::timeout(WAIT, self.ws.next())
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = tokio::time::timeout(left, self.ws.next())
                 .await
                 .expect("timed out waiting for a message");
             match m {
