@@ -90,6 +90,10 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
         "Cluster messages that could not be decoded, by receiving actor"
     );
     metrics::counter!("warren_cluster_decode_errors_total", "actor" => "membership").absolute(0);
+    describe_gauge!(
+        "warren_cluster_room_spread",
+        "Rooms on the busiest reachable node divided by the mean over reachable nodes (1 is even)"
+    );
     metrics::gauge!("warren_build_info", "version" => version.to_owned(), "node" => node.to_owned()).set(1.0);
     metrics::gauge!("warren_connections").set(0.0);
     metrics::gauge!("warren_draining").set(0.0);

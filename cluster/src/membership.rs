@@ -242,6 +242,19 @@ impl MembershipState {
             .collect();
         peers.sort_by(|a, b| a.id.cmp(&b.id));
         members.extend(peers);
+        // How evenly rooms spread: max / mean rooms over reachable nodes (1 is even; 0 without rooms).
+        let rooms: Vec<f64> = members
+            .iter()
+            .filter(|m| m.state != "unreachable")
+            .map(|m| f64::from(m.rooms))
+            .collect();
+        let mean = rooms.iter().sum::<f64>() / rooms.len().max(1) as f64;
+        let spread = if mean > 0.0 {
+            rooms.iter().copied().fold(0.0, f64::max) / mean
+        } else {
+            0.0
+        };
+        metrics::gauge!("warren_cluster_room_spread").set(spread);
         for state in ["ready", "draining", "unreachable"] {
             let n = members.iter().filter(|m| m.state == state).count();
             metrics::gauge!("warren_cluster_nodes", "state" => state).set(n as f64);

@@ -178,6 +178,38 @@ mod tests {
     }
 
     #[test]
+    fn admin_access_by_token_or_loopback() {
+        use actix_web::test::TestRequest;
+        let open = Auth::new(b"k", true, 60, "", 0);
+        let local = TestRequest::default()
+            .peer_addr("127.0.0.1:5000".parse().unwrap())
+            .to_http_request();
+        let remote = TestRequest::default()
+            .peer_addr("10.1.2.3:5000".parse().unwrap())
+            .to_http_request();
+        assert_eq!(open.admin(&local), Ok(()));
+        assert_eq!(open.admin(&remote), Err(AdminDenied::Forbidden));
+        let guarded = Auth::new(b"k", true, 60, "secret", 0);
+        assert_eq!(guarded.admin(&local), Err(AdminDenied::Unauthorized));
+        let with = |t: &str| {
+            TestRequest::default()
+                .peer_addr("10.1.2.3:5000".parse().unwrap())
+                .insert_header(("Authorization", t))
+                .to_http_request()
+        };
+        assert_eq!(guarded.admin(&with("Bearer secret")), Ok(()));
+        assert_eq!(guarded.admin(&with("bearer secret")), Ok(()));
+        assert_eq!(
+            guarded.admin(&with("Bearer nope")),
+            Err(AdminDenied::Unauthorized)
+        );
+        assert_eq!(
+            guarded.admin(&with("Basic secret")),
+            Err(AdminDenied::Unauthorized)
+        );
+    }
+
+    #[test]
     fn tokens_are_checked() {
         let a = Auth::new(b"k", true, 60, "", 0);
         let t = a.mint(&"alice".into(), "Alice", now() + 60).unwrap();

@@ -387,6 +387,16 @@ async fn a_room_on_one_node_is_listed_joined_and_played_through_another() {
         "not_found",
     )
     .await;
+    // One room, on n1, in a two-node cluster: the busiest node has twice the mean.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = n2.http("GET", "/metrics", None, None).await.unwrap();
+        if metrics.contains("warren_cluster_room_spread 2\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
