@@ -97,9 +97,6 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
     } else {
         cfg.auth.jwt_secret.clone()
     };
-    if cfg.cluster.cookie.is_empty() {
-        warn!("cluster.cookie is not set: using a random cookie (fine for a node running alone)");
-    }
     let auth = edge::auth::Auth::new(
         secret.as_bytes(),
         cfg.auth.allow_guest,
@@ -131,6 +128,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
         .parse()
         .context("cluster.listen was validated as an address")?;
     let cookie = if cfg.cluster.cookie.is_empty() {
+        warn!("cluster.cookie is not set: using a random cookie (fine for a node running alone)");
         random_token(32)
     } else {
         cfg.cluster.cookie.clone()

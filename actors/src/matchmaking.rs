@@ -74,11 +74,6 @@ impl<K: Clone + Eq + Hash, T> MatchQueue<K, T> {
         self.index.is_empty()
     }
 
-    /// Whether `key` waits.
-    pub fn contains(&self, key: &K) -> bool {
-        self.index.contains_key(key)
-    }
-
     /// Adds a ticket; false if the key is already queued.
     pub fn insert(&mut self, key: K, rating: i64, now_ms: u64, item: T) -> bool {
         if self.index.contains_key(&key) {

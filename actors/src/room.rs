@@ -175,7 +175,6 @@ pub struct RoomState {
     timers: Vec<JoinHandle<()>>,
     deadline: Option<u64>,
     deadline_gen: u64,
-    last_snapshot: Instant,
 }
 
 impl Actor for Room {
@@ -207,7 +206,6 @@ impl Actor for Room {
             timers: Vec::new(),
             deadline: None,
             deadline_gen: 0,
-            last_snapshot: Instant::now(),
         };
         st.refresh_views();
         if !a.restarted {
@@ -617,7 +615,6 @@ impl RoomState {
         match self.snapshot().and_then(|s| postcard::to_stdvec(&s)) {
             Ok(bytes) => {
                 lock(&self.ctx.snapshots).insert(self.id.clone(), Arc::new(bytes));
-                self.last_snapshot = Instant::now();
             }
             Err(e) => warn!(room = %self.id, error = %e, "failed to snapshot room"),
         }

@@ -22,14 +22,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef};
+use ractor::Actor;
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{IncomingEncryptionMode, NodeServer, NodeServerMessage};
+use ractor_cluster::{IncomingEncryptionMode, NodeServer};
 
 use warren_actors::node::NodeCtx;
 
 use crate::membership::{ClusterView, Membership, MembershipArgs, StatusFn};
-use crate::wire::Wire;
 
 /// What the cluster layer needs from the node's configuration.
 #[derive(Clone, Debug)]
@@ -76,10 +75,6 @@ impl std::error::Error for ClusterError {}
 pub struct Cluster {
     /// The membership view.
     pub view: Arc<ClusterView>,
-    /// The node server.
-    pub server: ActorRef<NodeServerMessage>,
-    /// The membership actor.
-    pub membership: ActorRef<Wire>,
 }
 
 /// Starts the node server, membership and discovery on the current tokio runtime.
@@ -127,7 +122,7 @@ pub async fn start(
         status,
         view: view.clone(),
     };
-    let (membership, _) = Actor::spawn(None, Membership, args)
+    Actor::spawn(None, Membership, args)
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
     let peers = inbox::ClusterPeers::new(cfg.node.clone(), view.clone());
@@ -150,9 +145,5 @@ pub async fn start(
         view.clone(),
         tls,
     ));
-    Ok(Cluster {
-        view,
-        server,
-        membership,
-    })
+    Ok(Cluster { view })
 }
