@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
+use warren_actors::node::NodeCtx;
 use warren_protocol::CloseCode;
 
 use crate::config::Config;
@@ -83,6 +84,20 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
             _ = tokio::time::sleep(notice) => {}
         }
     }
+    // Matchmaking pools go first: every waiting ticket moves to the pools' new owners (the node
+    // already left the ring), so no player's wait starts over.
+    let handoff_until = (tokio::time::Instant::now() + POOL_HANDOFF_MAX).min(deadline);
+    while ctx.tickets.load(Ordering::Acquire) > 0 && other_ready_node(&ctx) {
+        tokio::select! {
+            _ = term.recv() => { warn!("second SIGTERM: exiting now"); lc.server.stop(false).await; return Outcome::Forced; }
+            _ = int.recv() => { warn!("second SIGINT: exiting now"); lc.server.stop(false).await; return Outcome::Forced; }
+            _ = tokio::time::sleep_until(handoff_until) => {
+                warn!(tickets = ctx.tickets.load(Ordering::Acquire), "matchmaking tickets not handed over in time");
+                break;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
     ctx.sessions.close_all(CloseCode::Draining);
     let outcome = loop {
         if lc.edge.connections.load(Ordering::Acquire) == 0 {
@@ -103,6 +118,14 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
     };
     lc.server.stop(outcome == Outcome::Drained).await;
     outcome
+}
+
+/// Longest wait for the pools to hand their tickets over during a drain.
+const POOL_HANDOFF_MAX: Duration = Duration::from_secs(5);
+
+fn other_ready_node(ctx: &NodeCtx) -> bool {
+    ctx.peers()
+        .is_some_and(|p| p.candidates().iter().any(|c| c.node != ctx.node))
 }
 
 fn reload(lc: &Lifecycle) {

@@ -94,6 +94,24 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
         "warren_cluster_room_spread",
         "Rooms on the busiest reachable node divided by the mean over reachable nodes (1 is even)"
     );
+    describe_gauge!(
+        "warren_cluster_pool_spread",
+        "Share of the matchmaking hash ring owned by the largest ready node divided by the mean share (1 is even)"
+    );
+    describe_gauge!(
+        "warren_matchmaking_pools",
+        "Matchmaking pools this node has served since it started"
+    );
+    describe_counter!(
+        "warren_matchmaking_handoffs_total",
+        "Pools whose waiting tickets this node handed to the pool's new owner"
+    );
+    describe_counter!(
+        "warren_matchmaking_handoff_tickets_total",
+        "Tickets this node handed to other nodes with their pools"
+    );
+    metrics::counter!("warren_matchmaking_handoffs_total").absolute(0);
+    metrics::counter!("warren_matchmaking_handoff_tickets_total").absolute(0);
     metrics::gauge!("warren_build_info", "version" => version.to_owned(), "node" => node.to_owned()).set(1.0);
     metrics::gauge!("warren_connections").set(0.0);
     metrics::gauge!("warren_draining").set(0.0);

@@ -22,6 +22,7 @@ pub mod pool;
 pub mod pool_host;
 pub mod remote;
 pub mod resume;
+pub mod ring;
 pub mod room;
 pub mod room_host;
 pub mod session;

@@ -93,6 +93,15 @@ impl<K: Clone + Eq + Hash, T> MatchQueue<K, T> {
         true
     }
 
+    /// Takes every ticket out, as `(key, item, queued_since_ms)` in rating order.
+    pub fn drain(&mut self) -> Vec<(K, T, u64)> {
+        self.index.clear();
+        std::mem::take(&mut self.sorted)
+            .into_values()
+            .map(|e| (e.key, e.item, e.since_ms))
+            .collect()
+    }
+
     /// Removes a ticket.
     pub fn remove(&mut self, key: &K) -> Option<T> {
         let pos = self.index.remove(key)?;

@@ -52,6 +52,8 @@ pub struct NodeCtx {
     pub snapshots: Mutex<HashMap<RoomId, Arc<Vec<u8>>>>,
     /// Signs and checks resume tokens.
     pub resume_key: ResumeKey,
+    /// Tickets waiting in the pools hosted here (a drain waits for them to be handed over).
+    pub tickets: AtomicU64,
     ids: AtomicU64,
     hosts: OnceLock<Hosts>,
     peers: OnceLock<Arc<dyn Peers>>,
@@ -87,6 +89,7 @@ impl NodeCtx {
             directory: Directory::default(),
             snapshots: Mutex::new(HashMap::new()),
             resume_key,
+            tickets: AtomicU64::new(0),
             ids: AtomicU64::new(0),
             hosts: OnceLock::new(),
             peers: OnceLock::new(),

@@ -1,49 +1,80 @@
-//! `Pool`: the matchmaking pool of one `(game, mode)`. Forms matches from its [`MatchQueue`],
-//! creates each match's room through `RoomHost` with the players already seated, and tells every
-//! matched player's session (`match_found`, then the room sends `room_state`).
+//! `Pool`: the matchmaking pool of one `(game, mode)`, hosted on the node that owns the pool's key
+//! on the cluster's hash ring (see [`crate::ring`]). Forms matches from its [`MatchQueue`], then
+//! settles each match off its own loop:
+//!
+//! 1. **Claim** every ticket with its player's session, wherever the session lives. A session
+//!    claims only its current, unclaimed ticket, so a ticket that exists twice (a handoff racing
+//!    a re-enqueue, a pool restarted) is seated at most once, and an unqueued one never.
+//! 2. **Place** the room on the ready node where most of the players are, else the least loaded
+//!    (never a draining node), and create it there with the players seated.
+//! 3. **Confirm** with `match_found` to every session (the room then sends `room_state`).
+//!
+//! A refused claim drops that ticket; the others are released and queued again.
+//!
+//! When the ring says another node owns the pool (a node joined, or this one is draining), the
+//! next sweep hands every waiting ticket over in one message.
 //!
 //! Supervised by `PoolHost`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, call};
-use serde_json::Map;
-use tracing::{debug, warn};
-use warren_protocol::{GameName, PlayerId, TicketId};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::{debug, info, warn};
+use warren_protocol::{NodeId, PlayerId, RoomId, TicketId};
 
 use crate::matchmaking::{MatchQueue, Windows};
 use crate::node::{NodeCtx, now_ms};
-use crate::room_host::RoomHostMsg;
+use crate::pool_host::{owner_of, send_pool};
+use crate::remote::{PoolKey, PoolWire, SeatPlan, SessionNote, TicketWire};
+use crate::ring::{Candidate, place};
+use crate::room_host::create_matched;
 use crate::session::SessionMsg;
+use crate::session_host::find_session;
+
+/// How long a session has to answer a claim.
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A queued player.
+#[derive(Clone)]
 pub struct Ticket {
-    /// Ticket id, returned to the client.
-    pub id: TicketId,
     /// The player.
     pub player: PlayerId,
     /// Display name, for the seat.
     pub name: String,
     /// Rating.
     pub mmr: i64,
-    /// The player's session, told when the match forms.
-    pub session: ActorRef<SessionMsg>,
+    /// Node of the player's session.
+    pub home: NodeId,
+}
+
+impl Ticket {
+    fn wire(self, id: TicketId, since_ms: u64) -> TicketWire {
+        TicketWire {
+            id,
+            player: self.player,
+            name: self.name,
+            mmr: self.mmr,
+            home: self.home,
+            since_ms,
+        }
+    }
 }
 
 /// Messages of a pool.
 pub enum PoolMsg {
-    /// Queue a ticket.
-    Enqueue(Ticket),
-    /// Remove a ticket; answers false when it was not queued (already matched or never queued).
+    /// Queue tickets (new, handed over, or back from a match that fell through).
+    Enqueue(Vec<TicketWire>),
+    /// Remove a ticket; forwarded to the owner when this pool no longer holds it.
     Remove {
         /// The ticket.
         ticket: TicketId,
-        /// Answered when given.
-        reply: Option<RpcReplyPort<bool>>,
+        /// Forwards so far.
+        hops: u8,
     },
-    /// Look again at waiting tickets, whose windows have widened.
+    /// Look again at waiting tickets, whose windows have widened, and at who owns the pool.
     Sweep,
 }
 
@@ -54,10 +85,8 @@ impl ractor::Message for PoolMsg {}
 pub struct PoolArgs {
     /// Node context.
     pub ctx: Arc<NodeCtx>,
-    /// Its game.
-    pub game: GameName,
-    /// Its mode.
-    pub mode: String,
+    /// Its game and mode.
+    pub key: PoolKey,
     /// Players per match.
     pub seats: u32,
 }
@@ -68,9 +97,12 @@ pub struct Pool;
 /// A pool's changing state.
 pub struct PoolState {
     ctx: Arc<NodeCtx>,
-    game: GameName,
+    key: PoolKey,
+    seats: u32,
     label: String,
     queue: MatchQueue<TicketId, Ticket>,
+    /// The queue length last added to `NodeCtx::tickets`.
+    counted: u64,
     sweeper: Option<JoinHandle<()>>,
 }
 
@@ -87,10 +119,12 @@ impl Actor for Pool {
         let every =
             Duration::from_millis(a.ctx.settings.load().matchmaking.sweep_interval_ms.max(10));
         Ok(PoolState {
-            label: format!("{}:{}", a.game, a.mode),
+            label: a.key.label(),
             ctx: a.ctx,
-            game: a.game,
+            key: a.key,
+            seats: a.seats,
             queue: MatchQueue::new(a.seats as usize),
+            counted: 0,
             sweeper: Some(me.send_interval(every, || PoolMsg::Sweep)),
         })
     }
@@ -103,87 +137,275 @@ impl Actor for Pool {
         if let Some(s) = st.sweeper.take() {
             s.abort();
         }
+        metrics::gauge!("warren_matchmaking_tickets", "pool" => st.label.clone()).set(0.0);
+        st.ctx.tickets.fetch_sub(st.counted, Ordering::AcqRel);
         Ok(())
     }
 
     async fn handle(
         &self,
-        _me: ActorRef<PoolMsg>,
+        me: ActorRef<PoolMsg>,
         msg: PoolMsg,
         st: &mut PoolState,
     ) -> Result<(), ActorProcessingErr> {
         let windows = Windows::from(&st.ctx.settings.load().matchmaking);
         let now = now_ms();
         match msg {
-            PoolMsg::Enqueue(t) => {
-                let id = t.id.clone();
-                if st.queue.insert(id.clone(), t.mmr, now, t)
-                    && let Some(group) = st.queue.match_around(&id, now, &windows)
-                {
-                    st.seat(group, now).await;
+            PoolMsg::Enqueue(tickets) => {
+                for t in tickets {
+                    let id = t.id.clone();
+                    let ticket = Ticket {
+                        player: t.player,
+                        name: t.name,
+                        mmr: t.mmr,
+                        home: t.home,
+                    };
+                    if st.queue.insert(id.clone(), ticket.mmr, t.since_ms, ticket)
+                        && let Some(group) = st.queue.match_around(&id, now, &windows)
+                    {
+                        st.settle(&me, group);
+                    }
                 }
             }
-            PoolMsg::Remove { ticket, reply } => {
-                let removed = st.queue.remove(&ticket).is_some();
-                if let Some(r) = reply {
-                    let _ = r.send(removed);
+            PoolMsg::Remove { ticket, hops } => {
+                if st.queue.remove(&ticket).is_none() {
+                    let owner = owner_of(&st.ctx, &st.key.label());
+                    if owner != st.ctx.node && hops < crate::pool_host::MAX_HOPS {
+                        let msg = PoolWire::Remove {
+                            pool: st.key.clone(),
+                            ticket,
+                            hops: hops + 1,
+                        };
+                        send_pool(&st.ctx, &owner, msg);
+                    }
                 }
             }
             PoolMsg::Sweep => {
-                for group in st.queue.sweep(now, &windows) {
-                    st.seat(group, now).await;
+                if !st.handoff() {
+                    for group in st.queue.sweep(now, &windows) {
+                        st.settle(&me, group);
+                    }
                 }
             }
         }
-        metrics::gauge!("warren_matchmaking_tickets", "pool" => st.label.clone())
-            .set(st.queue.len() as f64);
+        let len = st.queue.len() as u64;
+        metrics::gauge!("warren_matchmaking_tickets", "pool" => st.label.clone()).set(len as f64);
+        if len >= st.counted {
+            st.ctx.tickets.fetch_add(len - st.counted, Ordering::AcqRel);
+        } else {
+            st.ctx.tickets.fetch_sub(st.counted - len, Ordering::AcqRel);
+        }
+        st.counted = len;
         Ok(())
     }
 }
 
 impl PoolState {
-    async fn seat(&mut self, group: Vec<(TicketId, Ticket, u64)>, now: u64) {
-        let players: Vec<(PlayerId, String)> = group
-            .iter()
-            .map(|(_, t, _)| (t.player.clone(), t.name.clone()))
-            .collect();
-        let host = self.ctx.hosts().rooms.clone();
-        let game = self.game.clone();
-        let created = call!(host, |reply| RoomHostMsg::Create {
-            game,
-            params: Map::new(),
-            private: true,
-            players,
-            reply,
-        });
-        let room = match created {
-            Ok(Ok((room, _))) => room,
-            other => {
-                let why = match other {
-                    Ok(Err(e)) => e.to_string(),
-                    Err(e) => e.to_string(),
-                    Ok(Ok(_)) => String::new(),
-                };
-                warn!(pool = %self.label, error = %why, "match formed but its room could not be created; tickets requeued");
-                for (id, t, since) in group {
-                    let mmr = t.mmr;
-                    self.queue.insert(id, mmr, since, t);
-                }
-                return;
-            }
+    /// Hands every waiting ticket to the pool's new owner, if another node owns it now. True when
+    /// the tickets left.
+    fn handoff(&mut self) -> bool {
+        if self.queue.is_empty() {
+            return false;
+        }
+        let owner = owner_of(&self.ctx, &self.label);
+        if owner == self.ctx.node {
+            return false;
+        }
+        let Some(peers) = self.ctx.peers() else {
+            return false;
         };
-        debug!(pool = %self.label, room = %room, "match formed");
-        metrics::counter!("warren_matches_total", "game" => self.game.to_string()).increment(1);
-        let ids: Vec<PlayerId> = group.iter().map(|(_, t, _)| t.player.clone()).collect();
-        for (id, t, since) in group {
-            metrics::histogram!("warren_match_wait_seconds", "game" => self.game.to_string())
-                .record(now.saturating_sub(since) as f64 / 1000.0);
-            let _ = t.session.cast(SessionMsg::MatchFound {
-                ticket: id,
-                room: room.clone(),
-                game: self.game.clone(),
-                players: ids.clone(),
-            });
+        let tickets: Vec<TicketWire> = self
+            .queue
+            .drain()
+            .into_iter()
+            .map(|(id, t, since)| t.wire(id, since))
+            .collect();
+        let n = tickets.len();
+        let msg = PoolWire::Handoff {
+            pool: self.key.clone(),
+            seats: self.seats,
+            tickets: tickets.clone(),
+        };
+        if peers.pool(&owner, msg) {
+            info!(pool = %self.label, to = %owner, tickets = n, "pool handed over to its new owner");
+            metrics::counter!("warren_matchmaking_handoffs_total").increment(1);
+            metrics::counter!("warren_matchmaking_handoff_tickets_total").increment(n as u64);
+            true
+        } else {
+            for t in tickets {
+                let since = t.since_ms;
+                let id = t.id.clone();
+                let ticket = Ticket {
+                    player: t.player,
+                    name: t.name,
+                    mmr: t.mmr,
+                    home: t.home,
+                };
+                self.queue.insert(id, ticket.mmr, since, ticket);
+            }
+            false
         }
     }
+
+    fn settle(&self, me: &ActorRef<PoolMsg>, group: Vec<(TicketId, Ticket, u64)>) {
+        let (ctx, key, me) = (self.ctx.clone(), self.key.clone(), me.clone());
+        tokio::spawn(async move {
+            let back = settle(&ctx, &key, group).await;
+            if !back.is_empty() {
+                let _ = me.cast(PoolMsg::Enqueue(back));
+            }
+        });
+    }
+}
+
+/// Claims, places, creates and confirms one match; returns the tickets to queue again.
+async fn settle(
+    ctx: &Arc<NodeCtx>,
+    key: &PoolKey,
+    group: Vec<(TicketId, Ticket, u64)>,
+) -> Vec<TicketWire> {
+    let claim = ctx.new_id("m");
+    let mut claimed = Vec::with_capacity(group.len());
+    let mut refused = 0;
+    for (id, t, since) in group {
+        if claim_one(ctx, &t, &id, &claim).await {
+            claimed.push((id, t, since));
+        } else {
+            refused += 1;
+        }
+    }
+    let label = key.label();
+    if refused > 0 {
+        debug!(pool = %label, refused, "stale tickets dropped from a match; the rest queue again");
+        return release(ctx, claimed, &claim).await;
+    }
+    let homes: Vec<NodeId> = claimed.iter().map(|(_, t, _)| t.home.clone()).collect();
+    let node = place(&homes, &candidates(ctx)).unwrap_or_else(|| ctx.node.clone());
+    let players: Vec<SeatPlan> = claimed
+        .iter()
+        .map(|(_, t, _)| (t.player.clone(), t.name.clone(), t.home.clone()))
+        .collect();
+    let room = match create(ctx, &node, key, players).await {
+        Ok(room) => room,
+        Err(why) => {
+            warn!(pool = %label, node = %node, error = %why, "match formed but its room could not be created; tickets queued again");
+            return release(ctx, claimed, &claim).await;
+        }
+    };
+    debug!(pool = %label, room = %room, "match formed");
+    let game = key.game.to_string();
+    metrics::counter!("warren_matches_total", "game" => game.clone()).increment(1);
+    let ids: Vec<PlayerId> = claimed.iter().map(|(_, t, _)| t.player.clone()).collect();
+    let now = now_ms();
+    for (id, t, since) in claimed {
+        metrics::histogram!("warren_match_wait_seconds", "game" => game.clone())
+            .record(now.saturating_sub(since) as f64 / 1000.0);
+        let note = SessionNote::MatchFound {
+            ticket: id,
+            claim: claim.clone(),
+            room: room.clone(),
+            game: key.game.clone(),
+            players: ids.clone(),
+        };
+        notify(ctx, &t.home, t.player, note).await;
+    }
+    Vec::new()
+}
+
+fn candidates(ctx: &NodeCtx) -> Vec<Candidate> {
+    match ctx.peers() {
+        Some(p) => p.candidates(),
+        None if ctx.is_draining() => Vec::new(),
+        None => vec![Candidate {
+            node: ctx.node.clone(),
+            rooms: ctx.directory.len() as u32,
+        }],
+    }
+}
+
+async fn create(
+    ctx: &Arc<NodeCtx>,
+    node: &NodeId,
+    key: &PoolKey,
+    players: Vec<SeatPlan>,
+) -> Result<RoomId, String> {
+    if *node != ctx.node
+        && let Some(peers) = ctx.peers()
+    {
+        return peers.create_room(node, key.game.clone(), players).await;
+    }
+    create_matched(ctx, key.game.clone(), players).await
+}
+
+async fn claim_one(ctx: &Arc<NodeCtx>, t: &Ticket, id: &TicketId, claim: &str) -> bool {
+    if t.home != ctx.node {
+        return match ctx.peers() {
+            Some(p) => {
+                p.claim(&t.home, t.player.clone(), id.clone(), claim.to_owned())
+                    .await
+            }
+            None => false,
+        };
+    }
+    claim_local(ctx, &t.player, id.clone(), claim.to_owned()).await
+}
+
+/// Asks the session of `player`, on this node, to claim `ticket` for `claim`.
+pub async fn claim_local(
+    ctx: &Arc<NodeCtx>,
+    player: &PlayerId,
+    ticket: TicketId,
+    claim: String,
+) -> bool {
+    match find_session(ctx, player).await {
+        Some(session) => ask_claim(&session, ticket, claim).await,
+        None => false,
+    }
+}
+
+/// Puts a claim in the session's mailbox now, and returns the wait for its answer: callers that
+/// must keep claims and notes in order (the cluster inbox) send in order and wait elsewhere.
+pub fn ask_claim(
+    session: &ActorRef<SessionMsg>,
+    ticket: TicketId,
+    claim: String,
+) -> impl std::future::Future<Output = bool> + Send + use<> {
+    let (tx, rx) = ractor::concurrency::oneshot();
+    let sent = session
+        .cast(SessionMsg::Claim {
+            ticket,
+            claim,
+            reply: tx.into(),
+        })
+        .is_ok();
+    async move { sent && matches!(tokio::time::timeout(CLAIM_TIMEOUT, rx).await, Ok(Ok(true))) }
+}
+
+/// Tells a player's session, here or on its node.
+async fn notify(ctx: &Arc<NodeCtx>, home: &NodeId, player: PlayerId, note: SessionNote) {
+    if *home == ctx.node {
+        if let Some(session) = find_session(ctx, &player).await {
+            let _ = session.cast(SessionMsg::Note(note));
+        }
+    } else if let Some(p) = ctx.peers() {
+        p.note(home, player, note);
+    }
+}
+
+async fn release(
+    ctx: &Arc<NodeCtx>,
+    claimed: Vec<(TicketId, Ticket, u64)>,
+    claim: &str,
+) -> Vec<TicketWire> {
+    let mut back = Vec::with_capacity(claimed.len());
+    for (id, t, since) in claimed {
+        let note = SessionNote::Release {
+            ticket: id.clone(),
+            claim: claim.to_owned(),
+        };
+        // Awaited in order: the release must reach the session before a new claim can.
+        notify(ctx, &t.home, t.player.clone(), note).await;
+        back.push(t.wire(id, since));
+    }
+    back
 }

@@ -1,33 +1,79 @@
-//! `PoolHost`: hosts this node's matchmaking pools, one `Pool` per `(game, mode)`, spawned on first
-//! use and restarted empty if one fails (its players see no `match_found` and can queue again).
+//! `PoolHost`: hosts the matchmaking pools this node owns, one `Pool` per `(game, mode)`, spawned on
+//! first use and restarted empty if one fails (its players' sessions see their ticket vanish and
+//! can queue again).
+//!
+//! Every pool message goes through here, from this node's sessions or from other nodes: a message
+//! for a pool another node owns (by this node's view of the ring) is forwarded there, at most
+//! [`MAX_HOPS`] times so that nodes disagreeing for a moment about the ring cannot bounce a ticket
+//! forever; after that, or when the owner cannot be reached, the pool is served here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use tracing::error;
-use warren_protocol::GameName;
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tracing::{error, warn};
+use warren_protocol::NodeId;
 
 use crate::node::NodeCtx;
 use crate::pool::{Pool, PoolArgs, PoolMsg};
+use crate::remote::{PoolKey, PoolWire};
+
+/// Most forwards of one pool message between nodes.
+pub const MAX_HOPS: u8 = 3;
 
 /// Messages of the pool host.
 pub enum PoolHostMsg {
-    /// The pool of `(game, mode)`, spawned if needed.
-    Pool {
-        /// Game.
-        game: GameName,
-        /// Mode.
-        mode: String,
-        /// Players per match.
-        seats: u32,
-        /// The pool.
-        reply: RpcReplyPort<ActorRef<PoolMsg>>,
-    },
+    /// A pool message, from a session here or from another node.
+    Wire(PoolWire),
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
 impl ractor::Message for PoolHostMsg {}
+
+/// The node owning the pool with ring key `key` (this node when alone, or when no node is ready).
+pub fn owner_of(ctx: &NodeCtx, key: &str) -> NodeId {
+    ctx.peers()
+        .and_then(|p| p.pool_owner(key))
+        .unwrap_or_else(|| ctx.node.clone())
+}
+
+/// Sends a pool message to `node`'s pool host; served here when `node` is this one or cannot be
+/// reached.
+pub fn send_pool(ctx: &NodeCtx, node: &NodeId, msg: PoolWire) {
+    let msg = if *node == ctx.node {
+        msg
+    } else {
+        match ctx.peers() {
+            Some(p) if p.pool(node, msg.clone()) => return,
+            _ => final_hop(msg),
+        }
+    };
+    if ctx.hosts().pools.cast(PoolHostMsg::Wire(msg)).is_err() {
+        warn!("the pool host is gone; a matchmaking message was dropped");
+    }
+}
+
+fn final_hop(msg: PoolWire) -> PoolWire {
+    match msg {
+        PoolWire::Enqueue {
+            pool,
+            seats,
+            ticket,
+            ..
+        } => PoolWire::Enqueue {
+            pool,
+            seats,
+            ticket,
+            hops: MAX_HOPS,
+        },
+        PoolWire::Remove { pool, ticket, .. } => PoolWire::Remove {
+            pool,
+            ticket,
+            hops: MAX_HOPS,
+        },
+        h @ PoolWire::Handoff { .. } => h,
+    }
+}
 
 /// The pool host actor.
 pub struct PoolHost;
@@ -35,7 +81,7 @@ pub struct PoolHost;
 /// Its state.
 pub struct PoolHostState {
     ctx: Arc<NodeCtx>,
-    pools: HashMap<(GameName, String), ActorRef<PoolMsg>>,
+    pools: HashMap<PoolKey, ActorRef<PoolMsg>>,
 }
 
 impl Actor for PoolHost {
@@ -60,27 +106,63 @@ impl Actor for PoolHost {
         msg: PoolHostMsg,
         st: &mut PoolHostState,
     ) -> Result<(), ActorProcessingErr> {
+        let PoolHostMsg::Wire(msg) = msg;
         match msg {
-            PoolHostMsg::Pool {
-                game,
-                mode,
+            PoolWire::Enqueue {
+                pool,
                 seats,
-                reply,
+                ticket,
+                hops,
             } => {
-                let key = (game.clone(), mode.clone());
-                if let Some(p) = st.pools.get(&key) {
-                    let _ = reply.send(p.clone());
-                    return Ok(());
+                let owner = owner_of(&st.ctx, &pool.label());
+                if owner != st.ctx.node && hops < MAX_HOPS {
+                    let msg = PoolWire::Enqueue {
+                        pool,
+                        seats,
+                        ticket,
+                        hops: hops + 1,
+                    };
+                    send_pool(&st.ctx, &owner, msg);
+                } else {
+                    let p = st.pool(&me, pool, seats).await?;
+                    let _ = p.cast(PoolMsg::Enqueue(vec![ticket]));
                 }
-                let args = PoolArgs {
-                    ctx: st.ctx.clone(),
-                    game,
-                    mode,
-                    seats,
-                };
-                let (pool, _) = Actor::spawn_linked(None, Pool, args, me.get_cell()).await?;
-                st.pools.insert(key, pool.clone());
-                let _ = reply.send(pool);
+            }
+            PoolWire::Remove { pool, ticket, hops } => {
+                if let Some(p) = st.pools.get(&pool) {
+                    let _ = p.cast(PoolMsg::Remove { ticket, hops });
+                } else {
+                    let owner = owner_of(&st.ctx, &pool.label());
+                    if owner != st.ctx.node && hops < MAX_HOPS {
+                        let msg = PoolWire::Remove {
+                            pool,
+                            ticket,
+                            hops: hops + 1,
+                        };
+                        send_pool(&st.ctx, &owner, msg);
+                    }
+                }
+            }
+            PoolWire::Handoff {
+                pool,
+                seats,
+                tickets,
+            } => {
+                // A draining node is out of the ring in its own view before its peers hear of it,
+                // so a peer may hand it a pool back; pass it straight on.
+                let owner = owner_of(&st.ctx, &pool.label());
+                if st.ctx.is_draining() && owner != st.ctx.node {
+                    let msg = PoolWire::Handoff {
+                        pool: pool.clone(),
+                        seats,
+                        tickets: tickets.clone(),
+                    };
+                    if st.ctx.peers().is_some_and(|p| p.pool(&owner, msg)) {
+                        return Ok(());
+                    }
+                }
+                let p = st.pool(&me, pool, seats).await?;
+                let _ = p.cast(PoolMsg::Enqueue(tickets));
             }
         }
         Ok(())
@@ -102,5 +184,28 @@ impl Actor for PoolHost {
         };
         st.pools.retain(|_, p| p.get_id() != cell.get_id());
         Ok(())
+    }
+}
+
+impl PoolHostState {
+    /// The pool of `key`, spawned if needed.
+    async fn pool(
+        &mut self,
+        me: &ActorRef<PoolHostMsg>,
+        key: PoolKey,
+        seats: u32,
+    ) -> Result<ActorRef<PoolMsg>, ActorProcessingErr> {
+        if let Some(p) = self.pools.get(&key) {
+            return Ok(p.clone());
+        }
+        let args = PoolArgs {
+            ctx: self.ctx.clone(),
+            key: key.clone(),
+            seats,
+        };
+        let (pool, _) = Actor::spawn_linked(None, Pool, args, me.get_cell()).await?;
+        self.pools.insert(key, pool.clone());
+        metrics::gauge!("warren_matchmaking_pools").set(self.pools.len() as f64);
+        Ok(pool)
     }
 }

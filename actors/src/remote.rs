@@ -6,7 +6,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
-use warren_protocol::{ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary};
+use warren_protocol::{
+    ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary, TicketId,
+};
+
+use crate::ring::Candidate;
 
 /// A request to a room, as it crosses nodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +52,102 @@ pub enum RoomOp {
     Resync(PlayerId),
 }
 
+/// A matchmaking pool: one per `(game, mode)` in the whole cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PoolKey {
+    /// Game.
+    pub game: GameName,
+    /// Mode.
+    pub mode: String,
+}
+
+impl PoolKey {
+    /// Its key on the consistent-hash ring, and its label in metrics and logs.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.game, self.mode)
+    }
+}
+
+/// A queued player, as tickets travel between nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TicketWire {
+    /// Ticket id.
+    pub id: TicketId,
+    /// The player.
+    pub player: PlayerId,
+    /// Display name, for the seat.
+    pub name: String,
+    /// Rating.
+    pub mmr: i64,
+    /// Node of the player's session.
+    pub home: NodeId,
+    /// When the player queued (ms since the Unix epoch): the window keeps widening across a handoff.
+    pub since_ms: u64,
+}
+
+/// A message for the pool of `pool`, on whichever node owns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PoolWire {
+    /// Queue a ticket; a node that does not own the pool forwards it (`hops` bounds the chain
+    /// while nodes disagree about the ring).
+    Enqueue {
+        /// The pool.
+        pool: PoolKey,
+        /// Players per match.
+        seats: u32,
+        /// The ticket.
+        ticket: TicketWire,
+        /// Forwards so far.
+        hops: u8,
+    },
+    /// Drop a ticket, forwarded like `Enqueue`.
+    Remove {
+        /// The pool.
+        pool: PoolKey,
+        /// The ticket.
+        ticket: TicketId,
+        /// Forwards so far.
+        hops: u8,
+    },
+    /// The previous owner hands every waiting ticket of a pool over.
+    Handoff {
+        /// The pool.
+        pool: PoolKey,
+        /// Players per match.
+        seats: u32,
+        /// Its tickets.
+        tickets: Vec<TicketWire>,
+    },
+}
+
+/// What a pool tells a player's session after claiming its ticket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SessionNote {
+    /// The claimed match has its room and the player's seat.
+    MatchFound {
+        /// The ticket.
+        ticket: TicketId,
+        /// The claim this confirms.
+        claim: String,
+        /// The room.
+        room: RoomId,
+        /// Its game.
+        game: GameName,
+        /// Everyone matched.
+        players: Vec<PlayerId>,
+    },
+    /// The claimed match fell through; the ticket is queued again.
+    Release {
+        /// The ticket.
+        ticket: TicketId,
+        /// The claim released.
+        claim: String,
+    },
+}
+
+/// A player to seat in a new room: id, display name, node of the session.
+pub type SeatPlan = (PlayerId, String, NodeId);
+
 /// The answer to a [`RoomOp`]: an error code and message on refusal.
 pub type OpResult = Result<(), (ErrorCode, String)>;
 
@@ -62,6 +162,32 @@ pub trait Peers: Send + Sync + 'static {
     fn room_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<OpResult>;
     /// Open public rooms hosted on every other reachable node.
     fn list_rooms(&self, game: Option<GameName>) -> BoxFuture<Vec<RoomSummary>>;
+    /// The node owning the pool with ring key `key`: `None` while no node is ready.
+    fn pool_owner(&self, key: &str) -> Option<NodeId>;
+    /// Ready, reachable nodes (this one included when ready) and the rooms each hosts.
+    fn candidates(&self) -> Vec<Candidate>;
+    /// Whether `node` is a reachable member.
+    fn reachable(&self, node: &NodeId) -> bool;
+    /// Sends a pool message to `node`; false when it is not reachable.
+    fn pool(&self, node: &NodeId, msg: PoolWire) -> bool;
+    /// Tells the session of `player`, which lives on `node`.
+    fn note(&self, node: &NodeId, player: PlayerId, note: SessionNote);
+    /// Asks the session of `player` on `node` to claim `ticket` for the match `claim`; false when
+    /// it refuses, is gone or does not answer.
+    fn claim(
+        &self,
+        node: &NodeId,
+        player: PlayerId,
+        ticket: TicketId,
+        claim: String,
+    ) -> BoxFuture<bool>;
+    /// Creates a private room of `game` on `node` with these players seated.
+    fn create_room(
+        &self,
+        node: &NodeId,
+        game: GameName,
+        players: Vec<SeatPlan>,
+    ) -> BoxFuture<Result<RoomId, String>>;
 }
 
 /// The node that hosts a room: room ids are `<node>.<random>`.

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use serde_json::{Map, Value};
 use tracing::{error, info, warn};
-use warren_protocol::{GameName, PlayerId, RoomId};
+use warren_protocol::{GameName, RoomId};
 
 use crate::node::{NodeCtx, RoomEntry, lock};
+use crate::remote::SeatPlan;
 use crate::room::{Room, RoomArgs, RoomMsg, RoomSnapshot, SeatRecord, notify_closed};
 
 /// Why a room could not be created.
@@ -44,8 +45,8 @@ pub enum RoomHostMsg {
         params: Map<String, Value>,
         /// Hidden from listings.
         private: bool,
-        /// Players to seat: id and display name.
-        players: Vec<(PlayerId, String)>,
+        /// Players to seat in order: id, display name, node of the session.
+        players: Vec<SeatPlan>,
         /// The new room's id and actor.
         reply: RpcReplyPort<Result<(RoomId, ActorRef<RoomMsg>), CreateRoomError>>,
     },
@@ -126,6 +127,26 @@ impl Actor for RoomHost {
     }
 }
 
+/// Creates a private matchmade room of `game` on this node with `players` seated.
+pub async fn create_matched(
+    ctx: &NodeCtx,
+    game: GameName,
+    players: Vec<SeatPlan>,
+) -> Result<RoomId, String> {
+    let host = ctx.hosts().rooms.clone();
+    match ractor::call!(host, |reply| RoomHostMsg::Create {
+        game,
+        params: Map::new(),
+        private: true,
+        players,
+        reply,
+    }) {
+        Ok(Ok((room, _))) => Ok(room),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl RoomHostState {
     async fn create(
         &mut self,
@@ -133,7 +154,7 @@ impl RoomHostState {
         game: GameName,
         params: &Map<String, Value>,
         private: bool,
-        players: Vec<(PlayerId, String)>,
+        players: Vec<SeatPlan>,
     ) -> Result<(RoomId, ActorRef<RoomMsg>), CreateRoomError> {
         if self.ctx.is_draining() {
             return Err(CreateRoomError::Draining);
@@ -153,8 +174,8 @@ impl RoomHostState {
         let seats = players
             .into_iter()
             .enumerate()
-            .map(|(i, (player, name))| SeatRecord {
-                home: self.ctx.node.clone(),
+            .map(|(i, (player, name, home))| SeatRecord {
+                home,
                 player,
                 name,
                 seat: i as u32,

@@ -10,18 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, call};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, call};
 use serde_json::{Map, Value, json};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use warren_protocol::{
     ClientRequest, CloseCode, DecodeError, ErrorCode, GameName, NodeId, Outbound, PlayerId,
     Request, RoomId, ServerMsg, SessionId, TicketId, encode, error_frame, ok_frame,
 };
 
 use crate::node::{Conn, NodeCtx, Route, now_ms};
-use crate::pool::{PoolMsg, Ticket};
-use crate::pool_host::PoolHostMsg;
-use crate::remote::{OpResult, RoomOp, host_of};
+use crate::pool_host::{owner_of, send_pool};
+use crate::remote::{OpResult, PoolKey, PoolWire, RoomOp, SessionNote, TicketWire, host_of};
 use crate::room::{self, RoomMsg};
 use crate::room_host::{CreateRoomError, RoomHostMsg};
 use crate::session_host::SessionHostMsg;
@@ -29,6 +28,8 @@ use crate::session_host::SessionHostMsg;
 /// Most rooms one `list_rooms` answer lists.
 pub const LIST_ROOMS_LIMIT: usize = 500;
 const MAX_MODE_CHARS: usize = 32;
+/// How often a queued session checks that the node holding its ticket is still a member.
+const TICKET_CHECK: Duration = Duration::from_secs(1);
 
 /// Messages of a session.
 pub enum SessionMsg {
@@ -54,17 +55,20 @@ pub enum SessionMsg {
     ConnClosed(u64),
     /// The grace period started at `gen` is over.
     GraceOver(u64),
-    /// A pool seated the player.
-    MatchFound {
-        /// The player's ticket.
+    /// A pool wants the player's ticket for a match: answers true, and holds the ticket for that
+    /// match, only if it is the current ticket and not held for another.
+    Claim {
+        /// The ticket.
         ticket: TicketId,
-        /// The room.
-        room: RoomId,
-        /// Its game.
-        game: GameName,
-        /// Everyone matched.
-        players: Vec<PlayerId>,
+        /// The match.
+        claim: String,
+        /// The answer.
+        reply: RpcReplyPort<bool>,
     },
+    /// The outcome of a claim.
+    Note(SessionNote),
+    /// Periodic check that the node holding the ticket is still there.
+    CheckTicket(TicketId),
     /// The player's room was closed for good.
     RoomClosed(RoomId),
 }
@@ -97,7 +101,7 @@ pub struct SessionState {
     mmr: i64,
     conn: Option<Conn>,
     room: Option<RoomId>,
-    ticket: Option<(TicketId, ActorRef<PoolMsg>)>,
+    ticket: Option<Queued>,
     grace_gen: u64,
     epoch: u64,
 }
@@ -184,15 +188,48 @@ impl Actor for Session {
                     }
                 }
             }
-            SessionMsg::MatchFound {
+            SessionMsg::Claim {
                 ticket,
+                claim,
+                reply,
+            } => {
+                let ok = st.room.is_none()
+                    && match &mut st.ticket {
+                        Some(q) if q.id == ticket && q.claim.is_none() => {
+                            q.claim = Some(claim);
+                            true
+                        }
+                        _ => false,
+                    };
+                let _ = reply.send(ok);
+            }
+            SessionMsg::Note(SessionNote::Release { ticket, claim }) => {
+                if let Some(q) = &mut st.ticket
+                    && q.id == ticket
+                    && q.claim.as_ref() == Some(&claim)
+                {
+                    q.claim = None;
+                }
+            }
+            SessionMsg::Note(SessionNote::MatchFound {
+                ticket,
+                claim,
                 room,
                 game,
                 players,
-            } => {
-                if st.ticket.as_ref().is_some_and(|(t, _)| *t == ticket) {
-                    st.ticket = None;
+            }) => {
+                let mine = st
+                    .ticket
+                    .as_ref()
+                    .is_some_and(|q| q.id == ticket && q.claim.as_ref() == Some(&claim));
+                if !mine {
+                    // Cannot happen while pools claim first; give the seat back rather than
+                    // hold two.
+                    warn!(player = %st.player, room = %room, "match for a ticket not held; leaving its room");
+                    let _ = st.op_on(&room, RoomOp::Leave(st.player.clone())).await;
+                    return Ok(());
                 }
+                st.ticket = None;
                 st.room = Some(room.clone());
                 st.push(encode(&ServerMsg::MatchFound {
                     ticket: &ticket,
@@ -208,6 +245,7 @@ impl Actor for Session {
                 };
                 st.room_notify(&room, op).await;
             }
+            SessionMsg::CheckTicket(ticket) => st.check_ticket(&me, ticket),
             SessionMsg::RoomClosed(room) => {
                 if st.room.as_ref() == Some(&room) {
                     st.room = None;
@@ -287,11 +325,9 @@ impl SessionState {
         if let Some(c) = self.conn.take() {
             self.ctx.sessions.remove(&self.player, c.id);
         }
-        if let Some((ticket, pool)) = self.ticket.take() {
-            let _ = pool.cast(PoolMsg::Remove {
-                ticket,
-                reply: None,
-            });
+        // A ticket held for a match stays: the match will seat the player, who may resume.
+        if self.ticket.as_ref().is_some_and(|q| q.claim.is_none()) {
+            self.leave_queue();
         }
         if let Some(room) = self.room.clone() {
             let player = self.player.clone();
@@ -356,17 +392,55 @@ impl SessionState {
         }
     }
 
-    /// Leaves the queue before taking a seat. False if the pool already matched the ticket (its
-    /// `match_found` is on the way, so the player is about to be seated).
-    async fn leave_queue(&mut self) -> bool {
-        let Some((ticket, pool)) = self.ticket.take() else {
+    /// Leaves the queue. False if a pool holds the ticket for a match (its `match_found` is on
+    /// the way, so the player is about to be seated).
+    fn leave_queue(&mut self) -> bool {
+        let Some(q) = self.ticket.take() else {
             return true;
         };
-        call!(pool, |reply| PoolMsg::Remove {
-            ticket,
-            reply: Some(reply)
-        })
-        .unwrap_or(false)
+        if q.claim.is_some() {
+            self.ticket = Some(q);
+            return false;
+        }
+        let msg = PoolWire::Remove {
+            pool: q.pool,
+            ticket: q.id,
+            hops: 0,
+        };
+        send_pool(&self.ctx, &q.owner, msg);
+        true
+    }
+
+    /// Queues the ticket again on the pool's current owner when the node it was sent to has left
+    /// the cluster; a ticket never depends on a dead node.
+    fn check_ticket(&mut self, me: &ActorRef<SessionMsg>, ticket: TicketId) {
+        let Some(q) = self.ticket.as_mut().filter(|q| q.id == ticket) else {
+            return;
+        };
+        if q.claim.is_none()
+            && q.owner != self.ctx.node
+            && let Some(peers) = self.ctx.peers()
+            && !peers.reachable(&q.owner)
+        {
+            let owner = owner_of(&self.ctx, &q.pool.label());
+            info!(player = %self.player, from = %q.owner, to = %owner, "the ticket's node left the cluster; queueing again");
+            q.owner = owner.clone();
+            let msg = PoolWire::Enqueue {
+                pool: q.pool.clone(),
+                seats: q.seats,
+                ticket: TicketWire {
+                    id: q.id.clone(),
+                    player: self.player.clone(),
+                    name: self.name.clone(),
+                    mmr: self.mmr,
+                    home: self.ctx.node.clone(),
+                    since_ms: q.since_ms,
+                },
+                hops: 0,
+            };
+            send_pool(&self.ctx, &owner, msg);
+        }
+        drop(me.send_after(TICKET_CHECK, move || SessionMsg::CheckTicket(ticket)));
     }
 
     async fn request(&mut self, ClientRequest { rid, req }: ClientRequest) {
@@ -473,7 +547,7 @@ impl SessionState {
                 if self.ticket.is_none() {
                     return self.reply_err(rid, ErrorCode::NotQueued, "not queued");
                 }
-                if self.leave_queue().await {
+                if self.leave_queue() {
                     self.reply_ok(rid, Map::new());
                 } else {
                     self.reply_err(rid, ErrorCode::NotQueued, "the ticket was already matched");
@@ -510,7 +584,7 @@ impl SessionState {
                 &format!("no game named `{game}`"),
             );
         }
-        if !self.leave_queue().await {
+        if !self.leave_queue() {
             return self.reply_err(
                 rid,
                 ErrorCode::AlreadyInRoom,
@@ -518,7 +592,11 @@ impl SessionState {
             );
         }
         let host = self.ctx.hosts().rooms.clone();
-        let players = vec![(self.player.clone(), self.name.clone())];
+        let players = vec![(
+            self.player.clone(),
+            self.name.clone(),
+            self.ctx.node.clone(),
+        )];
         let r = call!(host, |reply| RoomHostMsg::Create {
             game,
             params,
@@ -558,7 +636,7 @@ impl SessionState {
         if self.link_to(&room).is_none() {
             return self.reply_err(rid, ErrorCode::NotFound, "no such room");
         }
-        if !self.leave_queue().await {
+        if !self.leave_queue() {
             return self.reply_err(
                 rid,
                 ErrorCode::AlreadyInRoom,
@@ -615,32 +693,38 @@ impl SessionState {
                 "`mode` must be 1–32 of [A-Za-z0-9_-]",
             );
         }
-        let host = self.ctx.hosts().pools.clone();
-        let pool = match call!(host, |reply| PoolHostMsg::Pool {
-            game: game.clone(),
-            mode,
+        let pool = PoolKey { game, mode };
+        let id = TicketId::new(self.ctx.new_id("t"));
+        let since_ms = now_ms();
+        let owner = owner_of(&self.ctx, &pool.label());
+        let msg = PoolWire::Enqueue {
+            pool: pool.clone(),
             seats: spec.default_seats,
-            reply
-        }) {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(error = %e, "pool host did not answer");
-                return self.reply_err(rid, ErrorCode::Internal, "matchmaking is unavailable");
-            }
+            ticket: TicketWire {
+                id: id.clone(),
+                player: self.player.clone(),
+                name: self.name.clone(),
+                mmr: self.mmr,
+                home: self.ctx.node.clone(),
+                since_ms,
+            },
+            hops: 0,
         };
-        let ticket_id = TicketId::new(self.ctx.new_id("t"));
-        let ticket = Ticket {
-            id: ticket_id.clone(),
-            player: self.player.clone(),
-            name: self.name.clone(),
-            mmr: self.mmr,
-            session: self.me.clone(),
-        };
-        if pool.cast(PoolMsg::Enqueue(ticket)).is_err() {
-            return self.reply_err(rid, ErrorCode::Internal, "matchmaking is unavailable");
-        }
-        self.ticket = Some((ticket_id.clone(), pool));
-        self.reply_ok(rid, obj(json!({ "ticket": ticket_id })));
+        send_pool(&self.ctx, &owner, msg);
+        self.ticket = Some(Queued {
+            id: id.clone(),
+            pool,
+            seats: spec.default_seats,
+            owner,
+            since_ms,
+            claim: None,
+        });
+        let check = id.clone();
+        drop(
+            self.me
+                .send_after(TICKET_CHECK, move || SessionMsg::CheckTicket(check)),
+        );
+        self.reply_ok(rid, obj(json!({ "ticket": id })));
     }
 }
 
@@ -649,6 +733,18 @@ fn obj(v: Value) -> Map<String, Value> {
         Value::Object(m) => m,
         _ => Map::new(),
     }
+}
+
+/// The player's ticket.
+struct Queued {
+    id: TicketId,
+    pool: PoolKey,
+    seats: u32,
+    /// The node it was sent to.
+    owner: NodeId,
+    since_ms: u64,
+    /// The match holding it, between a pool's claim and its outcome.
+    claim: Option<String>,
 }
 
 /// Where a room is, as a session reaches it.

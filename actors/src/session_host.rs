@@ -41,10 +41,30 @@ pub enum SessionHostMsg {
         /// True when the session should end.
         reply: RpcReplyPort<bool>,
     },
+    /// The player's session, connected or in its grace period.
+    Find {
+        /// The player.
+        player: PlayerId,
+        /// Its session, if it has one here.
+        reply: RpcReplyPort<Option<ActorRef<SessionMsg>>>,
+    },
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
 impl ractor::Message for SessionHostMsg {}
+
+/// The session of `player` on this node: from the routing table when connected, else from the
+/// host (a session in its grace period).
+pub async fn find_session(ctx: &NodeCtx, player: &PlayerId) -> Option<ActorRef<SessionMsg>> {
+    if let Some(r) = ctx.sessions.route(player) {
+        return Some(r.session);
+    }
+    let host = ctx.hosts().sessions.clone();
+    let player = player.clone();
+    ractor::call!(host, |reply| SessionHostMsg::Find { player, reply })
+        .ok()
+        .flatten()
+}
 
 struct Entry {
     session: ActorRef<SessionMsg>,
@@ -116,6 +136,9 @@ impl Actor for SessionHost {
                     None => true,
                 };
                 let _ = reply.send(expired);
+            }
+            SessionHostMsg::Find { player, reply } => {
+                let _ = reply.send(st.players.get(&player).map(|e| e.session.clone()));
             }
         }
         Ok(())

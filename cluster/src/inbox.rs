@@ -15,9 +15,17 @@ use bytestring::ByteString;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::sync::oneshot;
 use warren_actors::node::NodeCtx;
-use warren_actors::remote::{BoxFuture, OpResult, Peers, RoomOp};
+use warren_actors::pool::ask_claim;
+use warren_actors::pool_host::PoolHostMsg;
+use warren_actors::remote::{BoxFuture, OpResult, Peers, PoolWire, RoomOp, SeatPlan, SessionNote};
+use warren_actors::ring::Candidate;
 use warren_actors::room;
-use warren_protocol::{ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary};
+use warren_actors::room_host::create_matched;
+use warren_actors::session::SessionMsg;
+use warren_actors::session_host::find_session;
+use warren_protocol::{
+    ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary, TicketId,
+};
 
 use crate::membership::ClusterView;
 use crate::wire::{Body, Envelope, Wire};
@@ -35,6 +43,8 @@ pub fn group(node: &str) -> String {
 enum Reply {
     Op(OpResult),
     Rooms(Vec<RoomSummary>),
+    Claimed(bool),
+    Created(Result<RoomId, String>),
 }
 
 /// Requests this node is waiting on, and how to reach other nodes. Implements [`Peers`].
@@ -152,6 +162,95 @@ impl Peers for ClusterPeers {
         })
     }
 
+    fn pool_owner(&self, key: &str) -> Option<NodeId> {
+        self.inner.view.ring().owner(key).cloned()
+    }
+
+    fn candidates(&self) -> Vec<Candidate> {
+        self.inner
+            .view
+            .members()
+            .into_iter()
+            .filter(|m| m.state == "ready")
+            .map(|m| Candidate {
+                node: NodeId::new(m.id),
+                rooms: m.rooms,
+            })
+            .collect()
+    }
+
+    fn reachable(&self, node: &NodeId) -> bool {
+        node.as_str() == self.inner.node
+            || self
+                .inner
+                .view
+                .members()
+                .iter()
+                .any(|m| m.id == node.as_str() && m.state != "unreachable")
+    }
+
+    fn pool(&self, node: &NodeId, msg: PoolWire) -> bool {
+        if !self.reachable(node) {
+            return false;
+        }
+        match inbox_of(node.as_str()) {
+            Some(inbox) => inbox.cast(Envelope::encode(Body::Pool(msg))).is_ok(),
+            None => false,
+        }
+    }
+
+    fn note(&self, node: &NodeId, player: PlayerId, note: SessionNote) {
+        if let Some(inbox) = inbox_of(node.as_str()) {
+            let _ = inbox.cast(Envelope::encode(Body::Note { player, note }));
+        }
+    }
+
+    fn claim(
+        &self,
+        node: &NodeId,
+        player: PlayerId,
+        ticket: TicketId,
+        claim: String,
+    ) -> BoxFuture<bool> {
+        let fut = self.request(
+            node.as_str(),
+            |corr, from| Body::Claim {
+                corr,
+                from,
+                player,
+                ticket,
+                claim,
+            },
+            REQUEST_TIMEOUT,
+        );
+        Box::pin(async move { matches!(fut.await, Some(Reply::Claimed(true))) })
+    }
+
+    fn create_room(
+        &self,
+        node: &NodeId,
+        game: GameName,
+        players: Vec<SeatPlan>,
+    ) -> BoxFuture<Result<RoomId, String>> {
+        let fut = self.request(
+            node.as_str(),
+            |corr, from| Body::CreateRoom {
+                corr,
+                from,
+                game,
+                players,
+            },
+            REQUEST_TIMEOUT,
+        );
+        let node = node.clone();
+        Box::pin(async move {
+            match fut.await {
+                Some(Reply::Created(r)) => r,
+                _ => Err(format!("node {node} did not answer in time")),
+            }
+        })
+    }
+
     fn list_rooms(&self, game: Option<GameName>) -> BoxFuture<Vec<RoomSummary>> {
         let others: Vec<String> = self
             .inner
@@ -255,6 +354,53 @@ impl Actor for NodeInbox {
                 }
             }
             Body::Rooms { corr, rooms } => st.peers.complete(corr, Reply::Rooms(rooms)),
+            Body::Pool(msg) => {
+                let _ = st.ctx.hosts().pools.cast(PoolHostMsg::Wire(msg));
+            }
+            // Notes and claims for one session are put in its mailbox in the order they arrived
+            // (a release must not be overtaken by the next claim); only the wait for a claim's
+            // answer runs off the inbox's loop.
+            Body::Note { player, note } => {
+                if let Some(session) = find_session(&st.ctx, &player).await {
+                    let _ = session.cast(SessionMsg::Note(note));
+                }
+            }
+            Body::Claim {
+                corr,
+                from,
+                player,
+                ticket,
+                claim,
+            } => {
+                let answer = find_session(&st.ctx, &player)
+                    .await
+                    .map(|s| ask_claim(&s, ticket, claim));
+                tokio::spawn(async move {
+                    let ok = match answer {
+                        Some(a) => a.await,
+                        None => false,
+                    };
+                    if let Some(inbox) = inbox_of(&from) {
+                        let _ = inbox.cast(Envelope::encode(Body::Claimed { corr, ok }));
+                    }
+                });
+            }
+            Body::Claimed { corr, ok } => st.peers.complete(corr, Reply::Claimed(ok)),
+            Body::CreateRoom {
+                corr,
+                from,
+                game,
+                players,
+            } => {
+                let ctx = st.ctx.clone();
+                tokio::spawn(async move {
+                    let result = create_matched(&ctx, game, players).await;
+                    if let Some(inbox) = inbox_of(&from) {
+                        let _ = inbox.cast(Envelope::encode(Body::Created { corr, result }));
+                    }
+                });
+            }
+            Body::Created { corr, result } => st.peers.complete(corr, Reply::Created(result)),
             Body::Tick | Body::Heartbeat(_) => {}
         }
         Ok(())

@@ -11,6 +11,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use warren_actors::ring::Ring;
+use warren_protocol::NodeId;
+
 use crate::wire::{Body, Envelope, NodeState, NodeStatus, Wire};
 
 /// The `pg` group every node's membership actor joins.
@@ -53,6 +56,7 @@ pub struct MemberView {
 pub struct ClusterView {
     members: RwLock<Vec<MemberView>>,
     candidates: RwLock<Vec<String>>,
+    ring: RwLock<Arc<Ring>>,
 }
 
 impl ClusterView {
@@ -72,7 +76,29 @@ impl ClusterView {
             .clone()
     }
 
+    /// The hash ring over ready, reachable members, on which matchmaking pools are placed.
+    pub fn ring(&self) -> Arc<Ring> {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn set(&self, v: Vec<MemberView>, candidates: Vec<String>) {
+        let mut ready: Vec<NodeId> = v
+            .iter()
+            .filter(|m| m.state == "ready")
+            .map(|m| NodeId::new(m.id.clone()))
+            .collect();
+        ready.sort_unstable();
+        if self.ring().nodes() != ready.as_slice() {
+            let ring = Ring::new(ready);
+            metrics::gauge!("warren_cluster_pool_spread").set(ring.spread());
+            *self
+                .ring
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(ring);
+        }
         *self
             .members
             .write()

@@ -4,8 +4,8 @@
 
 use ractor::BytesConvertable;
 use serde::{Deserialize, Serialize};
-use warren_actors::remote::{OpResult, RoomOp};
-use warren_protocol::{GameName, PlayerId, RoomId, RoomSummary};
+use warren_actors::remote::{OpResult, PoolWire, RoomOp, SeatPlan, SessionNote};
+use warren_protocol::{GameName, PlayerId, RoomId, RoomSummary, TicketId};
 
 /// Version of the cluster wire format. Nodes exchange it in every envelope.
 pub const CLUSTER_PROTOCOL: u32 = 1;
@@ -78,6 +78,54 @@ pub enum Body {
         corr: u64,
         /// Open public rooms.
         rooms: Vec<RoomSummary>,
+    },
+    /// For the receiver's matchmaking pools.
+    Pool(PoolWire),
+    /// For the session of a player connected to the receiver.
+    Note {
+        /// The player.
+        player: PlayerId,
+        /// What to tell the session.
+        note: SessionNote,
+    },
+    /// Ask the session of a player connected to the receiver to claim a ticket; answer with
+    /// `Claimed`.
+    Claim {
+        /// Correlation id.
+        corr: u64,
+        /// Node to answer.
+        from: String,
+        /// The player.
+        player: PlayerId,
+        /// The ticket.
+        ticket: TicketId,
+        /// The match.
+        claim: String,
+    },
+    /// The answer to `Claim`.
+    Claimed {
+        /// Correlation id of the request.
+        corr: u64,
+        /// Whether the session claimed the ticket.
+        ok: bool,
+    },
+    /// Create a private room on the receiver with these players seated; answer with `Created`.
+    CreateRoom {
+        /// Correlation id.
+        corr: u64,
+        /// Node to answer.
+        from: String,
+        /// Its game.
+        game: GameName,
+        /// Players to seat.
+        players: Vec<SeatPlan>,
+    },
+    /// The answer to `CreateRoom`: the room's id, or why it could not be created.
+    Created {
+        /// Correlation id of the request.
+        corr: u64,
+        /// The result.
+        result: Result<RoomId, String>,
     },
 }
 

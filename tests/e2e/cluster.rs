@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use crate::common::{Node, free_port};
 
-const COOKIE: &str = "e2e-cookie";
+pub(crate) const COOKIE: &str = "e2e-cookie";
 
-async fn start(id: &str, cluster_port: u16, seeds: &str, cookie: &str) -> Node {
+pub(crate) async fn start(id: &str, cluster_port: u16, seeds: &str, cookie: &str) -> Node {
     let listen = format!("127.0.0.1:{cluster_port}");
     Node::start(&[
         ("WARREN_NODE__ID", id),
@@ -40,7 +40,7 @@ async fn members(node: &Node) -> Vec<(String, String)> {
     m
 }
 
-async fn wait_for(node: &Node, want: &[(&str, &str)], within: Duration) -> Duration {
+pub(crate) async fn wait_for(node: &Node, want: &[(&str, &str)], within: Duration) -> Duration {
     let want: Vec<(String, String)> = want
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))

@@ -289,6 +289,28 @@ impl Client {
         }
     }
 
+    /// Fails if a message matching `pred` is buffered or arrives within `dur`; keeps the rest.
+    pub async fn never_within(&mut self, dur: Duration, what: &str, pred: impl Fn(&Value) -> bool) {
+        if let Some(v) = self.pending.iter().find(|v| pred(v)) {
+            panic!("unexpected {what}: {v}");
+        }
+        let deadline = Instant::now() + dur;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(&t).expect("server sent JSON");
+                    assert!(!pred(&v), "unexpected {what}: {v}");
+                    self.pending.push_back(v);
+                }
+                Ok(Some(Ok(Message::Close(c)))) => panic!("connection closed: {c:?}"),
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("connection ended: {other:?}"),
+            }
+        }
+    }
+
     /// Skips messages until one matches.
     /// The first message (buffered or new) that matches; the others stay buffered, in order.
     pub async fn until_what(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {

@@ -9,6 +9,7 @@
 )]
 
 mod cluster;
+mod cluster_matchmaking;
 mod common;
 mod games;
 mod lifecycle;

@@ -1,0 +1,237 @@
+//! Matchmaking across nodes: players connected to different nodes reach the same pool (placed on
+//! the hash ring) and play together; pools move when a node joins, drains or dies, and every
+//! ticket is matched exactly once.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cluster::{COOKIE, start, wait_for};
+use crate::common::{Client, Node, free_port, token};
+
+async fn queue(node: &Node, player: &str, game: &str, mode: &str) -> Client {
+    let tok = token(player, &[("mmr", json!(1000))]);
+    let mut c = node.connect_with(&format!("token={tok}")).await;
+    let r = c.ok(json!({"type":"queue","game":game,"mode":mode})).await;
+    assert!(r["ticket"].as_str().is_some(), "{r}");
+    c
+}
+
+/// The client's `match_found` and the `room_state` that follows it.
+async fn matched(c: &mut Client, game: &str, n: usize) -> Value {
+    let m = c.until_type("match_found").await;
+    assert_eq!(m["game"], game, "{m}");
+    assert_eq!(m["players"].as_array().unwrap().len(), n, "{m}");
+    let st = c.until_type("room_state").await;
+    assert_eq!(st["room"], m["room"]);
+    assert_eq!(st["players"].as_array().unwrap().len(), n, "{st}");
+    m
+}
+
+/// Three converged nodes.
+async fn trio() -> Vec<Node> {
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let n1 = start("n1", ports[0], &format!("{},{}", addr(1), addr(2)), COOKIE).await;
+    let n2 = start("n2", ports[1], &addr(0), COOKIE).await;
+    let n3 = start("n3", ports[2], &addr(0), COOKIE).await;
+    let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+    vec![n1, n2, n3]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_on_different_nodes_are_matched_and_play_dice_and_arena() {
+    let nodes = trio().await;
+
+    // Dice: one player on n1, one on n3.
+    let mut a = queue(&nodes[0], "da", "dice", "cross").await;
+    let mut b = queue(&nodes[2], "db", "dice", "cross").await;
+    let ma = matched(&mut a, "dice", 2).await;
+    let mb = matched(&mut b, "dice", 2).await;
+    assert_eq!(ma["room"], mb["room"]);
+    a.ok(json!({"type":"ready"})).await;
+    b.ok(json!({"type":"ready"})).await;
+    let started = a.until_event("round_started").await;
+    let order: Vec<String> = started["event"]["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    for p in &order {
+        let c = if p == "da" { &mut a } else { &mut b };
+        c.ok(json!({"type":"input","data":{"action":"roll"}})).await;
+    }
+    let over_a = a.until_event("round_over").await;
+    let over_b = b.until_event("round_over").await;
+    assert_eq!(over_a["event"], over_b["event"]);
+    assert_eq!(over_a["version"], over_b["version"]);
+
+    // Both players on n2: the room is placed where they are.
+    let mut c = queue(&nodes[1], "dc", "dice", "local").await;
+    let mut d = queue(&nodes[1], "dd", "dice", "local").await;
+    let mc = matched(&mut c, "dice", 2).await;
+    assert_eq!(matched(&mut d, "dice", 2).await["room"], mc["room"]);
+    assert!(mc["room"].as_str().unwrap().starts_with("n2."), "{mc}");
+
+    // Arena: eight players over the three nodes, one room.
+    let mut eight = Vec::new();
+    for i in 0..8 {
+        eight.push(queue(&nodes[i % 3], &format!("ar{i}"), "arena", "cross").await);
+    }
+    let mut room = None;
+    for c in eight.iter_mut() {
+        let m = matched(c, "arena", 8).await;
+        let r = m["room"].as_str().unwrap().to_owned();
+        assert!(
+            room.get_or_insert(r.clone()) == &r,
+            "two rooms for one match"
+        );
+    }
+    // Everyone plays: inputs from every node are acknowledged and everyone sees all eight.
+    for c in eight.iter_mut() {
+        for seq in 1..=3u64 {
+            c.send(json!({"type":"input","seq":seq,"data":{"dx":1,"dy":0}}))
+                .await;
+        }
+    }
+    for c in eight.iter_mut() {
+        c.until(|m| {
+            m["type"] == "state"
+                && m["ack"] == 3
+                && m["state"]["players"]
+                    .as_object()
+                    .is_some_and(|p| p.len() == 8)
+        })
+        .await;
+    }
+    // And leave: the room empties, player by player, wherever it is hosted.
+    for c in eight.iter_mut() {
+        c.ok(json!({"type":"leave_room"})).await;
+    }
+    let (_, metrics) = nodes[0].http("GET", "/metrics", None, None).await.unwrap();
+    assert!(metrics.contains("warren_cluster_pool_spread"), "{metrics}");
+}
+
+/// Queues the first player of each pair (one pool per mode), spread over `on`.
+async fn first_halves(on: &[&Node], tag: &str, modes: usize) -> Vec<Client> {
+    let mut v = Vec::new();
+    for i in 0..modes {
+        v.push(
+            queue(
+                on[i % on.len()],
+                &format!("{tag}a{i}"),
+                "dice",
+                &format!("m{i}"),
+            )
+            .await,
+        );
+    }
+    v
+}
+
+/// Queues the partners, then checks each pair shares one room and nobody gets a second match.
+async fn complete_pairs(on: &[&Node], tag: &str, mut firsts: Vec<Client>) {
+    let mut seconds = Vec::new();
+    for i in 0..firsts.len() {
+        seconds.push(
+            queue(
+                on[i % on.len()],
+                &format!("{tag}b{i}"),
+                "dice",
+                &format!("m{i}"),
+            )
+            .await,
+        );
+    }
+    for (i, (a, b)) in firsts.iter_mut().zip(seconds.iter_mut()).enumerate() {
+        let ma = matched(a, "dice", 2).await;
+        let mb = matched(b, "dice", 2).await;
+        assert_eq!(ma["room"], mb["room"], "pair {i}");
+        let mut players: Vec<&str> = ma["players"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap())
+            .collect();
+        players.sort();
+        assert_eq!(players, [format!("{tag}a{i}"), format!("{tag}b{i}")]);
+    }
+    for c in firsts.iter_mut().chain(seconds.iter_mut()) {
+        c.never_within(Duration::from_millis(300), "second match_found", |m| {
+            m["type"] == "match_found"
+        })
+        .await;
+    }
+}
+
+fn counter(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_move_on_join_drain_and_death_and_every_ticket_is_matched_once() {
+    const MODES: usize = 12;
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let n1 = start("n1", ports[0], &addr(1), COOKIE).await;
+    let mut n2 = start("n2", ports[1], &addr(0), COOKIE).await;
+    let pair = [("n1", "ready"), ("n2", "ready")];
+    wait_for(&n1, &pair, Duration::from_secs(15)).await;
+    wait_for(&n2, &pair, Duration::from_secs(15)).await;
+
+    // Join: tickets wait in pools on n1 and n2 when n3 arrives and takes its share of the ring.
+    let firsts = first_halves(&[&n1, &n2], "j", MODES).await;
+    let mut n3 = start("n3", ports[2], &addr(0), COOKIE).await;
+    let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut handed = 0.0;
+        for n in [&n1, &n2] {
+            let (_, m) = n.http("GET", "/metrics", None, None).await.unwrap();
+            handed += counter(&m, "warren_matchmaking_handoff_tickets_total");
+        }
+        if handed > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no pool moved to the joining node"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    complete_pairs(&[&n3, &n1, &n2], "j", firsts).await;
+
+    // Drain: n3's pools go back to n1 and n2 before it exits.
+    let firsts = first_halves(&[&n1, &n2], "d", MODES).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    n3.signal("TERM");
+    assert_eq!(n3.wait_exit(Duration::from_secs(20)).await, Some(0));
+    assert!(
+        n3.logs().contains("pool handed over"),
+        "the draining node handed no pool over:\n{}",
+        n3.logs()
+    );
+    complete_pairs(&[&n1, &n2], "d", firsts).await;
+
+    // Death: tickets waiting on n2 when it is killed are queued again by their sessions on n1.
+    let firsts = first_halves(&[&n1], "k", MODES).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    n2.child.kill().unwrap();
+    n2.child.wait().unwrap();
+    complete_pairs(&[&n1], "k", firsts).await;
+    assert!(
+        n1.logs().contains("queueing again"),
+        "no ticket was waiting on the dead node:\n{}",
+        n1.logs()
+    );
+}
