@@ -74,6 +74,8 @@ pub(crate) struct ClusterSection {
     pub(crate) cookie: String,
     /// Failure detection timeout.
     pub(crate) failure_timeout_ms: u64,
+    /// One message per destination node per room event or tick.
+    pub(crate) batch_delivery: bool,
     /// TLS certificate chain (PEM).
     pub(crate) tls_cert: String,
     /// TLS private key (PEM).

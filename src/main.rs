@@ -150,6 +150,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
                 seeds: cfg.cluster.seeds.clone(),
                 cookie,
                 failure_timeout: std::time::Duration::from_millis(cfg.cluster.failure_timeout_ms),
+                batch_delivery: cfg.cluster.batch_delivery,
                 tls: (!cfg.cluster.tls_cert.is_empty()).then(|| warren_cluster::tls::TlsFiles {
                     cert: cfg.cluster.tls_cert.clone().into(),
                     key: cfg.cluster.tls_key.clone().into(),

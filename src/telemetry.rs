@@ -110,6 +110,14 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
         "warren_matchmaking_handoff_tickets_total",
         "Tickets this node handed to other nodes with their pools"
     );
+    describe_counter!(
+        "warren_cluster_messages_sent_total",
+        "Messages sent to other nodes' inboxes, by kind (deliver, room_op, pool, ...)"
+    );
+    describe_counter!(
+        "warren_cluster_messages_received_total",
+        "Messages received from other nodes by this node's inbox, by kind"
+    );
     metrics::counter!("warren_matchmaking_handoffs_total").absolute(0);
     metrics::counter!("warren_matchmaking_handoff_tickets_total").absolute(0);
     metrics::gauge!("warren_build_info", "version" => version.to_owned(), "node" => node.to_owned()).set(1.0);

@@ -55,17 +55,19 @@ pub struct ClusterPeers {
 
 struct Inner {
     node: String,
+    batch: bool,
     view: Arc<ClusterView>,
     next: AtomicU64,
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
 }
 
 impl ClusterPeers {
-    /// For this node and its membership view.
-    pub fn new(node: String, view: Arc<ClusterView>) -> Self {
+    /// For this node and its membership view; `batch`: one `Deliver` per node and event.
+    pub fn new(node: String, view: Arc<ClusterView>, batch: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 node,
+                batch,
                 view,
                 next: AtomicU64::new(1),
                 pending: Mutex::default(),
@@ -99,7 +101,7 @@ impl ClusterPeers {
             return Box::pin(async { None });
         };
         self.pending().insert(corr, tx);
-        let _ = inbox.cast(Envelope::encode(body(corr, self.inner.node.clone())));
+        send(&inbox, body(corr, self.inner.node.clone()));
         let me = self.clone();
         Box::pin(async move {
             match tokio::time::timeout(wait, rx).await {
@@ -113,6 +115,12 @@ impl ClusterPeers {
     }
 }
 
+/// Sends one envelope to a node's inbox, counted by kind.
+fn send(inbox: &ActorRef<Wire>, body: Body) -> bool {
+    metrics::counter!("warren_cluster_messages_sent_total", "kind" => body.kind()).increment(1);
+    inbox.cast(Envelope::encode(body)).is_ok()
+}
+
 fn inbox_of(node: &str) -> Option<ActorRef<Wire>> {
     pg::get_members(&group(node))
         .into_iter()
@@ -123,11 +131,17 @@ fn inbox_of(node: &str) -> Option<ActorRef<Wire>> {
 impl Peers for ClusterPeers {
     fn deliver(&self, node: &NodeId, frames: Vec<(PlayerId, Outbound)>) {
         if let Some(inbox) = inbox_of(node.as_str()) {
-            let frames = frames
+            let frames: Vec<(PlayerId, String)> = frames
                 .into_iter()
                 .map(|(p, f)| (p, f.to_string()))
                 .collect();
-            let _ = inbox.cast(Envelope::encode(Body::Deliver { frames }));
+            if self.inner.batch {
+                send(&inbox, Body::Deliver { frames });
+            } else {
+                for f in frames {
+                    send(&inbox, Body::Deliver { frames: vec![f] });
+                }
+            }
         }
     }
 
@@ -194,14 +208,14 @@ impl Peers for ClusterPeers {
             return false;
         }
         match inbox_of(node.as_str()) {
-            Some(inbox) => inbox.cast(Envelope::encode(Body::Pool(msg))).is_ok(),
+            Some(inbox) => send(&inbox, Body::Pool(msg)),
             None => false,
         }
     }
 
     fn note(&self, node: &NodeId, player: PlayerId, note: SessionNote) {
         if let Some(inbox) = inbox_of(node.as_str()) {
-            let _ = inbox.cast(Envelope::encode(Body::Note { player, note }));
+            send(&inbox, Body::Note { player, note });
         }
     }
 
@@ -318,6 +332,8 @@ impl Actor for NodeInbox {
         let Some(env) = Envelope::open(&msg, "inbox") else {
             return Ok(());
         };
+        metrics::counter!("warren_cluster_messages_received_total", "kind" => env.body.kind())
+            .increment(1);
         match env.body {
             Body::RoomOp {
                 corr,
@@ -330,7 +346,7 @@ impl Actor for NodeInbox {
                 tokio::spawn(async move {
                     let result = room::apply(&ctx, &room, op).await;
                     if let Some(inbox) = inbox_of(&from) {
-                        let _ = inbox.cast(Envelope::encode(Body::OpReply { corr, result }));
+                        send(&inbox, Body::OpReply { corr, result });
                     }
                 });
             }
@@ -350,7 +366,7 @@ impl Actor for NodeInbox {
                     .directory
                     .list_open(game.as_ref(), warren_actors::session::LIST_ROOMS_LIMIT);
                 if let Some(inbox) = inbox_of(&from) {
-                    let _ = inbox.cast(Envelope::encode(Body::Rooms { corr, rooms }));
+                    send(&inbox, Body::Rooms { corr, rooms });
                 }
             }
             Body::Rooms { corr, rooms } => st.peers.complete(corr, Reply::Rooms(rooms)),
@@ -381,7 +397,7 @@ impl Actor for NodeInbox {
                         None => false,
                     };
                     if let Some(inbox) = inbox_of(&from) {
-                        let _ = inbox.cast(Envelope::encode(Body::Claimed { corr, ok }));
+                        send(&inbox, Body::Claimed { corr, ok });
                     }
                 });
             }
@@ -396,7 +412,7 @@ impl Actor for NodeInbox {
                 tokio::spawn(async move {
                     let result = create_matched(&ctx, game, players).await;
                     if let Some(inbox) = inbox_of(&from) {
-                        let _ = inbox.cast(Envelope::encode(Body::Created { corr, result }));
+                        send(&inbox, Body::Created { corr, result });
                     }
                 });
             }

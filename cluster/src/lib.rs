@@ -47,6 +47,8 @@ pub struct ClusterConfig {
     pub cookie: String,
     /// Heartbeat silence before a peer is unreachable.
     pub failure_timeout: Duration,
+    /// Room output for another node's players goes as one message per node (else per player).
+    pub batch_delivery: bool,
     /// Mutual TLS between nodes; plain TCP when `None`.
     pub tls: Option<tls::TlsFiles>,
 }
@@ -125,7 +127,7 @@ pub async fn start(
     Actor::spawn(None, Membership, args)
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-    let peers = inbox::ClusterPeers::new(cfg.node.clone(), view.clone());
+    let peers = inbox::ClusterPeers::new(cfg.node.clone(), view.clone(), cfg.batch_delivery);
     let inbox_args = inbox::InboxArgs {
         ctx: ctx.clone(),
         peers: peers.clone(),

@@ -158,6 +158,27 @@ pub struct NodeStatus {
     pub known: Vec<String>,
 }
 
+impl Body {
+    /// Its name in metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Tick => "tick",
+            Body::Heartbeat(_) => "heartbeat",
+            Body::RoomOp { .. } => "room_op",
+            Body::OpReply { .. } => "op_reply",
+            Body::Deliver { .. } => "deliver",
+            Body::ListRooms { .. } => "list_rooms",
+            Body::Rooms { .. } => "rooms",
+            Body::Pool(_) => "pool",
+            Body::Note { .. } => "note",
+            Body::Claim { .. } => "claim",
+            Body::Claimed { .. } => "claimed",
+            Body::CreateRoom { .. } => "create_room",
+            Body::Created { .. } => "created",
+        }
+    }
+}
+
 impl Envelope {
     /// Encodes a body with this node's protocol version.
     pub fn encode(body: Body) -> Wire {
