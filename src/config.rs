@@ -18,6 +18,9 @@ pub(crate) const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 #[error("{0}")]
 pub(crate) struct ConfigError(String);
 
+/// The value manifests/base puts in every secret: a node refuses to run with it.
+const PLACEHOLDER: &str = "REPLACE-ME";
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +231,18 @@ impl Config {
                 "a node with seeds needs a shared secret; set it on every node",
             );
         }
+        for (key, value) in [
+            ("auth.jwt_secret", &self.auth.jwt_secret),
+            ("cluster.cookie", &self.cluster.cookie),
+            ("auth.admin_token", &self.auth.admin_token),
+        ] {
+            if value == PLACEHOLDER {
+                return bad(
+                    key,
+                    "still the manifests' placeholder REPLACE-ME; set a secret (Secret warren-secrets)",
+                );
+            }
+        }
         let c = &self.cluster;
         let tls = [
             ("cluster.tls_cert", &c.tls_cert),
@@ -421,6 +436,34 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_kubernetes_config_file_is_valid_and_placeholders_are_refused() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/base/warren.toml");
+        let c = Config::load(
+            Some(Path::new(file)),
+            env(&[
+                ("WARREN_CLUSTER__COOKIE", "c"),
+                ("WARREN_AUTH__JWT_SECRET", "j"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.cluster.seeds, ["warren-peers:7351"]);
+        assert_eq!(c.http.listen, "0.0.0.0:7350");
+        let e = Config::load(
+            Some(Path::new(file)),
+            env(&[
+                ("WARREN_CLUSTER__COOKIE", "REPLACE-ME"),
+                ("WARREN_AUTH__JWT_SECRET", "j"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`cluster.cookie`") && e.contains("placeholder"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -41,6 +41,18 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
             Matcher::Full("warren_match_wait_seconds".into()),
             &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0],
         )?
+        .set_buckets_for_metric(
+            Matcher::Full("warren_room_tick_seconds".into()),
+            &[
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+            ],
+        )?
+        .set_buckets_for_metric(
+            Matcher::Full("warren_cluster_request_seconds".into()),
+            &[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 5.0,
+            ],
+        )?
         .install_recorder()?;
     describe_gauge!(
         "warren_build_info",
@@ -117,6 +129,16 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
     describe_counter!(
         "warren_cluster_messages_received_total",
         "Messages received from other nodes by this node's inbox, by kind"
+    );
+    describe_histogram!(
+        "warren_room_tick_seconds",
+        Unit::Seconds,
+        "Time a realtime room spends on one tick (game step, encoding, routing), by game"
+    );
+    describe_histogram!(
+        "warren_cluster_request_seconds",
+        Unit::Seconds,
+        "Round trip of requests to other nodes (room operations, claims, listings), by kind"
     );
     metrics::counter!("warren_matchmaking_handoffs_total").absolute(0);
     metrics::counter!("warren_matchmaking_handoff_tickets_total").absolute(0);

@@ -175,6 +175,8 @@ pub struct RoomState {
     timers: Vec<JoinHandle<()>>,
     deadline: Option<u64>,
     deadline_gen: u64,
+    /// Time spent per tick (game step, encoding, routing), by game.
+    tick_seconds: metrics::Histogram,
 }
 
 impl Actor for Room {
@@ -188,6 +190,7 @@ impl Actor for Room {
         a: RoomArgs,
     ) -> Result<RoomState, ActorProcessingErr> {
         let mut st = RoomState {
+            tick_seconds: metrics::histogram!("warren_room_tick_seconds", "game" => a.game_name.to_string()),
             room_json: serde_json::to_string(a.id.as_str())?,
             ctx: a.ctx,
             id: a.id,
@@ -560,6 +563,7 @@ impl RoomState {
     }
 
     fn on_tick(&mut self) {
+        let started = std::time::Instant::now();
         let mut ctx = GameCtx::new(now_ms(), &self.views, &mut self.rng);
         let Some(out) = self.game.on_tick(&mut ctx) else {
             return;
@@ -575,6 +579,7 @@ impl RoomState {
                 (&s.rec, state_frame(room_json, tick, ack, &out.state_json))
             });
         route(&self.ctx, to);
+        self.tick_seconds.record(started.elapsed().as_secs_f64());
     }
 
     fn arm_deadline(&mut self, myself: &ActorRef<RoomMsg>) {

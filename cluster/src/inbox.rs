@@ -101,11 +101,18 @@ impl ClusterPeers {
             return Box::pin(async { None });
         };
         self.pending().insert(corr, tx);
-        send(&inbox, body(corr, self.inner.node.clone()));
+        let body = body(corr, self.inner.node.clone());
+        let kind = body.kind();
+        send(&inbox, body);
         let me = self.clone();
+        let started = std::time::Instant::now();
         Box::pin(async move {
             match tokio::time::timeout(wait, rx).await {
-                Ok(Ok(r)) => Some(r),
+                Ok(Ok(r)) => {
+                    metrics::histogram!("warren_cluster_request_seconds", "kind" => kind)
+                        .record(started.elapsed().as_secs_f64());
+                    Some(r)
+                }
                 _ => {
                     me.pending().remove(&corr);
                     None

@@ -29,7 +29,7 @@ async fn matched(c: &mut Client, game: &str, n: usize) -> Value {
 }
 
 /// Three converged nodes.
-async fn trio() -> Vec<Node> {
+pub(crate) async fn trio() -> Vec<Node> {
     let ports = [free_port(), free_port(), free_port()];
     let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
     let n1 = start("n1", ports[0], &format!("{},{}", addr(1), addr(2)), COOKIE).await;

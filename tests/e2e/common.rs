@@ -134,40 +134,53 @@ impl Node {
         body: Option<&str>,
         bearer: Option<&str>,
     ) -> std::io::Result<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).await?;
-        let body = body.unwrap_or("");
-        let auth = bearer
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::new();
-        tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
-            .await
-            .map_err(std::io::Error::other)??;
-        let text = String::from_utf8_lossy(&buf).to_string();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = match text.split_once("\r\n\r\n") {
-            Some((head, b))
-                if head
-                    .to_ascii_lowercase()
-                    .contains("transfer-encoding: chunked") =>
-            {
-                dechunk(b)
-            }
-            Some((_, b)) => b.to_owned(),
-            None => String::new(),
-        };
-        Ok((status, body))
+        http_at(self.port, method, path, body, bearer).await
     }
+}
 
+/// A plain HTTP/1.1 request to a loopback port; returns status and body.
+pub async fn http_at(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    bearer: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    let body = body.unwrap_or("");
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .map_err(std::io::Error::other)??;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = match text.split_once("\r\n\r\n") {
+        Some((head, b))
+            if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            dechunk(b)
+        }
+        Some((_, b)) => b.to_owned(),
+        None => String::new(),
+    };
+    Ok((status, body))
+}
+
+impl Node {
     pub fn ws_url(&self, query: &str) -> String {
         format!("ws://127.0.0.1:{}/v1/ws?{query}", self.port)
     }

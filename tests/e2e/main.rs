@@ -11,6 +11,7 @@
 mod cluster;
 mod cluster_matchmaking;
 mod common;
+mod deploy;
 mod games;
 mod lifecycle;
 mod limits;
