@@ -1,7 +1,9 @@
 //! The node's lifecycle after start: SIGHUP reloads, and a drain (SIGTERM or `/v1/admin/drain`)
-//! that decommissions in order: readiness 503 and no new rooms or sessions, sessions closed with
-//! 4001, then the HTTP server stopped once no connection is left or `drain.timeout_ms` has passed.
-//! A second SIGTERM exits at once.
+//! that decommissions in order: readiness 503 and no new rooms or sessions; after
+//! `drain.notice_ms`, matchmaking pools handed to their new owners, then every room live-migrated
+//! to another ready node; sessions closed with 4001 (players resume elsewhere); then the HTTP
+//! server stopped once no connection is left or `drain.timeout_ms` has passed. A second SIGTERM
+//! exits at once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,6 +98,18 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
                 break;
             }
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+    // Then the rooms: each is frozen, shipped to another ready node and replaced here by a
+    // tombstone, while its players keep their connections (remote players see a pause).
+    if !ctx.directory.is_empty() && other_ready_node(&ctx) {
+        let rooms = ctx.directory.len();
+        let migrate = warren_actors::migrate::migrate_all(&ctx, deadline.into_std());
+        tokio::pin!(migrate);
+        tokio::select! {
+            _ = term.recv() => { warn!("second SIGTERM: exiting now"); lc.server.stop(false).await; return Outcome::Forced; }
+            _ = int.recv() => { warn!("second SIGINT: exiting now"); lc.server.stop(false).await; return Outcome::Forced; }
+            done = &mut migrate => info!(rooms, moved = done.moved, stayed = done.stayed, "rooms migrated"),
         }
     }
     ctx.sessions.close_all(CloseCode::Draining);

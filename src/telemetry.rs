@@ -48,6 +48,12 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
             ],
         )?
         .set_buckets_for_metric(
+            Matcher::Full("warren_room_migration_pause_seconds".into()),
+            &[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ],
+        )?
+        .set_buckets_for_metric(
             Matcher::Full("warren_cluster_request_seconds".into()),
             &[
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 5.0,
@@ -134,6 +140,11 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
         "warren_room_tick_seconds",
         Unit::Seconds,
         "Time a realtime room spends on one tick (game step, encoding, routing), by game"
+    );
+    describe_histogram!(
+        "warren_room_migration_pause_seconds",
+        Unit::Seconds,
+        "Time a migrating room was frozen: final snapshot to running on its new node"
     );
     describe_histogram!(
         "warren_cluster_request_seconds",

@@ -17,6 +17,7 @@
 
 pub mod game;
 pub mod matchmaking;
+pub mod migrate;
 pub mod node;
 pub mod pool;
 pub mod pool_host;

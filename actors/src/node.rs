@@ -290,7 +290,7 @@ impl Sessions {
     }
 }
 
-/// One room in the directory.
+/// One room hosted here, in the directory.
 #[derive(Clone)]
 pub struct RoomEntry {
     /// The room actor (changes when the room is restarted).
@@ -298,37 +298,159 @@ pub struct RoomEntry {
     /// Its game.
     pub game: GameName,
     /// Seated players.
-    pub players: u32,
+    pub players: Vec<PlayerId>,
     /// Seats in all.
     pub seats: u32,
     /// Hidden from `list_rooms`.
     pub private: bool,
+    /// Its epoch: 1 when created, one more each time it moves to another node.
+    pub epoch: u64,
+    /// Frozen for a move: requests wait for the move to end instead of reaching the actor.
+    pub moving: bool,
 }
 
-/// Rooms hosted on this node by id.
+/// Where a room lives: its node, and the epoch of that placement (the higher epoch wins).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    /// The node hosting the room.
+    pub node: NodeId,
+    /// Bumped on every move; 0 for a location read from the room id (where it was created).
+    pub epoch: u64,
+}
+
+/// Most moved rooms remembered; beyond it the oldest half is forgotten (a request to a forgotten
+/// room goes to the node its id names, which answers `not_found` once it forgot it too).
+const MOVED_LIMIT: usize = 100_000;
+
+/// The room directory: room id → (node, epoch). Rooms hosted here are entries with their actor;
+/// a room that moved away leaves a tombstone naming its new node, so a request sent here by a
+/// stale lookup is redirected; locations learned from such redirects are kept too. Any other room
+/// is where its id says it was created (`<node>.<random>`, epoch 0).
 #[derive(Default)]
 pub struct Directory {
     rooms: RwLock<HashMap<RoomId, RoomEntry>>,
+    moved: RwLock<HashMap<RoomId, (Location, u64)>>,
+    seated: RwLock<HashMap<PlayerId, RoomId>>,
 }
 
 impl Directory {
+    /// Adds (or replaces) a room hosted here.
     pub(crate) fn insert(&self, room: RoomId, entry: RoomEntry) {
+        {
+            let mut seated = write(&self.seated);
+            for p in &entry.players {
+                seated.insert(p.clone(), room.clone());
+            }
+        }
+        write(&self.moved).remove(&room);
         write(&self.rooms).insert(room, entry);
     }
 
     pub(crate) fn remove(&self, room: &RoomId) -> Option<RoomEntry> {
-        write(&self.rooms).remove(room)
+        let e = write(&self.rooms).remove(room)?;
+        let mut seated = write(&self.seated);
+        for p in &e.players {
+            if seated.get(p) == Some(room) {
+                seated.remove(p);
+            }
+        }
+        Some(e)
     }
 
-    pub(crate) fn set_players(&self, room: &RoomId, players: u32) {
+    pub(crate) fn set_players(&self, room: &RoomId, players: Vec<PlayerId>) {
+        let mut rooms = write(&self.rooms);
+        let Some(e) = rooms.get_mut(room) else {
+            return;
+        };
+        let mut seated = write(&self.seated);
+        for p in &e.players {
+            if seated.get(p) == Some(room) {
+                seated.remove(p);
+            }
+        }
+        for p in &players {
+            seated.insert(p.clone(), room.clone());
+        }
+        e.players = players;
+    }
+
+    /// A room hosted here moved to `to`: its tombstone goes in before its entry goes out, so a
+    /// concurrent lookup finds one or the other.
+    pub(crate) fn move_out(&self, room: &RoomId, to: Location) -> Option<RoomEntry> {
+        write(&self.moved).insert(room.clone(), (to, now_ms()));
+        self.remove(room)
+    }
+
+    /// The room's actor, if the room is hosted here and not frozen for a move.
+    pub fn actor(&self, room: &RoomId) -> Option<ActorRef<RoomMsg>> {
+        read(&self.rooms)
+            .get(room)
+            .filter(|e| !e.moving)
+            .map(|e| e.actor.clone())
+    }
+
+    /// The room's entry, if hosted here.
+    pub fn entry(&self, room: &RoomId) -> Option<RoomEntry> {
+        read(&self.rooms).get(room).cloned()
+    }
+
+    /// Marks a hosted room as frozen for a move (or not).
+    pub fn set_moving(&self, room: &RoomId, moving: bool) {
         if let Some(e) = write(&self.rooms).get_mut(room) {
-            e.players = players;
+            e.moving = moving;
         }
     }
 
-    /// The room's actor, if the room is hosted here.
-    pub fn actor(&self, room: &RoomId) -> Option<ActorRef<RoomMsg>> {
-        read(&self.rooms).get(room).map(|e| e.actor.clone())
+    /// Whether the room is hosted here and frozen for a move.
+    pub fn is_moving(&self, room: &RoomId) -> bool {
+        read(&self.rooms).get(room).is_some_and(|e| e.moving)
+    }
+
+    /// Where a room lives, as this node (`here`) knows it.
+    pub fn locate(&self, here: &NodeId, room: &RoomId) -> Option<Location> {
+        if let Some(e) = read(&self.rooms).get(room) {
+            return Some(Location {
+                node: here.clone(),
+                epoch: e.epoch,
+            });
+        }
+        if let Some((loc, _)) = read(&self.moved).get(room) {
+            return Some(loc.clone());
+        }
+        crate::remote::host_of(room).map(|node| Location { node, epoch: 0 })
+    }
+
+    /// Where a room that left this node (or was found elsewhere) went, if known.
+    pub fn moved_to(&self, room: &RoomId) -> Option<Location> {
+        read(&self.moved).get(room).map(|(l, _)| l.clone())
+    }
+
+    /// Records where a room lives now, unless a newer epoch is known.
+    pub fn learn(&self, room: &RoomId, loc: Location) {
+        if read(&self.rooms).contains_key(room) {
+            return;
+        }
+        let mut moved = write(&self.moved);
+        if moved.get(room).is_some_and(|(l, _)| l.epoch >= loc.epoch) {
+            return;
+        }
+        if moved.len() >= MOVED_LIMIT {
+            let mut ages: Vec<u64> = moved.values().map(|(_, at)| *at).collect();
+            ages.sort_unstable();
+            let cut = ages[ages.len() / 2];
+            moved.retain(|_, (_, at)| *at > cut);
+        }
+        moved.insert(room.clone(), (loc, now_ms()));
+    }
+
+    /// The room hosted here in which `player` is seated.
+    pub fn seat_of(&self, player: &PlayerId) -> Option<RoomId> {
+        read(&self.seated).get(player).cloned()
+    }
+
+    /// Ids of the rooms hosted here.
+    pub fn ids(&self) -> Vec<RoomId> {
+        read(&self.rooms).keys().cloned().collect()
     }
 
     /// Rooms hosted here.
@@ -346,11 +468,15 @@ impl Directory {
         let rooms = read(&self.rooms);
         let mut v: Vec<RoomSummary> = rooms
             .iter()
-            .filter(|(_, e)| !e.private && e.players < e.seats && game.is_none_or(|g| *g == e.game))
+            .filter(|(_, e)| {
+                !e.private
+                    && (e.players.len() as u32) < e.seats
+                    && game.is_none_or(|g| *g == e.game)
+            })
             .map(|(id, e)| RoomSummary {
                 room: id.clone(),
                 game: e.game.clone(),
-                players: e.players,
+                players: e.players.len() as u32,
                 seats: e.seats,
             })
             .collect();
@@ -372,4 +498,35 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 /// Locks a mutex, ignoring poisoning (see `read`).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(node: &str, epoch: u64) -> Location {
+        Location {
+            node: node.into(),
+            epoch,
+        }
+    }
+
+    #[test]
+    fn the_directory_keeps_the_highest_epoch_and_falls_back_to_the_id() {
+        let d = Directory::default();
+        let here = NodeId::from("n9");
+        let room = RoomId::from("n1.rabc");
+        assert_eq!(d.locate(&here, &room), Some(at("n1", 0)));
+        assert_eq!(d.moved_to(&room), None);
+        d.learn(&room, at("n2", 2));
+        assert_eq!(d.locate(&here, &room), Some(at("n2", 2)));
+        // A stale announcement (lower or equal epoch) does not win.
+        d.learn(&room, at("n3", 1));
+        d.learn(&room, at("n3", 2));
+        assert_eq!(d.moved_to(&room), Some(at("n2", 2)));
+        d.learn(&room, at("n3", 3));
+        assert_eq!(d.locate(&here, &room), Some(at("n3", 3)));
+        assert_eq!(d.locate(&here, &RoomId::from("no-node")), None);
+        assert!(d.seat_of(&PlayerId::from("p")).is_none());
+    }
 }

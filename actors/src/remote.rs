@@ -44,10 +44,21 @@ pub enum RoomOp {
         /// Text.
         text: String,
     },
-    /// The player's connection closed.
-    Disconnected(PlayerId),
-    /// The player is connected again.
-    Reconnected(PlayerId),
+    /// The player's connection to its session on `home` closed (ignored when the seat has moved
+    /// to a session on another node since).
+    Disconnected {
+        /// The player.
+        player: PlayerId,
+        /// Node of the session that lost its connection.
+        home: NodeId,
+    },
+    /// The player is connected again, to a session on `home` (where its frames go from now on).
+    Reconnected {
+        /// The player.
+        player: PlayerId,
+        /// Node of the session.
+        home: NodeId,
+    },
     /// Send the player a full `room_state`.
     Resync(PlayerId),
 }
@@ -181,6 +192,18 @@ pub trait Peers: Send + Sync + 'static {
         ticket: TicketId,
         claim: String,
     ) -> BoxFuture<bool>;
+    /// Tells every other reachable node where a room lives now.
+    fn announce(&self, room: RoomId, to: crate::node::Location);
+    /// The room holding `player`'s seat on any other reachable node.
+    fn find_seat(&self, player: PlayerId) -> BoxFuture<Option<RoomId>>;
+    /// Hands a frozen room to `node`, which hosts it from `snapshot` at `epoch`.
+    fn adopt(
+        &self,
+        node: &NodeId,
+        room: RoomId,
+        epoch: u64,
+        snapshot: Vec<u8>,
+    ) -> BoxFuture<Result<(), String>>;
     /// Creates a private room of `game` on `node` with these players seated.
     fn create_room(
         &self,

@@ -111,10 +111,22 @@ pub enum RoomMsg {
         /// Text, already validated.
         text: String,
     },
-    /// The player's connection closed; its seat is kept.
-    Disconnected(PlayerId),
-    /// The player is connected again (resume or a new connection).
-    Reconnected(PlayerId),
+    /// The player's connection to its session on `home` closed; its seat is kept.
+    Disconnected {
+        /// The player.
+        player: PlayerId,
+        /// Node of that session; a seat whose player has since connected elsewhere ignores it.
+        home: NodeId,
+    },
+    /// The player is connected again (resume or a new connection), to a session on `home`.
+    Reconnected {
+        /// The player.
+        player: PlayerId,
+        /// Node of the session, where the player's frames go from now on.
+        home: NodeId,
+    },
+    /// Write a final snapshot, answer it, and stop: the room is moving to another node.
+    Freeze(RpcReplyPort<Option<Vec<u8>>>),
     /// Send the player a full `room_state` and start delivering to it.
     Resync(PlayerId),
     /// Realtime tick.
@@ -303,10 +315,32 @@ impl Actor for Room {
                 }
             }
             RoomMsg::Chat { player, text } => st.chat(&player, &text),
-            RoomMsg::Disconnected(player) => st.set_connected(&player, false),
-            RoomMsg::Reconnected(player) => {
+            RoomMsg::Disconnected { player, home } => {
+                if st
+                    .seat_of(&player)
+                    .is_some_and(|i| st.seats[i].rec.home == home)
+                {
+                    st.set_connected(&player, false);
+                }
+            }
+            RoomMsg::Reconnected { player, home } => {
+                if let Some(i) = st.seat_of(&player)
+                    && st.seats[i].rec.home != home
+                {
+                    st.seats[i].rec.home = home;
+                    st.write_snapshot();
+                }
                 st.set_connected(&player, true);
                 st.resync(&player);
+            }
+            RoomMsg::Freeze(reply) => {
+                let bytes = st.snapshot().and_then(|s| postcard::to_stdvec(&s));
+                if let Ok(b) = &bytes {
+                    lock(&st.ctx.snapshots).insert(st.id.clone(), Arc::new(b.clone()));
+                }
+                let _ = reply.send(bytes.ok());
+                myself.stop(Some("moving".into()));
+                return Ok(());
             }
             RoomMsg::Resync(player) => st.resync(&player),
             RoomMsg::Tick => st.on_tick(),
@@ -338,9 +372,10 @@ impl RoomState {
                 ready: s.rec.ready,
             })
             .collect();
-        self.ctx
-            .directory
-            .set_players(&self.id, self.seats.len() as u32);
+        self.ctx.directory.set_players(
+            &self.id,
+            self.seats.iter().map(|s| s.rec.player.clone()).collect(),
+        );
     }
 
     fn seat_of(&self, player: &PlayerId) -> Option<usize> {
@@ -658,6 +693,24 @@ fn route<'a>(ctx: &NodeCtx, items: impl Iterator<Item = (&'a SeatRecord, Outboun
 /// How long a request waits for a room that is being restarted to be back in the directory.
 const RESTART_WAIT: Duration = Duration::from_millis(500);
 const RESTART_POLL: Duration = Duration::from_millis(20);
+/// How long a request waits for a room frozen for a move; then it finds the room gone (and the
+/// caller follows its tombstone to the new node).
+const MOVE_WAIT: Duration = Duration::from_secs(5);
+const MOVE_POLL: Duration = Duration::from_millis(5);
+
+/// The room's actor; waits while the room is frozen for a move.
+async fn actor_of(ctx: &NodeCtx, room: &RoomId) -> Option<ActorRef<RoomMsg>> {
+    let deadline = Instant::now() + MOVE_WAIT;
+    loop {
+        if let Some(a) = ctx.directory.actor(room) {
+            return Some(a);
+        }
+        if !ctx.directory.is_moving(room) || Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(MOVE_POLL).await;
+    }
+}
 
 /// Why a call to a room failed.
 #[derive(Debug, PartialEq, Eq)]
@@ -674,7 +727,7 @@ pub enum RoomCallErr {
 pub async fn send_room(ctx: &NodeCtx, room: &RoomId, mut msg: RoomMsg) -> bool {
     let deadline = Instant::now() + RESTART_WAIT;
     loop {
-        let Some(actor) = ctx.directory.actor(room) else {
+        let Some(actor) = actor_of(ctx, room).await else {
             return false;
         };
         match actor.cast(msg) {
@@ -696,7 +749,7 @@ pub async fn call_room<R: Send + 'static>(
 ) -> Result<R, RoomCallErr> {
     let deadline = Instant::now() + RESTART_WAIT;
     loop {
-        let actor = ctx.directory.actor(room).ok_or(RoomCallErr::Gone)?;
+        let actor = actor_of(ctx, room).await.ok_or(RoomCallErr::Gone)?;
         match actor.call(&make, None).await {
             Ok(ractor::rpc::CallResult::Success(r)) => return Ok(r),
             Ok(_) => return Err(RoomCallErr::Failed),
@@ -767,8 +820,12 @@ pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
         RoomOp::Chat { player, text } => {
             cast(send_room(ctx, room, RoomMsg::Chat { player, text }).await)
         }
-        RoomOp::Disconnected(p) => cast(send_room(ctx, room, RoomMsg::Disconnected(p)).await),
-        RoomOp::Reconnected(p) => cast(send_room(ctx, room, RoomMsg::Reconnected(p)).await),
+        RoomOp::Disconnected { player, home } => {
+            cast(send_room(ctx, room, RoomMsg::Disconnected { player, home }).await)
+        }
+        RoomOp::Reconnected { player, home } => {
+            cast(send_room(ctx, room, RoomMsg::Reconnected { player, home }).await)
+        }
         RoomOp::Resync(p) => cast(send_room(ctx, room, RoomMsg::Resync(p)).await),
     }
 }

@@ -50,6 +50,18 @@ pub enum RoomHostMsg {
         /// The new room's id and actor.
         reply: RpcReplyPort<Result<(RoomId, ActorRef<RoomMsg>), CreateRoomError>>,
     },
+    /// Host a room from its snapshot at `epoch`: a room moving here from another node, or one
+    /// whose move failed coming back.
+    Adopt {
+        /// The room.
+        room: RoomId,
+        /// Its epoch here.
+        epoch: u64,
+        /// Its snapshot (postcard [`RoomSnapshot`]).
+        snapshot: Vec<u8>,
+        /// Whether it runs here now.
+        reply: RpcReplyPort<Result<(), String>>,
+    },
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -99,6 +111,15 @@ impl Actor for RoomHost {
                 let r = st.create(&me, game, &params, private, players).await;
                 let _ = reply.send(r);
             }
+            RoomHostMsg::Adopt {
+                room,
+                epoch,
+                snapshot,
+                reply,
+            } => {
+                let r = st.adopt(&me, room, epoch, snapshot).await;
+                let _ = reply.send(r);
+            }
         }
         Ok(())
     }
@@ -111,7 +132,10 @@ impl Actor for RoomHost {
     ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorTerminated(cell, _, _) => {
-                if let Some(room) = st.children.remove(&cell.get_id()) {
+                // A room frozen for a move stopped itself; the move settles its entry.
+                if let Some(room) = st.children.remove(&cell.get_id())
+                    && !st.ctx.directory.is_moving(&room)
+                {
                     st.forget(&room);
                 }
             }
@@ -195,7 +219,7 @@ impl RoomHostState {
             restarted: false,
         };
         let actor = self
-            .spawn(me, args)
+            .spawn(me, args, 1)
             .await
             .ok_or(CreateRoomError::Internal)?;
         metrics::gauge!("warren_rooms", "game" => game.to_string()).increment(1.0);
@@ -207,9 +231,11 @@ impl RoomHostState {
         &mut self,
         me: &ActorRef<RoomHostMsg>,
         args: RoomArgs,
+        epoch: u64,
     ) -> Option<ActorRef<RoomMsg>> {
         let (id, game, private) = (args.id.clone(), args.game_name.clone(), args.private);
-        let (players, seats) = (args.seats.len() as u32, args.game.seats());
+        let players = args.seats.iter().map(|s| s.player.clone()).collect();
+        let seats = args.game.seats();
         // The directory entry must exist before the room runs so the room can update it.
         match Actor::spawn_linked(None, Room, args, me.get_cell()).await {
             Ok((actor, _)) => {
@@ -222,6 +248,8 @@ impl RoomHostState {
                         players,
                         seats,
                         private,
+                        epoch,
+                        moving: false,
                     },
                 );
                 Some(actor)
@@ -254,33 +282,77 @@ impl RoomHostState {
         }
         let over_budget = history.len() as u32 >= rooms.max_restarts;
         history.push_back(now);
-        let snap = lock(&self.ctx.snapshots).get(&room).cloned();
-        let snap = snap.and_then(|b| postcard::from_bytes::<RoomSnapshot>(&b).ok());
-        let Some(snap) = snap else {
+        let bytes = lock(&self.ctx.snapshots).get(&room).cloned();
+        let Some(bytes) = bytes else {
             warn!(room = %room, "no snapshot to restart from, closing room");
             self.close(&room, &[]);
             return;
         };
-        let players: Vec<SeatRecord> = snap.seats.clone();
         if over_budget {
+            let seats = postcard::from_bytes::<RoomSnapshot>(&bytes)
+                .map(|s| s.seats)
+                .unwrap_or_default();
             warn!(room = %room, restarts = rooms.max_restarts, "room keeps failing, closing it");
-            self.close(&room, &players);
+            self.close(&room, &seats);
             return;
         }
-        let revived = self
+        let epoch = self.ctx.directory.entry(&room).map_or(1, |e| e.epoch);
+        match self.revive(me, &room, &bytes, epoch).await {
+            Ok(game) => {
+                metrics::counter!("warren_room_restarts_total", "game" => game.to_string())
+                    .increment(1);
+                info!(room = %room, "room restarted from snapshot");
+            }
+            Err((why, seats)) => {
+                warn!(room = %room, error = %why, "room could not be restarted, closing it");
+                self.close(&room, &seats);
+            }
+        }
+    }
+
+    /// Hosts a room that arrives from another node, or comes back after its move failed.
+    async fn adopt(
+        &mut self,
+        me: &ActorRef<RoomHostMsg>,
+        room: RoomId,
+        epoch: u64,
+        snapshot: Vec<u8>,
+    ) -> Result<(), String> {
+        let here = self.ctx.directory.entry(&room).is_some();
+        let game = self
+            .revive(me, &room, &snapshot, epoch)
+            .await
+            .map_err(|(why, _)| why)?;
+        lock(&self.ctx.snapshots).insert(room.clone(), Arc::new(snapshot));
+        if !here {
+            metrics::gauge!("warren_rooms", "game" => game.to_string()).increment(1.0);
+        }
+        info!(room = %room, epoch, "room adopted from its snapshot");
+        Ok(())
+    }
+
+    /// Starts a room from snapshot bytes at `epoch`; its connected players get a full `room_state`.
+    /// On failure, why, and the seats to tell.
+    async fn revive(
+        &mut self,
+        me: &ActorRef<RoomHostMsg>,
+        room: &RoomId,
+        bytes: &[u8],
+        epoch: u64,
+    ) -> Result<GameName, (String, Vec<SeatRecord>)> {
+        let snap = postcard::from_bytes::<RoomSnapshot>(bytes)
+            .map_err(|e| (format!("snapshot unreadable: {e}"), Vec::new()))?;
+        if snap.room != *room {
+            return Err(("snapshot of another room".into(), Vec::new()));
+        }
+        let seats = snap.seats.clone();
+        let game = self
             .ctx
             .games
             .get(&snap.game)
-            .ok_or_else(|| "game no longer registered".to_string())
-            .and_then(|spec| (spec.restore)(snap.game_version, &snap.game_state));
-        let game = match revived {
-            Ok(g) => g,
-            Err(e) => {
-                warn!(room = %room, error = %e, "snapshot unreadable, closing room");
-                self.close(&room, &players);
-                return;
-            }
-        };
+            .ok_or_else(|| format!("game `{}` is not registered here", snap.game))
+            .and_then(|spec| (spec.restore)(snap.game_version, &snap.game_state))
+            .map_err(|e| (e, seats.clone()))?;
         let game_name = snap.game.clone();
         let args = RoomArgs {
             ctx: self.ctx.clone(),
@@ -293,12 +365,9 @@ impl RoomHostState {
             tick: snap.tick,
             restarted: true,
         };
-        if self.spawn(me, args).await.is_some() {
-            metrics::counter!("warren_room_restarts_total", "game" => game_name.to_string())
-                .increment(1);
-            info!(room = %room, "room restarted from snapshot");
-        } else {
-            self.close(&room, &players);
+        match self.spawn(me, args, epoch).await {
+            Some(_) => Ok(game_name),
+            None => Err(("the room actor failed to start".into(), seats)),
         }
     }
 

@@ -20,7 +20,7 @@ use warren_protocol::{
 
 use crate::node::{Conn, NodeCtx, Route, now_ms};
 use crate::pool_host::{owner_of, send_pool};
-use crate::remote::{OpResult, PoolKey, PoolWire, RoomOp, SessionNote, TicketWire, host_of};
+use crate::remote::{OpResult, PoolKey, PoolWire, RoomOp, SessionNote, TicketWire};
 use crate::room::{self, RoomMsg};
 use crate::room_host::{CreateRoomError, RoomHostMsg};
 use crate::session_host::SessionHostMsg;
@@ -39,6 +39,9 @@ pub enum SessionMsg {
         conn: Conn,
         /// Whether it presented a valid resume token for this session.
         resumed: bool,
+        /// It resumes a session of another node (which drained or died): look for the player's
+        /// seat in the cluster.
+        recover: bool,
         /// Display name from its token.
         name: String,
         /// Registration epoch from `SessionHost`.
@@ -152,9 +155,10 @@ impl Actor for Session {
             SessionMsg::Attach {
                 conn,
                 resumed,
+                recover,
                 name,
                 epoch,
-            } => st.attach(&me, conn, resumed, name, epoch).await,
+            } => st.attach(&me, conn, resumed, recover, name, epoch).await,
             SessionMsg::Frame { conn_id, frame } => {
                 if st.conn.as_ref().is_some_and(|c| c.id == conn_id) {
                     match frame {
@@ -241,7 +245,10 @@ impl Actor for Session {
                 let op = if st.conn.is_some() {
                     RoomOp::Resync(player)
                 } else {
-                    RoomOp::Disconnected(player)
+                    RoomOp::Disconnected {
+                        player,
+                        home: st.ctx.node.clone(),
+                    }
                 };
                 st.room_notify(&room, op).await;
             }
@@ -286,6 +293,7 @@ impl SessionState {
         me: &ActorRef<SessionMsg>,
         conn: Conn,
         resumed: bool,
+        recover: bool,
         name: String,
         epoch: u64,
     ) {
@@ -295,6 +303,12 @@ impl SessionState {
         self.grace_gen += 1;
         self.epoch = epoch;
         self.name = name;
+        // A session of another node resumed here keeps its seat if the room still holds it.
+        let recovered = match recover && self.room.is_none() {
+            true => self.find_seat().await,
+            false => None,
+        };
+        let resumed = resumed || recovered.is_some();
         let issued = now_ms();
         let token = self.ctx.resume_key.sign(&self.player, &self.id, issued);
         let hb = self.ctx.settings.load().limits.heartbeat_ms;
@@ -315,10 +329,25 @@ impl SessionState {
             },
         );
         self.conn = Some(conn);
-        if let Some(room) = self.room.clone() {
-            let player = self.player.clone();
-            self.room_notify(&room, RoomOp::Reconnected(player)).await;
+        if recovered.is_some() {
+            self.room = recovered;
         }
+        if let Some(room) = self.room.clone() {
+            let op = RoomOp::Reconnected {
+                player: self.player.clone(),
+                home: self.ctx.node.clone(),
+            };
+            self.room_notify(&room, op).await;
+        }
+    }
+
+    /// The room holding the player's seat, wherever it is hosted: for a session resumed here
+    /// from another node's (that node drained or died).
+    async fn find_seat(&self) -> Option<RoomId> {
+        if let Some(room) = self.ctx.directory.seat_of(&self.player) {
+            return Some(room);
+        }
+        self.ctx.peers()?.find_seat(self.player.clone()).await
     }
 
     async fn detach(&mut self, me: &ActorRef<SessionMsg>) {
@@ -330,8 +359,11 @@ impl SessionState {
             self.leave_queue();
         }
         if let Some(room) = self.room.clone() {
-            let player = self.player.clone();
-            self.room_notify(&room, RoomOp::Disconnected(player)).await;
+            let op = RoomOp::Disconnected {
+                player: self.player.clone(),
+                home: self.ctx.node.clone(),
+            };
+            self.room_notify(&room, op).await;
         }
         self.grace_gen += 1;
         let generation = self.grace_gen;
@@ -342,11 +374,12 @@ impl SessionState {
 
     /// Where a room is: hosted here, or on another node of the cluster.
     fn link_to(&self, room: &RoomId) -> Option<Link> {
-        if self.ctx.directory.actor(room).is_some() {
-            return Some(Link::Local);
+        let at = self.ctx.directory.locate(&self.ctx.node, room)?;
+        if at.node == self.ctx.node {
+            // Named by its id but no longer (or never) here: gone.
+            return self.ctx.directory.entry(room).map(|_| Link::Local);
         }
-        let host = host_of(room)?;
-        (host != self.ctx.node && self.ctx.peers().is_some()).then_some(Link::Remote(host))
+        self.ctx.peers().map(|_| Link::Remote(at.node))
     }
 
     /// The link to the player's room; forgets a room that is gone.
@@ -374,7 +407,16 @@ impl SessionState {
 
     async fn op_on(&self, room: &RoomId, op: RoomOp) -> OpResult {
         match (self.link_to(room), self.ctx.peers()) {
-            (Some(Link::Local), _) => room::apply(&self.ctx, room, op).await,
+            (Some(Link::Local), peers) => {
+                let r = room::apply(&self.ctx, room, op.clone()).await;
+                // The room left while the request waited: follow it.
+                match (&r, self.ctx.directory.moved_to(room), peers) {
+                    (Err((ErrorCode::NotFound, _)), Some(to), Some(peers)) => {
+                        peers.room_op(&to.node, room, op).await
+                    }
+                    _ => r,
+                }
+            }
             (Some(Link::Remote(node)), Some(peers)) => peers.room_op(&node, room, op).await,
             _ => Err((ErrorCode::NotFound, "no such room".into())),
         }
@@ -492,7 +534,13 @@ impl SessionState {
                 match self.room_link() {
                     None => self.reply_err(rid, ErrorCode::NotInRoom, "not in a room"),
                     // Inputs without a rid are the realtime hot path: a cast, no reply to wait for.
-                    Some(Link::Local) if rid.is_none() => {
+                    Some(Link::Local)
+                        if rid.is_none()
+                            && !self
+                                .ctx
+                                .directory
+                                .is_moving(self.room.as_ref().unwrap_or(&RoomId::new(""))) =>
+                    {
                         let room = self.room.clone().unwrap_or_else(|| RoomId::new(""));
                         room::send_room(
                             &self.ctx,
@@ -506,6 +554,15 @@ impl SessionState {
                         )
                         .await;
                     }
+                    Some(Link::Local) if rid.is_none() => {
+                        // The room is moving to another node: wait for it, then follow it.
+                        let data = Value::Object(data).to_string();
+                        if let Err((code, message)) =
+                            self.room_op(RoomOp::Input { player, seq, data }).await
+                        {
+                            self.reply_err(None, code, &message);
+                        }
+                    }
                     Some(Link::Local) => {
                         let room = self.room.clone().unwrap_or_else(|| RoomId::new(""));
                         let r = room::call_room(&self.ctx, &room, |reply| RoomMsg::Input {
@@ -517,6 +574,13 @@ impl SessionState {
                         .await;
                         match r {
                             Ok(r) => self.reply_result(rid, r.map_err(|e| (e.code, e.message))),
+                            Err(room::RoomCallErr::Gone)
+                                if self.ctx.directory.moved_to(&room).is_some() =>
+                            {
+                                let data = Value::Object(data).to_string();
+                                let r = self.room_op(RoomOp::Input { player, seq, data }).await;
+                                self.reply_result(rid, r);
+                            }
                             Err(room::RoomCallErr::Gone) => {
                                 self.reply_err(rid, ErrorCode::NotInRoom, "the room is gone")
                             }

@@ -194,6 +194,7 @@ impl SessionHostState {
             let attach = SessionMsg::Attach {
                 conn: conn.clone(),
                 resumed,
+                recover: false,
                 name: name.clone(),
                 epoch,
             };
@@ -222,6 +223,9 @@ impl SessionHostState {
             .cast(SessionMsg::Attach {
                 conn,
                 resumed: false,
+                // A valid token naming a session this node does not have: one of another node
+                // (drained or dead), or one that expired here. The session looks for the seat.
+                recover: claims.is_some_and(|c| c.player == player),
                 name,
                 epoch,
             })

@@ -14,13 +14,14 @@ use std::time::Duration;
 use bytestring::ByteString;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::sync::oneshot;
+use warren_actors::node::Location;
 use warren_actors::node::NodeCtx;
 use warren_actors::pool::ask_claim;
 use warren_actors::pool_host::PoolHostMsg;
 use warren_actors::remote::{BoxFuture, OpResult, Peers, PoolWire, RoomOp, SeatPlan, SessionNote};
 use warren_actors::ring::Candidate;
 use warren_actors::room;
-use warren_actors::room_host::create_matched;
+use warren_actors::room_host::{RoomHostMsg, create_matched};
 use warren_actors::session::SessionMsg;
 use warren_actors::session_host::find_session;
 use warren_protocol::{
@@ -32,6 +33,8 @@ use crate::wire::{Body, Envelope, Wire};
 
 /// How long a request to another node may take before the caller gets `internal`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Redirects a room operation follows after a room moved.
+const MAX_REDIRECTS: usize = 4;
 /// How long `list_rooms` waits for each other node.
 const LIST_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -42,6 +45,9 @@ pub fn group(node: &str) -> String {
 
 enum Reply {
     Op(OpResult),
+    Moved(Location),
+    Adopted(Result<(), String>),
+    Seat(Option<RoomId>),
     Rooms(Vec<RoomSummary>),
     Claimed(bool),
     Created(Result<RoomId, String>),
@@ -55,6 +61,7 @@ pub struct ClusterPeers {
 
 struct Inner {
     node: String,
+    ctx: Arc<NodeCtx>,
     batch: bool,
     view: Arc<ClusterView>,
     next: AtomicU64,
@@ -63,10 +70,11 @@ struct Inner {
 
 impl ClusterPeers {
     /// For this node and its membership view; `batch`: one `Deliver` per node and event.
-    pub fn new(node: String, view: Arc<ClusterView>, batch: bool) -> Self {
+    pub fn new(ctx: Arc<NodeCtx>, view: Arc<ClusterView>, batch: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
-                node,
+                node: ctx.node.to_string(),
+                ctx,
                 batch,
                 view,
                 next: AtomicU64::new(1),
@@ -153,32 +161,128 @@ impl Peers for ClusterPeers {
     }
 
     fn room_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<OpResult> {
-        if inbox_of(node.as_str()).is_none() {
-            return Box::pin(async {
-                Err((
-                    ErrorCode::NotFound,
-                    "the room's node is not reachable".to_owned(),
-                ))
-            });
+        let (me, room, mut node) = (self.clone(), room.clone(), node.clone());
+        Box::pin(async move {
+            // A room that moved answers with its new node; follow a few such redirects.
+            for _ in 0..MAX_REDIRECTS {
+                if node.as_str() == me.inner.node {
+                    let r = room::apply(&me.inner.ctx, &room, op.clone()).await;
+                    match me.inner.ctx.directory.moved_to(&room) {
+                        Some(to) if matches!(r, Err((ErrorCode::NotFound, _))) => {
+                            node = to.node;
+                            continue;
+                        }
+                        _ => return r,
+                    }
+                }
+                if inbox_of(node.as_str()).is_none() {
+                    return Err((
+                        ErrorCode::NotFound,
+                        "the room's node is not reachable".to_owned(),
+                    ));
+                }
+                let (room2, op2) = (room.clone(), op.clone());
+                let reply = me
+                    .request(
+                        node.as_str(),
+                        |corr, from| Body::RoomOp {
+                            corr,
+                            from,
+                            room: room2,
+                            op: op2,
+                        },
+                        REQUEST_TIMEOUT,
+                    )
+                    .await;
+                match reply {
+                    Some(Reply::Op(r)) => return r,
+                    Some(Reply::Moved(to)) => {
+                        me.inner.ctx.directory.learn(&room, to.clone());
+                        node = to.node;
+                    }
+                    _ => {
+                        return Err((
+                            ErrorCode::Internal,
+                            "the room's node did not answer in time".to_owned(),
+                        ));
+                    }
+                }
+            }
+            Err((ErrorCode::NotFound, "the room kept moving".to_owned()))
+        })
+    }
+
+    fn announce(&self, room: RoomId, to: Location) {
+        for m in self.inner.view.members().into_iter().skip(1) {
+            if m.state == "unreachable" {
+                continue;
+            }
+            if let Some(inbox) = inbox_of(&m.id) {
+                send(
+                    &inbox,
+                    Body::Located {
+                        room: room.clone(),
+                        to: to.clone(),
+                    },
+                );
+            }
         }
-        let room = room.clone();
+    }
+
+    fn find_seat(&self, player: PlayerId) -> BoxFuture<Option<RoomId>> {
+        let others: Vec<String> = self
+            .inner
+            .view
+            .members()
+            .into_iter()
+            .skip(1)
+            .filter(|m| m.state != "unreachable")
+            .map(|m| m.id)
+            .collect();
+        let asks: Vec<_> = others
+            .iter()
+            .map(|n| {
+                let player = player.clone();
+                self.request(
+                    n,
+                    |corr, from| Body::FindSeat { corr, from, player },
+                    LIST_TIMEOUT,
+                )
+            })
+            .collect();
+        Box::pin(async move {
+            for ask in asks {
+                if let Some(Reply::Seat(Some(room))) = ask.await {
+                    return Some(room);
+                }
+            }
+            None
+        })
+    }
+
+    fn adopt(
+        &self,
+        node: &NodeId,
+        room: RoomId,
+        epoch: u64,
+        snapshot: Vec<u8>,
+    ) -> BoxFuture<Result<(), String>> {
         let fut = self.request(
             node.as_str(),
-            |corr, from| Body::RoomOp {
+            |corr, from| Body::Adopt {
                 corr,
                 from,
                 room,
-                op,
+                epoch,
+                snapshot,
             },
             REQUEST_TIMEOUT,
         );
+        let node = node.clone();
         Box::pin(async move {
             match fut.await {
-                Some(Reply::Op(r)) => r,
-                _ => Err((
-                    ErrorCode::Internal,
-                    "the room's node did not answer in time".to_owned(),
-                )),
+                Some(Reply::Adopted(r)) => r,
+                _ => Err(format!("node {node} did not answer in time")),
             }
         })
     }
@@ -352,11 +456,49 @@ impl Actor for NodeInbox {
                 let ctx = st.ctx.clone();
                 tokio::spawn(async move {
                     let result = room::apply(&ctx, &room, op).await;
+                    // Not here (any more): a tombstone redirects the sender to the room's node.
+                    let body = match ctx.directory.moved_to(&room) {
+                        Some(to) if matches!(result, Err((ErrorCode::NotFound, _))) => {
+                            Body::Moved { corr, to }
+                        }
+                        _ => Body::OpReply { corr, result },
+                    };
                     if let Some(inbox) = inbox_of(&from) {
-                        send(&inbox, Body::OpReply { corr, result });
+                        send(&inbox, body);
                     }
                 });
             }
+            Body::Moved { corr, to } => st.peers.complete(corr, Reply::Moved(to)),
+            Body::Located { room, to } => st.ctx.directory.learn(&room, to),
+            Body::Adopt {
+                corr,
+                from,
+                room,
+                epoch,
+                snapshot,
+            } => {
+                let host = st.ctx.hosts().rooms.clone();
+                tokio::spawn(async move {
+                    let result = ractor::call!(host, |reply| RoomHostMsg::Adopt {
+                        room,
+                        epoch,
+                        snapshot,
+                        reply
+                    })
+                    .unwrap_or_else(|e| Err(e.to_string()));
+                    if let Some(inbox) = inbox_of(&from) {
+                        send(&inbox, Body::Adopted { corr, result });
+                    }
+                });
+            }
+            Body::Adopted { corr, result } => st.peers.complete(corr, Reply::Adopted(result)),
+            Body::FindSeat { corr, from, player } => {
+                let room = st.ctx.directory.seat_of(&player);
+                if let Some(inbox) = inbox_of(&from) {
+                    send(&inbox, Body::Seat { corr, room });
+                }
+            }
+            Body::Seat { corr, room } => st.peers.complete(corr, Reply::Seat(room)),
             Body::OpReply { corr, result } => st.peers.complete(corr, Reply::Op(result)),
             Body::Deliver { frames } => {
                 let frames: Vec<(PlayerId, Outbound)> = frames

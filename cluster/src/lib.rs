@@ -127,7 +127,7 @@ pub async fn start(
     Actor::spawn(None, Membership, args)
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-    let peers = inbox::ClusterPeers::new(cfg.node.clone(), view.clone(), cfg.batch_delivery);
+    let peers = inbox::ClusterPeers::new(ctx.clone(), view.clone(), cfg.batch_delivery);
     let inbox_args = inbox::InboxArgs {
         ctx: ctx.clone(),
         peers: peers.clone(),

@@ -4,6 +4,7 @@
 
 use ractor::BytesConvertable;
 use serde::{Deserialize, Serialize};
+use warren_actors::node::Location;
 use warren_actors::remote::{OpResult, PoolWire, RoomOp, SeatPlan, SessionNote};
 use warren_protocol::{GameName, PlayerId, RoomId, RoomSummary, TicketId};
 
@@ -78,6 +79,56 @@ pub enum Body {
         corr: u64,
         /// Open public rooms.
         rooms: Vec<RoomSummary>,
+    },
+    /// The answer to `RoomOp` for a room that moved: ask its new node.
+    Moved {
+        /// Correlation id of the request.
+        corr: u64,
+        /// Where the room lives now.
+        to: Location,
+    },
+    /// A room lives at `to` now (sent to every node when a room moves).
+    Located {
+        /// The room.
+        room: RoomId,
+        /// Where it lives.
+        to: Location,
+    },
+    /// Host this frozen room from its snapshot at `epoch`; answer with `Adopted`.
+    Adopt {
+        /// Correlation id.
+        corr: u64,
+        /// Node to answer.
+        from: String,
+        /// The room.
+        room: RoomId,
+        /// Its epoch on the receiver.
+        epoch: u64,
+        /// Its snapshot (postcard).
+        snapshot: Vec<u8>,
+    },
+    /// The answer to `Adopt`.
+    Adopted {
+        /// Correlation id of the request.
+        corr: u64,
+        /// Whether the room runs on the receiver now, or why not.
+        result: Result<(), String>,
+    },
+    /// Which room hosted on the receiver holds this player's seat? Answer with `Seat`.
+    FindSeat {
+        /// Correlation id.
+        corr: u64,
+        /// Node to answer.
+        from: String,
+        /// The player.
+        player: PlayerId,
+    },
+    /// The answer to `FindSeat`.
+    Seat {
+        /// Correlation id of the request.
+        corr: u64,
+        /// The room, if the receiver hosts one with the player seated.
+        room: Option<RoomId>,
     },
     /// For the receiver's matchmaking pools.
     Pool(PoolWire),
@@ -169,6 +220,12 @@ impl Body {
             Body::Deliver { .. } => "deliver",
             Body::ListRooms { .. } => "list_rooms",
             Body::Rooms { .. } => "rooms",
+            Body::Moved { .. } => "moved",
+            Body::Located { .. } => "located",
+            Body::Adopt { .. } => "adopt",
+            Body::Adopted { .. } => "adopted",
+            Body::FindSeat { .. } => "find_seat",
+            Body::Seat { .. } => "seat",
             Body::Pool(_) => "pool",
             Body::Note { .. } => "note",
             Body::Claim { .. } => "claim",

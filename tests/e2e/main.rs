@@ -16,6 +16,7 @@ mod games;
 mod lifecycle;
 mod limits;
 mod matchmaking;
+mod migration;
 mod observability;
 mod protocol_errors;
 mod sessions;

@@ -1,0 +1,195 @@
+//! Live migration on drain: the node hosting a room drains while players on every node play;
+//! the room keeps running on another node and nobody's acknowledged input goes missing.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::cluster_matchmaking::trio;
+use crate::common::{Client, token};
+
+/// What a player has seen of the room's realtime state so far.
+#[derive(Default)]
+struct Seen {
+    ack: u64,
+    tick: u64,
+}
+
+/// Reads until a `state` of `room` acknowledges `want`; every `state` on the way must keep `ack`
+/// and `tick` from going backwards.
+async fn acked(c: &mut Client, room: &str, want: u64, seen: &mut Seen) -> Value {
+    loop {
+        let m = c.until_type("state").await;
+        assert_eq!(m["room"], room, "{m}");
+        let (ack, tick) = (m["ack"].as_u64().unwrap(), m["tick"].as_u64().unwrap());
+        assert!(ack >= seen.ack, "ack went back from {} to {ack}", seen.ack);
+        assert!(
+            tick >= seen.tick,
+            "tick went back from {} to {tick}",
+            seen.tick
+        );
+        (seen.ack, seen.tick) = (ack, tick);
+        if ack >= want {
+            return m;
+        }
+    }
+}
+
+async fn input(c: &mut Client, seq: u64) {
+    c.send(json!({"type":"input","seq":seq,"data":{"dx":1,"dy":0}}))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_the_host_moves_a_live_arena_room_and_nothing_acknowledged_is_lost() {
+    let mut nodes = trio().await;
+    let mut host = nodes[2].connect("host").await;
+    let room = host
+        .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
+        .await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(room.starts_with("n3."), "{room}");
+    let mut p1 = nodes[0].connect("p1").await;
+    let mut p2 = nodes[1].connect("p2").await;
+    p1.ok(json!({"type":"join_room","room":room})).await;
+    p2.ok(json!({"type":"join_room","room":room})).await;
+    let (mut s1, mut s2, mut sh) = (Seen::default(), Seen::default(), Seen::default());
+    for seq in 1..=5 {
+        input(&mut p1, seq).await;
+        input(&mut p2, seq).await;
+        input(&mut host, seq).await;
+    }
+    acked(&mut p1, &room, 5, &mut s1).await;
+    acked(&mut p2, &room, 5, &mut s2).await;
+    acked(&mut host, &room, 5, &mut sh).await;
+
+    // Drain n3 while the remote players keep sending. These inputs carry a rid: each must be
+    // answered `ok`, by the room wherever it is by then (requests that reach n3 during or after
+    // the move wait for it and are redirected by n3's tombstone).
+    let resume = host.resume_token();
+    nodes[2].signal("TERM");
+    for seq in 6..=10 {
+        p1.ok(json!({"type":"input","seq":seq,"data":{"dx":1,"dy":0}}))
+            .await;
+        p2.ok(json!({"type":"input","seq":seq,"data":{"dx":1,"dy":0}}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(host.close_code().await, 4001);
+    let before = s1.tick;
+    let st1 = acked(&mut p1, &room, 10, &mut s1).await;
+    acked(&mut p2, &room, 10, &mut s2).await;
+    assert!(
+        st1["state"]["players"]
+            .as_object()
+            .is_some_and(|p| p.len() == 3),
+        "{st1}"
+    );
+    assert!(s1.tick > before, "the room did not tick on after the move");
+
+    // The drained node's player resumes on n1 and finds its seat.
+    let tok = token("host", &[]);
+    let mut host = nodes[0]
+        .connect_with(&format!("token={tok}&resume={resume}"))
+        .await;
+    assert_eq!(host.welcome["resumed"], true, "{}", host.welcome);
+    let rs = host.until_type("room_state").await;
+    assert_eq!(rs["room"], room.as_str());
+    assert_eq!(nodes[2].wait_exit(Duration::from_secs(20)).await, Some(0));
+    let log = nodes[2].logs();
+    assert!(log.contains("room migrated"), "{log}");
+
+    // With n3 gone, everyone plays on; the resumed player's inputs continue its own sequence.
+    for seq in 11..=15 {
+        input(&mut p1, seq).await;
+        input(&mut p2, seq).await;
+    }
+    for seq in 6..=8 {
+        input(&mut host, seq).await;
+    }
+    acked(&mut p1, &room, 15, &mut s1).await;
+    acked(&mut p2, &room, 15, &mut s2).await;
+    acked(&mut host, &room, 8, &mut Seen::default()).await;
+    let (_, metrics) = nodes[0]
+        .http("GET", "/v1/cluster", None, None)
+        .await
+        .unwrap();
+    let hosted: u32 = serde_json::from_str::<Value>(&metrics).unwrap()["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["state"] != "unreachable")
+        .map(|n| n["rooms"].as_u64().unwrap() as u32)
+        .sum();
+    assert_eq!(hosted, 1, "exactly one live copy of the room: {metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dice_round_survives_its_host_draining_with_turns_totals_and_versions() {
+    let mut nodes = trio().await;
+    let mut b = nodes[1].connect("b").await;
+    let room = b.ok(json!({"type":"create_room","game":"dice"})).await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut a = nodes[0].connect("a").await;
+    a.ok(json!({"type":"join_room","room":room})).await;
+    a.ok(json!({"type":"ready"})).await;
+    b.ok(json!({"type":"ready"})).await;
+    let started = a.until_event("round_started").await;
+    let order: Vec<String> = started["event"]["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    // The first in turn order rolls before the drain.
+    let first_is_a = order[0] == "a";
+    if first_is_a {
+        a.ok(json!({"type":"input","data":{"action":"roll"}})).await;
+    } else {
+        b.ok(json!({"type":"input","data":{"action":"roll"}})).await;
+    }
+    let rolled = a
+        .until(|m| m["type"] == "room_event" && m["event"]["kind"] == "rolled")
+        .await;
+    let (first_roll, version) = (
+        rolled["event"]["total"].clone(),
+        rolled["version"].as_u64().unwrap(),
+    );
+
+    // Drain b's node, which hosts the room, mid-round.
+    let resume = b.resume_token();
+    nodes[1].signal("TERM");
+    assert_eq!(b.close_code().await, 4001);
+    // The room_state a got when it joined is still buffered; the resync from the new host is the
+    // one with the round in it.
+    let rs = a
+        .until(|m| m["type"] == "room_state" && m["version"].as_u64() >= Some(version))
+        .await;
+    assert_eq!(rs["room"], room.as_str());
+    assert_eq!(rs["state"]["phase"], "rolling", "{rs}");
+    let totals = &rs["state"]["totals"];
+    assert_eq!(
+        totals[&order[0]], first_roll,
+        "the first roll was lost: {rs}"
+    );
+    assert_eq!(nodes[1].wait_exit(Duration::from_secs(20)).await, Some(0));
+
+    // b resumes on n3 and finishes the round it is part of.
+    let tok = token("b", &[]);
+    let mut b = nodes[2]
+        .connect_with(&format!("token={tok}&resume={resume}"))
+        .await;
+    assert_eq!(b.welcome["resumed"], true);
+    assert_eq!(b.until_type("room_state").await["room"], room.as_str());
+    let second = if first_is_a { &mut b } else { &mut a };
+    second
+        .ok(json!({"type":"input","data":{"action":"roll"}}))
+        .await;
+    let over = a.until_event("round_over").await;
+    assert!(over["version"].as_u64().unwrap() > version);
+    assert_eq!(over["event"]["totals"][&order[0]], first_roll, "{over}");
+}
