@@ -116,7 +116,7 @@ pub async fn migrate(ctx: &Arc<NodeCtx>, room: &RoomId) -> bool {
             let pause = started.elapsed();
             metrics::counter!("warren_room_migrations_total", "outcome" => "ok").increment(1);
             metrics::histogram!("warren_room_migration_pause_seconds").record(pause.as_secs_f64());
-            info!(room = %room, to = %target, epoch, pause_ms = pause.as_millis() as u64, "room migrated");
+            info!(room = %room, to = %target, epoch, pause_us = pause.as_micros() as u64, "room migrated");
             true
         }
         Err(why) => {
