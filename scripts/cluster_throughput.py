@@ -14,39 +14,20 @@ import json
 import os
 import random
 import re
-import socket
-import subprocess
 import time
 import urllib.request
 
 import websockets
 
-BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "warren")
+from warren_local import free_port, guest, pct, start as start_node, wait_ready
+
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 def start(i, http, cluster, seed, batch):
-    env = dict(os.environ, WARREN_NODE__ID=f"n{i}", WARREN_HTTP__LISTEN=f"127.0.0.1:{http}",
-               WARREN_CLUSTER__LISTEN=f"127.0.0.1:{cluster}", WARREN_CLUSTER__SEEDS=f"127.0.0.1:{seed}",
-               WARREN_CLUSTER__COOKIE="tp", WARREN_AUTH__JWT_SECRET="tp", WARREN_LOG__LEVEL="error",
-               WARREN_CLUSTER__BATCH_DELIVERY="true" if batch else "false",
-               WARREN_LIMITS__MAX_CONNECTIONS="100000")
-    return subprocess.Popen([BIN], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def guest(http, name):
-    req = urllib.request.Request(f"http://127.0.0.1:{http}/v1/auth/guest",
-                                 data=json.dumps({"name": name}).encode(), method="POST")
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)["token"]
+    return start_node(i, http, cluster, f"127.0.0.1:{seed}", "tp",
+                      WARREN_CLUSTER__BATCH_DELIVERY="true" if batch else "false",
+                      WARREN_LIMITS__MAX_CONNECTIONS="100000")
 
 
 def metric(http, name, label):
@@ -60,11 +41,6 @@ def cpu_secs(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / HZ
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return round(xs[min(len(xs) - 1, int(p * len(xs)))] * 1000, 2) if xs else None
 
 
 async def player(http, name, room, stop, samples, create=None):
@@ -113,14 +89,7 @@ async def run(batch, a):
     h1, h2, c1, c2 = free_port(), free_port(), free_port(), free_port()
     procs = [start(1, h1, c1, c2, batch), start(2, h2, c2, c1, batch)]
     try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{h1}/v1/cluster") as r:
-                    if sum(n["state"] == "ready" for n in json.load(r)["nodes"]) == 2:
-                        break
-            except OSError:
-                pass
-            await asyncio.sleep(0.05)
+        await wait_ready(h1, 2)
         stop = asyncio.Event()
         remote = []
         tasks = []
@@ -153,8 +122,8 @@ async def run(batch, a):
             "cpu_n1_pct": round(100 * (d1[1] - d0[1]) / dt, 1),
             "cpu_n2_pct": round(100 * (d1[2] - d0[2]) / dt, 1),
             "remote_ack_samples": len(remote),
-            "remote_ack_p50_ms": pct(remote, 0.5),
-            "remote_ack_p99_ms": pct(remote, 0.99),
+            "remote_ack_p50_ms": pct(remote, 0.5, 1000),
+            "remote_ack_p99_ms": pct(remote, 0.99, 1000),
         }
     finally:
         for p in procs:

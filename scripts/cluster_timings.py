@@ -6,39 +6,15 @@ failure detection after kill -9 (time until both survivors show the victim `unre
 """
 import argparse
 import json
-import os
 import signal
-import socket
 import statistics
-import subprocess
 import time
-import urllib.request
 
-BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "warren")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def view(http):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http}/v1/cluster", timeout=1) as r:
-            return {n["id"]: n["state"] for n in json.load(r)["nodes"]}
-    except OSError:
-        return {}
-
+from warren_local import free_port, start as start_node, view
 
 def start(i, http, cluster, seeds, timeout_ms):
-    env = dict(os.environ, WARREN_NODE__ID=f"n{i}", WARREN_HTTP__LISTEN=f"127.0.0.1:{http}",
-               WARREN_CLUSTER__LISTEN=f"127.0.0.1:{cluster}", WARREN_CLUSTER__SEEDS=seeds,
-               WARREN_CLUSTER__COOKIE="timings", WARREN_AUTH__JWT_SECRET="timings",
-               WARREN_CLUSTER__FAILURE_TIMEOUT_MS=str(timeout_ms), WARREN_LOG__LEVEL="error")
-    return subprocess.Popen([BIN], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return start_node(i, http, cluster, seeds, "timings",
+                      WARREN_CLUSTER__FAILURE_TIMEOUT_MS=str(timeout_ms))
 
 
 def until(pred, limit=30.0):

@@ -9,42 +9,16 @@ send -> first `state` acknowledging it. The difference between the two is the ho
 import argparse
 import asyncio
 import json
-import os
 import random
-import socket
-import subprocess
 import time
-import urllib.request
 
 import websockets
 
-BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "warren")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from warren_local import free_port, guest, pct, start as start_node, wait_ready
 
 
 def start(i, http, cluster, seed):
-    env = dict(os.environ, WARREN_NODE__ID=f"n{i}", WARREN_HTTP__LISTEN=f"127.0.0.1:{http}",
-               WARREN_CLUSTER__LISTEN=f"127.0.0.1:{cluster}", WARREN_CLUSTER__SEEDS=f"127.0.0.1:{seed}",
-               WARREN_CLUSTER__COOKIE="hop", WARREN_AUTH__JWT_SECRET="hop", WARREN_LOG__LEVEL="error")
-    return subprocess.Popen([BIN], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def guest(http, name):
-    req = urllib.request.Request(f"http://127.0.0.1:{http}/v1/auth/guest", data=json.dumps({"name": name}).encode(), method="POST")
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)["token"]
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return round(xs[min(len(xs) - 1, int(p * len(xs)))] * 1000, 2)
+    return start_node(i, http, cluster, f"127.0.0.1:{seed}", "hop")
 
 
 async def player(http, name, room, seconds, samples, create=None):
@@ -98,21 +72,14 @@ async def main():
     h1, h2, c1, c2 = free_port(), free_port(), free_port(), free_port()
     procs = [start(1, h1, c1, c2), start(2, h2, c2, c1)]
     try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{h1}/v1/cluster") as r:
-                    if sum(n["state"] == "ready" for n in json.load(r)["nodes"]) == 2:
-                        break
-            except OSError:
-                pass
-            await asyncio.sleep(0.05)
+        await wait_ready(h1, 2)
         room = asyncio.get_running_loop().create_future()
         local, remote = [], []
         await asyncio.gather(player(h2, "local", room, a.seconds, local, create=a.tick_hz),
                              player(h1, "remote", room, a.seconds, remote))
         out = {"tick_hz": a.tick_hz, "seconds": a.seconds}
         for name, xs in (("local", local), ("remote", remote)):
-            out[name] = {"samples": len(xs), "p50_ms": pct(xs, 0.5), "p99_ms": pct(xs, 0.99)}
+            out[name] = {"samples": len(xs), "p50_ms": pct(xs, 0.5, 1000), "p99_ms": pct(xs, 0.99, 1000)}
         out["added_p50_ms"] = round(out["remote"]["p50_ms"] - out["local"]["p50_ms"], 2)
         out["added_p99_ms"] = round(out["remote"]["p99_ms"] - out["local"]["p99_ms"], 2)
         print(json.dumps(out))

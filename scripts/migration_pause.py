@@ -10,9 +10,7 @@ time (SIGTERM to exit) and n2's exit code.
 import argparse
 import asyncio
 import json
-import os
 import re
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,29 +18,10 @@ import urllib.request
 
 import websockets
 
-BIN = os.path.join(os.path.dirname(__file__), "..", "target", "release", "warren")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
+from warren_local import free_port, guest, pct, start as start_node, wait_ready
 
 def start(i, http, cluster, seed, log):
-    env = dict(os.environ, WARREN_NODE__ID=f"n{i}", WARREN_HTTP__LISTEN=f"127.0.0.1:{http}",
-               WARREN_CLUSTER__LISTEN=f"127.0.0.1:{cluster}", WARREN_CLUSTER__SEEDS=f"127.0.0.1:{seed}",
-               WARREN_CLUSTER__COOKIE="mp", WARREN_AUTH__JWT_SECRET="mp", WARREN_LOG__LEVEL="info")
-    return subprocess.Popen([BIN], env=env, stdout=subprocess.DEVNULL, stderr=log)
-
-
-def guest(http, name):
-    req = urllib.request.Request(f"http://127.0.0.1:{http}/v1/auth/guest",
-                                 data=json.dumps({"name": name}).encode(), method="POST")
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)["token"]
+    return start_node(i, http, cluster, f"127.0.0.1:{seed}", "mp", stderr=log, WARREN_LOG__LEVEL="info")
 
 
 async def connect(http, name):
@@ -69,11 +48,6 @@ async def drain_socket(ws):
         pass
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p * len(xs)))]
-
-
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rooms", type=int, default=100)
@@ -83,14 +57,7 @@ async def main():
     log2 = tempfile.NamedTemporaryFile("w+", suffix=".log")
     procs = [start(1, h1, c1, c2, subprocess.DEVNULL), start(2, h2, c2, c1, log2)]
     try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{h1}/v1/cluster") as r:
-                    if sum(n["state"] == "ready" for n in json.load(r)["nodes"]) == 2:
-                        break
-            except OSError:
-                pass
-            await asyncio.sleep(0.05)
+        await wait_ready(h1, 2)
         readers = []
         params = {"tick_hz": 20} if a.game == "arena" else {}
         for r in range(a.rooms):
@@ -112,8 +79,8 @@ async def main():
             n1_rooms = json.load(r)["nodes"][0]["rooms"]
         print(json.dumps({
             "rooms": a.rooms, "game": a.game, "migrated": len(pauses), "rooms_on_n1_after": n1_rooms,
-            "pause_ms_p50": round(pct(pauses, 0.5), 2) if pauses else None,
-            "pause_ms_p99": round(pct(pauses, 0.99), 2) if pauses else None,
+            "pause_ms_p50": pct(pauses, 0.5),
+            "pause_ms_p99": pct(pauses, 0.99),
             "pause_ms_max": round(max(pauses), 2) if pauses else None,
             "drain_s": round(drain_s, 3), "exit_code": procs[1].returncode,
         }))

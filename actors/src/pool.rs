@@ -51,6 +51,17 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// A ticket as it arrived, and its id and queue time.
+    fn from_wire(t: TicketWire) -> (TicketId, Self, u64) {
+        let ticket = Ticket {
+            player: t.player,
+            name: t.name,
+            mmr: t.mmr,
+            home: t.home,
+        };
+        (t.id, ticket, t.since_ms)
+    }
+
     fn wire(self, id: TicketId, since_ms: u64) -> TicketWire {
         TicketWire {
             id,
@@ -153,14 +164,8 @@ impl Actor for Pool {
         match msg {
             PoolMsg::Enqueue(tickets) => {
                 for t in tickets {
-                    let id = t.id.clone();
-                    let ticket = Ticket {
-                        player: t.player,
-                        name: t.name,
-                        mmr: t.mmr,
-                        home: t.home,
-                    };
-                    if st.queue.insert(id.clone(), ticket.mmr, t.since_ms, ticket)
+                    let (id, ticket, since) = Ticket::from_wire(t);
+                    if st.queue.insert(id.clone(), ticket.mmr, since, ticket)
                         && let Some(group) = st.queue.match_around(&id, now, &windows)
                     {
                         st.settle(&me, group);
@@ -233,14 +238,7 @@ impl PoolState {
             true
         } else {
             for t in tickets {
-                let since = t.since_ms;
-                let id = t.id.clone();
-                let ticket = Ticket {
-                    player: t.player,
-                    name: t.name,
-                    mmr: t.mmr,
-                    home: t.home,
-                };
+                let (id, ticket, since) = Ticket::from_wire(t);
                 self.queue.insert(id, ticket.mmr, since, ticket);
             }
             false

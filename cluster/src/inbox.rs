@@ -96,6 +96,18 @@ impl ClusterPeers {
         }
     }
 
+    /// Ids of the other members that are not unreachable.
+    fn reachable_others(&self) -> Vec<String> {
+        self.inner
+            .view
+            .members()
+            .into_iter()
+            .skip(1)
+            .filter(|m| m.state != "unreachable")
+            .map(|m| m.id)
+            .collect()
+    }
+
     /// Sends a request to `node`'s inbox and waits for the matching reply.
     fn request(
         &self,
@@ -213,11 +225,8 @@ impl Peers for ClusterPeers {
     }
 
     fn announce(&self, room: RoomId, to: Location) {
-        for m in self.inner.view.members().into_iter().skip(1) {
-            if m.state == "unreachable" {
-                continue;
-            }
-            if let Some(inbox) = inbox_of(&m.id) {
+        for node in self.reachable_others() {
+            if let Some(inbox) = inbox_of(&node) {
                 send(
                     &inbox,
                     Body::Located {
@@ -230,15 +239,7 @@ impl Peers for ClusterPeers {
     }
 
     fn find_seat(&self, player: PlayerId) -> BoxFuture<Option<RoomId>> {
-        let others: Vec<String> = self
-            .inner
-            .view
-            .members()
-            .into_iter()
-            .skip(1)
-            .filter(|m| m.state != "unreachable")
-            .map(|m| m.id)
-            .collect();
+        let others = self.reachable_others();
         let asks: Vec<_> = others
             .iter()
             .map(|n| {
@@ -377,15 +378,7 @@ impl Peers for ClusterPeers {
     }
 
     fn list_rooms(&self, game: Option<GameName>) -> BoxFuture<Vec<RoomSummary>> {
-        let others: Vec<String> = self
-            .inner
-            .view
-            .members()
-            .into_iter()
-            .skip(1)
-            .filter(|m| m.state != "unreachable")
-            .map(|m| m.id)
-            .collect();
+        let others = self.reachable_others();
         let asks: Vec<_> = others
             .iter()
             .map(|n| {

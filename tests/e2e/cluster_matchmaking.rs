@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::cluster::{COOKIE, start, wait_for};
-use crate::common::{Client, Node, free_port, token};
+use crate::common::{Client, Node, free_port, start_dice_round, token};
 
 async fn queue(node: &Node, player: &str, game: &str, mode: &str) -> Client {
     let tok = token(player, &[("mmr", json!(1000))]);
@@ -52,15 +52,7 @@ async fn players_on_different_nodes_are_matched_and_play_dice_and_arena() {
     let ma = matched(&mut a, "dice", 2).await;
     let mb = matched(&mut b, "dice", 2).await;
     assert_eq!(ma["room"], mb["room"]);
-    a.ok(json!({"type":"ready"})).await;
-    b.ok(json!({"type":"ready"})).await;
-    let started = a.until_event("round_started").await;
-    let order: Vec<String> = started["event"]["order"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().to_owned())
-        .collect();
+    let order = start_dice_round(&mut a, &mut b).await;
     for p in &order {
         let c = if p == "da" { &mut a } else { &mut b };
         c.ok(json!({"type":"input","data":{"action":"roll"}})).await;

@@ -411,3 +411,16 @@ impl Client {
         self.welcome["resume"].as_str().unwrap().to_owned()
     }
 }
+
+/// Both players of a dice room send `ready`; returns the round's turn order as seen by `a`.
+pub async fn start_dice_round(a: &mut Client, b: &mut Client) -> Vec<String> {
+    a.ok(serde_json::json!({"type":"ready"})).await;
+    b.ok(serde_json::json!({"type":"ready"})).await;
+    let started = a.until_event("round_started").await;
+    started["event"]["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::cluster_matchmaking::trio;
-use crate::common::{Client, token};
+use crate::common::{Client, start_dice_round, token};
 
 /// What a player has seen of the room's realtime state so far.
 #[derive(Default)]
@@ -136,15 +136,7 @@ async fn a_dice_round_survives_its_host_draining_with_turns_totals_and_versions(
         .to_owned();
     let mut a = nodes[0].connect("a").await;
     a.ok(json!({"type":"join_room","room":room})).await;
-    a.ok(json!({"type":"ready"})).await;
-    b.ok(json!({"type":"ready"})).await;
-    let started = a.until_event("round_started").await;
-    let order: Vec<String> = started["event"]["order"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().to_owned())
-        .collect();
+    let order = start_dice_round(&mut a, &mut b).await;
     // The first in turn order rolls before the drain.
     let first_is_a = order[0] == "a";
     if first_is_a {
