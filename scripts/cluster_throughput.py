@@ -17,9 +17,8 @@ import re
 import time
 import urllib.request
 
-import websockets
 
-from warren_local import free_port, guest, pct, start as start_node, wait_ready
+from warren_local import enter_arena, free_port, pct, start as start_node, wait_ready
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -44,20 +43,7 @@ def cpu_secs(pid):
 
 
 async def player(http, name, room, stop, samples, create=None):
-    ws = await websockets.connect(f"ws://127.0.0.1:{http}/v1/ws?token={guest(http, name)}", max_queue=None)
-    await ws.recv()
-    if create:
-        await ws.send(json.dumps({"type": "create_room", "game": "arena", "params": {"tick_hz": create}, "rid": 1}))
-    else:
-        await ws.send(json.dumps({"type": "join_room", "room": await room, "rid": 1}))
-    while True:
-        m = json.loads(await ws.recv())
-        if m["type"] == "ok":
-            break
-        if m["type"] == "error":
-            raise RuntimeError(m)
-    if create:
-        room.set_result(m["room"])
+    ws = await enter_arena(http, name, room, create)
     sent = {}
 
     async def reader():

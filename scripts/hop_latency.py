@@ -12,9 +12,8 @@ import json
 import random
 import time
 
-import websockets
 
-from warren_local import free_port, guest, pct, start as start_node, wait_ready
+from warren_local import enter_arena, free_port, pct, start as start_node, wait_ready
 
 
 def start(i, http, cluster, seed):
@@ -22,18 +21,7 @@ def start(i, http, cluster, seed):
 
 
 async def player(http, name, room, seconds, samples, create=None):
-    ws = await websockets.connect(f"ws://127.0.0.1:{http}/v1/ws?token={guest(http, name)}")
-    await ws.recv()
-    if create:
-        await ws.send(json.dumps({"type": "create_room", "game": "arena", "params": {"tick_hz": create}, "rid": 1}))
-    else:
-        await ws.send(json.dumps({"type": "join_room", "room": await room, "rid": 1}))
-    while True:
-        m = json.loads(await ws.recv())
-        if m["type"] == "ok":
-            break
-    if create:
-        room.set_result(m["room"])
+    ws = await enter_arena(http, name, room, create)
     sent = {}
     done = asyncio.Event()
 

@@ -58,3 +58,25 @@ def pct(xs, p, scale=1.0, digits=2):
         return None
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(p * len(xs)))] * scale, digits)
+
+
+async def enter_arena(http, name, room, create_hz=None):
+    """Connects `name` and seats it in an arena room: a new one at `create_hz` (its id is set on
+    the future `room`), or the one `room` resolves to. Returns the open WebSocket."""
+    import websockets
+
+    ws = await websockets.connect(f"ws://127.0.0.1:{http}/v1/ws?token={guest(http, name)}", max_queue=None)
+    await ws.recv()
+    if create_hz:
+        await ws.send(json.dumps({"type": "create_room", "game": "arena", "params": {"tick_hz": create_hz}, "rid": 1}))
+    else:
+        await ws.send(json.dumps({"type": "join_room", "room": await room, "rid": 1}))
+    while True:
+        m = json.loads(await ws.recv())
+        if m["type"] == "ok":
+            break
+        if m["type"] == "error":
+            raise RuntimeError(m)
+    if create_hz:
+        room.set_result(m["room"])
+    return ws
