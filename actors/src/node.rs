@@ -394,6 +394,11 @@ impl Directory {
         read(&self.rooms).get(room).cloned()
     }
 
+    /// Whether the room is hosted here (running or frozen for a move).
+    pub fn hosts(&self, room: &RoomId) -> bool {
+        read(&self.rooms).contains_key(room)
+    }
+
     /// Marks a hosted room as frozen for a move (or not).
     pub fn set_moving(&self, room: &RoomId, moving: bool) {
         if let Some(e) = write(&self.rooms).get_mut(room) {

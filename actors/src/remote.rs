@@ -169,7 +169,8 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub trait Peers: Send + Sync + 'static {
     /// Sends frames to players whose sessions live on `node`, in one message.
     fn deliver(&self, node: &NodeId, frames: Vec<(PlayerId, Outbound)>);
-    /// Runs an operation on a room hosted on `node` and waits for its answer.
+    /// Runs an operation on a room hosted on `node` (this node included) and waits for its
+    /// answer, following the room if it has moved.
     fn room_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<OpResult>;
     /// Open public rooms hosted on every other reachable node.
     fn list_rooms(&self, game: Option<GameName>) -> BoxFuture<Vec<RoomSummary>>;

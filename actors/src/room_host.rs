@@ -318,7 +318,7 @@ impl RoomHostState {
         epoch: u64,
         snapshot: Vec<u8>,
     ) -> Result<(), String> {
-        let here = self.ctx.directory.entry(&room).is_some();
+        let here = self.ctx.directory.hosts(&room);
         let game = self
             .revive(me, &room, &snapshot, epoch)
             .await

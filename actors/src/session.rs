@@ -374,12 +374,14 @@ impl SessionState {
 
     /// Where a room is: hosted here, or on another node of the cluster.
     fn link_to(&self, room: &RoomId) -> Option<Link> {
-        let at = self.ctx.directory.locate(&self.ctx.node, room)?;
-        if at.node == self.ctx.node {
-            // Named by its id but no longer (or never) here: gone.
-            return self.ctx.directory.entry(room).map(|_| Link::Local);
+        if self.ctx.directory.hosts(room) {
+            return Some(Link::Local);
         }
-        self.ctx.peers().map(|_| Link::Remote(at.node))
+        let at = self.ctx.directory.locate(&self.ctx.node, room)?;
+        // A room whose id names this node but that is not here (any more) is gone.
+        (at.node != self.ctx.node)
+            .then(|| self.ctx.peers().map(|_| Link::Remote(at.node)))
+            .flatten()
     }
 
     /// The link to the player's room; forgets a room that is gone.
@@ -407,16 +409,10 @@ impl SessionState {
 
     async fn op_on(&self, room: &RoomId, op: RoomOp) -> OpResult {
         match (self.link_to(room), self.ctx.peers()) {
-            (Some(Link::Local), peers) => {
-                let r = room::apply(&self.ctx, room, op.clone()).await;
-                // The room left while the request waited: follow it.
-                match (&r, self.ctx.directory.moved_to(room), peers) {
-                    (Err((ErrorCode::NotFound, _)), Some(to), Some(peers)) => {
-                        peers.room_op(&to.node, room, op).await
-                    }
-                    _ => r,
-                }
-            }
+            // In a cluster, the room may leave while the request waits for it; the cluster layer
+            // follows it.
+            (Some(Link::Local), Some(peers)) => peers.room_op(&self.ctx.node, room, op).await,
+            (Some(Link::Local), None) => room::apply(&self.ctx, room, op).await,
             (Some(Link::Remote(node)), Some(peers)) => peers.room_op(&node, room, op).await,
             _ => Err((ErrorCode::NotFound, "no such room".into())),
         }

@@ -108,6 +108,15 @@ impl ClusterPeers {
             .collect()
     }
 
+    /// Sends the same request to every other reachable node at once; each answer is awaited
+    /// for [`LIST_TIMEOUT`].
+    fn ask_others(&self, body: impl Fn(u64, String) -> Body) -> Vec<BoxFuture<Option<Reply>>> {
+        self.reachable_others()
+            .iter()
+            .map(|n| self.request(n, &body, LIST_TIMEOUT))
+            .collect()
+    }
+
     /// Sends a request to `node`'s inbox and waits for the matching reply.
     fn request(
         &self,
@@ -146,6 +155,13 @@ impl ClusterPeers {
 fn send(inbox: &ActorRef<Wire>, body: Body) -> bool {
     metrics::counter!("warren_cluster_messages_sent_total", "kind" => body.kind()).increment(1);
     inbox.cast(Envelope::encode(body)).is_ok()
+}
+
+/// Answers a request from node `from` (dropped if that node is gone).
+fn reply_to(from: &str, body: Body) {
+    if let Some(inbox) = inbox_of(from) {
+        send(&inbox, body);
+    }
 }
 
 fn inbox_of(node: &str) -> Option<ActorRef<Wire>> {
@@ -239,18 +255,11 @@ impl Peers for ClusterPeers {
     }
 
     fn find_seat(&self, player: PlayerId) -> BoxFuture<Option<RoomId>> {
-        let others = self.reachable_others();
-        let asks: Vec<_> = others
-            .iter()
-            .map(|n| {
-                let player = player.clone();
-                self.request(
-                    n,
-                    |corr, from| Body::FindSeat { corr, from, player },
-                    LIST_TIMEOUT,
-                )
-            })
-            .collect();
+        let asks = self.ask_others(|corr, from| Body::FindSeat {
+            corr,
+            from,
+            player: player.clone(),
+        });
         Box::pin(async move {
             for ask in asks {
                 if let Some(Reply::Seat(Some(room))) = ask.await {
@@ -378,18 +387,11 @@ impl Peers for ClusterPeers {
     }
 
     fn list_rooms(&self, game: Option<GameName>) -> BoxFuture<Vec<RoomSummary>> {
-        let others = self.reachable_others();
-        let asks: Vec<_> = others
-            .iter()
-            .map(|n| {
-                let game = game.clone();
-                self.request(
-                    n,
-                    |corr, from| Body::ListRooms { corr, from, game },
-                    LIST_TIMEOUT,
-                )
-            })
-            .collect();
+        let asks = self.ask_others(|corr, from| Body::ListRooms {
+            corr,
+            from,
+            game: game.clone(),
+        });
         Box::pin(async move {
             let mut rooms = Vec::new();
             for ask in asks {
@@ -456,9 +458,7 @@ impl Actor for NodeInbox {
                         }
                         _ => Body::OpReply { corr, result },
                     };
-                    if let Some(inbox) = inbox_of(&from) {
-                        send(&inbox, body);
-                    }
+                    reply_to(&from, body);
                 });
             }
             Body::Moved { corr, to } => st.peers.complete(corr, Reply::Moved(to)),
@@ -479,17 +479,13 @@ impl Actor for NodeInbox {
                         reply
                     })
                     .unwrap_or_else(|e| Err(e.to_string()));
-                    if let Some(inbox) = inbox_of(&from) {
-                        send(&inbox, Body::Adopted { corr, result });
-                    }
+                    reply_to(&from, Body::Adopted { corr, result });
                 });
             }
             Body::Adopted { corr, result } => st.peers.complete(corr, Reply::Adopted(result)),
             Body::FindSeat { corr, from, player } => {
                 let room = st.ctx.directory.seat_of(&player);
-                if let Some(inbox) = inbox_of(&from) {
-                    send(&inbox, Body::Seat { corr, room });
-                }
+                reply_to(&from, Body::Seat { corr, room });
             }
             Body::Seat { corr, room } => st.peers.complete(corr, Reply::Seat(room)),
             Body::OpReply { corr, result } => st.peers.complete(corr, Reply::Op(result)),
@@ -507,9 +503,7 @@ impl Actor for NodeInbox {
                     .ctx
                     .directory
                     .list_open(game.as_ref(), warren_actors::session::LIST_ROOMS_LIMIT);
-                if let Some(inbox) = inbox_of(&from) {
-                    send(&inbox, Body::Rooms { corr, rooms });
-                }
+                reply_to(&from, Body::Rooms { corr, rooms });
             }
             Body::Rooms { corr, rooms } => st.peers.complete(corr, Reply::Rooms(rooms)),
             Body::Pool(msg) => {
@@ -538,9 +532,7 @@ impl Actor for NodeInbox {
                         Some(a) => a.await,
                         None => false,
                     };
-                    if let Some(inbox) = inbox_of(&from) {
-                        send(&inbox, Body::Claimed { corr, ok });
-                    }
+                    reply_to(&from, Body::Claimed { corr, ok });
                 });
             }
             Body::Claimed { corr, ok } => st.peers.complete(corr, Reply::Claimed(ok)),
@@ -553,9 +545,7 @@ impl Actor for NodeInbox {
                 let ctx = st.ctx.clone();
                 tokio::spawn(async move {
                     let result = create_matched(&ctx, game, players).await;
-                    if let Some(inbox) = inbox_of(&from) {
-                        send(&inbox, Body::Created { corr, result });
-                    }
+                    reply_to(&from, Body::Created { corr, result });
                 });
             }
             Body::Created { corr, result } => st.peers.complete(corr, Reply::Created(result)),
