@@ -77,6 +77,8 @@ pub(crate) struct ClusterSection {
     pub(crate) cookie: String,
     /// Failure detection timeout.
     pub(crate) failure_timeout_ms: u64,
+    /// How long an unreachable member still counts towards the cluster's size.
+    pub(crate) forget_after_ms: u64,
     /// One message per destination node per room event or tick.
     pub(crate) batch_delivery: bool,
     /// TLS certificate chain (PEM).
@@ -117,6 +119,8 @@ pub(crate) struct RoomsSection {
     pub(crate) max_restarts: u32,
     /// Restart budget window.
     pub(crate) restart_window_ms: u64,
+    /// Rooms moved per second onto nodes that have fewer than their share (0: never).
+    pub(crate) rebalance_per_sec: u32,
 }
 
 /// `[drain]`.
@@ -281,6 +285,14 @@ impl Config {
         if self.limits.heartbeat_ms < 100 {
             return bad("limits.heartbeat_ms", "must be at least 100");
         }
+        if self.cluster.forget_after_ms != 0
+            && self.cluster.forget_after_ms <= self.cluster.failure_timeout_ms
+        {
+            return bad(
+                "cluster.forget_after_ms",
+                "must be 0 or more than cluster.failure_timeout_ms",
+            );
+        }
         if self.rooms.snapshot_interval_ms < 10 {
             return bad("rooms.snapshot_interval_ms", "must be at least 10");
         }
@@ -325,6 +337,7 @@ impl Config {
                 snapshot_interval_ms: r.snapshot_interval_ms,
                 max_restarts: r.max_restarts,
                 restart_window_ms: r.restart_window_ms,
+                rebalance_per_sec: r.rebalance_per_sec,
             },
             matchmaking: MatchSettings {
                 initial_window: m.initial_window,

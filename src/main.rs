@@ -150,6 +150,8 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
                 seeds: cfg.cluster.seeds.clone(),
                 cookie,
                 failure_timeout: std::time::Duration::from_millis(cfg.cluster.failure_timeout_ms),
+                forget_after: (cfg.cluster.forget_after_ms > 0)
+                    .then(|| std::time::Duration::from_millis(cfg.cluster.forget_after_ms)),
                 batch_delivery: cfg.cluster.batch_delivery,
                 tls: (!cfg.cluster.tls_cert.is_empty()).then(|| warren_cluster::tls::TlsFiles {
                     cert: cfg.cluster.tls_cert.clone().into(),
@@ -165,6 +167,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
             format!("failed to start the cluster listener on cluster.listen {cluster_listen}")
         })?;
 
+    actors.spawn(warren_actors::migrate::rebalance(ctx.clone()));
     let (drain_tx, drain_rx) = tokio::sync::mpsc::unbounded_channel();
     let edge = Arc::new(Edge {
         ctx: ctx.clone(),

@@ -130,6 +130,15 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     };
+    if outcome == Outcome::Drained {
+        // The backups drop the replicas of the rooms that moved (within a replication interval
+        // or two); then the other nodes stop counting this one, so the majority rule is reckoned
+        // over the nodes that remain (a rooms-left-behind replica is adopted by its backup).
+        let interval = Duration::from_millis(ctx.settings.load().rooms.snapshot_interval_ms);
+        tokio::time::sleep((interval * 2).min(Duration::from_secs(1))).await;
+        warren_cluster::membership::announce_leaving(ctx.node.as_str());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     lc.server.stop(outcome == Outcome::Drained).await;
     outcome
 }

@@ -54,6 +54,10 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
             ],
         )?
         .set_buckets_for_metric(
+            Matcher::Full("warren_room_adoption_state_age_seconds".into()),
+            &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+        )?
+        .set_buckets_for_metric(
             Matcher::Full("warren_cluster_request_seconds".into()),
             &[
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 5.0,
@@ -77,6 +81,19 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
     describe_counter!(
         "warren_room_adoptions_total",
         "Rooms revived here after their node died"
+    );
+    describe_histogram!(
+        "warren_room_adoption_state_age_seconds",
+        Unit::Seconds,
+        "Age of the snapshot a room was revived from after its node died: the play its players lost"
+    );
+    describe_gauge!(
+        "warren_room_replicas",
+        "Snapshots this node keeps as the backup of rooms hosted on other nodes"
+    );
+    describe_gauge!(
+        "warren_cluster_isolated",
+        "1 while this node sees no strict majority of its cluster (it hosts no rooms then)"
     );
     describe_gauge!(
         "warren_matchmaking_tickets",
@@ -156,6 +173,8 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
     metrics::gauge!("warren_build_info", "version" => version.to_owned(), "node" => node.to_owned()).set(1.0);
     metrics::gauge!("warren_connections").set(0.0);
     metrics::gauge!("warren_draining").set(0.0);
+    metrics::gauge!("warren_cluster_isolated").set(0.0);
+    metrics::gauge!("warren_room_replicas").set(0.0);
     metrics::counter!("warren_room_migrations_total", "outcome" => "ok").absolute(0);
     metrics::counter!("warren_room_migrations_total", "outcome" => "failed").absolute(0);
     metrics::counter!("warren_room_adoptions_total").absolute(0);

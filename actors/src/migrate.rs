@@ -20,9 +20,13 @@ use tracing::{info, warn};
 use warren_protocol::{NodeId, RoomId};
 
 use crate::node::{Location, NodeCtx, lock};
-use crate::ring::place;
+use crate::ring::{place, version_key};
 use crate::room::{RoomMsg, RoomSnapshot};
 use crate::room_host::RoomHostMsg;
+
+/// How long an imbalance must last before rooms move to even it out, and how long a room sent to
+/// a node is counted there before that node's own heartbeat does.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// How long a room has to hand over its final snapshot.
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,12 +57,17 @@ pub async fn migrate_all(ctx: &Arc<NodeCtx>, deadline: Instant) -> Migrated {
     out
 }
 
-/// Moves one room; true when it runs on another node now.
+/// Moves one room to the node [`place`] picks; true when it runs on another node now.
 pub async fn migrate(ctx: &Arc<NodeCtx>, room: &RoomId) -> bool {
+    migrate_to(ctx, room, None).await
+}
+
+/// Moves one room, to `target` when given; true when it runs on another node now.
+pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId>) -> bool {
     let Some(peers) = ctx.peers() else {
         return false;
     };
-    let Some(entry) = ctx.directory.entry(room) else {
+    let Some(entry) = ctx.directory.entry(room).filter(|e| !e.moving) else {
         return false;
     };
     let started = Instant::now();
@@ -77,7 +86,7 @@ pub async fn migrate(ctx: &Arc<NodeCtx>, room: &RoomId) -> bool {
             return false;
         }
     };
-    let homes: Vec<NodeId> = postcard::from_bytes::<RoomSnapshot>(&bytes)
+    let homes: Vec<NodeId> = RoomSnapshot::decode(&bytes)
         .map(|s| s.seats.into_iter().map(|s| s.home).collect())
         .unwrap_or_default();
     let candidates: Vec<_> = peers
@@ -86,7 +95,7 @@ pub async fn migrate(ctx: &Arc<NodeCtx>, room: &RoomId) -> bool {
         .filter(|c| c.node != ctx.node)
         .collect();
     let epoch = entry.epoch + 1;
-    let result = match place(&homes, &candidates) {
+    let result = match target.or_else(|| place(&homes, &candidates)) {
         Some(target) => peers
             .adopt(&target, room.clone(), epoch, bytes.clone())
             .await
@@ -128,12 +137,93 @@ pub async fn migrate(ctx: &Arc<NodeCtx>, room: &RoomId) -> bool {
                 room,
                 epoch: entry.epoch,
                 snapshot,
+                after_death: false,
                 reply
             });
             if !matches!(back, Ok(Ok(()))) {
                 warn!(error = ?back, "room could not be restarted here either");
             }
             false
+        }
+    }
+}
+
+/// Spreads rooms evenly over the ready nodes, until the process ends: while this node is the
+/// busiest ready node (ties: the lowest id), hosts more than the mean, and at least two rooms more
+/// than the least loaded ready node of the newest version, it live-migrates one room there, at
+/// most `rooms.rebalance_per_sec` a second. Every node does the same, so a node that joins fills
+/// up to its share from all of them, one room at a time.
+pub async fn rebalance(ctx: Arc<NodeCtx>) {
+    // Since when the cluster has looked uneven: rooms being created in a burst make counts flicker
+    // (each node reads the others' a heartbeat late), so only an imbalance that lasts is acted on.
+    let mut uneven_since: Option<Instant> = None;
+    // Rooms this node sent to each node lately, which that node's heartbeat may not count yet.
+    let mut sent: Vec<(Instant, NodeId)> = Vec::new();
+    loop {
+        let per_sec = ctx.settings.load().rooms.rebalance_per_sec;
+        if per_sec == 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        tokio::time::sleep(Duration::from_secs(1) / per_sec).await;
+        if !ctx.is_serving() {
+            continue;
+        }
+        let Some(peers) = ctx.peers() else {
+            continue;
+        };
+        let mine = ctx.directory.len() as u64;
+        sent.retain(|(at, _)| at.elapsed() < SETTLE);
+        let mut candidates = peers.candidates();
+        for c in &mut candidates {
+            c.rooms += sent.iter().filter(|(_, n)| *n == c.node).count() as u32;
+        }
+        if candidates.len() < 2 {
+            continue;
+        }
+        let total: u64 = candidates
+            .iter()
+            .map(|c| {
+                if c.node == ctx.node {
+                    mine
+                } else {
+                    u64::from(c.rooms)
+                }
+            })
+            .sum();
+        let newest = candidates.iter().map(|c| version_key(&c.version)).max();
+        let Some(least) = candidates
+            .iter()
+            .filter(|c| c.node != ctx.node && Some(version_key(&c.version)) == newest)
+            .min_by(|a, b| a.rooms.cmp(&b.rooms).then(a.node.cmp(&b.node)))
+        else {
+            continue;
+        };
+        let above_mean = mine * candidates.len() as u64 > total;
+        // One sender at a time, the busiest node (ties: the lowest id), so that nodes reading each
+        // other's counts a heartbeat late do not all fill the same node past its share.
+        let busiest = candidates.iter().filter(|c| c.node != ctx.node).all(|c| {
+            (u64::from(c.rooms), &ctx.node) < (mine, &c.node) || u64::from(c.rooms) < mine
+        });
+        if !above_mean || !busiest || mine < u64::from(least.rooms) + 2 {
+            uneven_since = None;
+            continue;
+        }
+        if uneven_since.get_or_insert_with(Instant::now).elapsed() < SETTLE {
+            continue;
+        }
+        let Some(room) = ctx
+            .directory
+            .ids()
+            .into_iter()
+            .find(|r| !ctx.directory.is_moving(r))
+        else {
+            continue;
+        };
+        let to = least.node.clone();
+        if migrate_to(&ctx, &room, Some(to.clone())).await {
+            sent.push((Instant::now(), to.clone()));
+            info!(room = %room, to = %to, rooms_here = mine - 1, "room moved to even out the cluster");
         }
     }
 }

@@ -54,6 +54,12 @@ pub struct NodeCtx {
     pub resume_key: ResumeKey,
     /// Tickets waiting in the pools hosted here (a drain waits for them to be handed over).
     pub tickets: AtomicU64,
+    /// Woken when a turn-based room wrote a snapshot, so it reaches the room's backup node now
+    /// rather than at the next replication interval.
+    pub replicate: Notify,
+    /// Set while this node sees no strict majority of the cluster: it hosts no rooms and takes
+    /// no players (the majority side adopts its rooms).
+    pub isolated: AtomicBool,
     ids: AtomicU64,
     hosts: OnceLock<Hosts>,
     peers: OnceLock<Arc<dyn Peers>>,
@@ -90,6 +96,8 @@ impl NodeCtx {
             snapshots: Mutex::new(HashMap::new()),
             resume_key,
             tickets: AtomicU64::new(0),
+            replicate: Notify::new(),
+            isolated: AtomicBool::new(false),
             ids: AtomicU64::new(0),
             hosts: OnceLock::new(),
             peers: OnceLock::new(),
@@ -120,6 +128,16 @@ impl NodeCtx {
     /// Whether the node is draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Whether the node is cut off from the majority of its cluster.
+    pub fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::Acquire)
+    }
+
+    /// Whether the node takes new players and rooms: neither draining nor isolated.
+    pub fn is_serving(&self) -> bool {
+        !self.is_draining() && !self.is_isolated()
     }
 
     /// A node-unique id with a prefix: random part first so ids from different nodes never clash.
@@ -392,6 +410,11 @@ impl Directory {
     /// The room's entry, if hosted here.
     pub fn entry(&self, room: &RoomId) -> Option<RoomEntry> {
         read(&self.rooms).get(room).cloned()
+    }
+
+    /// The room's epoch, if hosted here.
+    pub fn epoch_of(&self, room: &RoomId) -> Option<u64> {
+        read(&self.rooms).get(room).map(|e| e.epoch)
     }
 
     /// Whether the room is hosted here (running or frozen for a move).

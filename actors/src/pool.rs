@@ -317,6 +317,7 @@ fn candidates(ctx: &NodeCtx) -> Vec<Candidate> {
         None => vec![Candidate {
             node: ctx.node.clone(),
             rooms: ctx.directory.len() as u32,
+            version: ctx.version.clone(),
         }],
     }
 }

@@ -70,6 +70,21 @@ impl Ring {
         let (_, n) = self.points[i % self.points.len()];
         self.nodes.get(n as usize)
     }
+
+    /// The owner of `key` among the nodes other than `not`: the first point clockwise from the
+    /// key's hash that belongs to another node. A room's backup is `owner_except(room, host)`, so
+    /// when the host leaves the ring, the backup is the key's plain owner on every survivor's ring.
+    pub fn owner_except(&self, key: &str, not: &NodeId) -> Option<&NodeId> {
+        if self.points.is_empty() {
+            return None;
+        }
+        let h = hash(key.as_bytes());
+        let start = self.points.partition_point(|(p, _)| *p < h);
+        (0..self.points.len())
+            .map(|k| self.points[(start + k) % self.points.len()].1)
+            .filter_map(|n| self.nodes.get(n as usize))
+            .find(|n| *n != not)
+    }
 }
 
 /// FNV-1a, then the murmur3 finalizer so nearby keys spread over the whole ring.
@@ -93,14 +108,27 @@ pub struct Candidate {
     pub node: NodeId,
     /// Rooms it hosts.
     pub rooms: u32,
+    /// Its build version (`major.minor.patch`).
+    pub version: String,
 }
 
-/// Where a matchmade room goes: the candidate (ready node) where most of its players are
-/// connected; among equals, the least loaded; then the lowest id. With no player on a candidate,
-/// the least loaded candidate. `None` only when there is no candidate.
+/// A build version as numbers, for ordering (`0.10.0` is newer than `0.9.3`); parts that are not
+/// numbers count as 0.
+pub fn version_key(v: &str) -> Vec<u64> {
+    v.split(['.', '-', '+'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
+}
+
+/// Where a room goes: among the candidates (ready nodes) of the newest build version (a rolling
+/// upgrade moves rooms forward, never back to a node about to be replaced), the one where most of
+/// its players are connected; among equals, the least loaded; then the lowest id. `None` only
+/// when there is no candidate.
 pub fn place(homes: &[NodeId], candidates: &[Candidate]) -> Option<NodeId> {
+    let newest = candidates.iter().map(|c| version_key(&c.version)).max()?;
     candidates
         .iter()
+        .filter(|c| version_key(&c.version) == newest)
         .max_by(|a, b| {
             let count = |c: &Candidate| homes.iter().filter(|h| **h == c.node).count();
             count(a)
@@ -178,6 +206,7 @@ mod tests {
         let c = |n: &str, rooms| Candidate {
             node: n.into(),
             rooms,
+            version: "0.1.0".into(),
         };
         let cands = [c("n1", 5), c("n2", 1), c("n3", 9)];
         let h = |v: &[&str]| v.iter().map(|s| NodeId::from(*s)).collect::<Vec<_>>();
@@ -186,5 +215,46 @@ mod tests {
         assert_eq!(place(&h(&["gone", "gone"]), &cands), Some("n2".into()));
         assert_eq!(place(&h(&[]), &[c("b", 2), c("a", 2)]), Some("a".into()));
         assert_eq!(place(&h(&["n1"]), &[]), None);
+    }
+
+    #[test]
+    fn rooms_move_to_the_newest_version_first() {
+        let c = |n: &str, rooms, version: &str| Candidate {
+            node: n.into(),
+            rooms,
+            version: version.into(),
+        };
+        let h = |v: &[&str]| v.iter().map(|s| NodeId::from(*s)).collect::<Vec<_>>();
+        let mixed = [
+            c("old", 0, "0.9.3"),
+            c("new", 7, "0.10.0"),
+            c("new2", 9, "0.10.0"),
+        ];
+        // Players on the old node and the old node empty: still the least loaded new one.
+        assert_eq!(place(&h(&["old", "old"]), &mixed), Some("new".into()));
+        assert_eq!(place(&h(&["new2"]), &mixed), Some("new2".into()));
+        assert!(version_key("0.10.0") > version_key("0.9.3"));
+        assert!(version_key("1.0.0-rc1") > version_key("0.99.0"));
+    }
+
+    #[test]
+    fn a_backup_is_the_next_owner_and_stays_the_owner_when_its_host_leaves() {
+        let three = ring(&["n1", "n2", "n3"]);
+        for i in 0..300 {
+            let key = format!("n1.room{i}");
+            let host = three.owner(&key).unwrap().clone();
+            let backup = three.owner_except(&key, &host).unwrap().clone();
+            assert_ne!(backup, host);
+            let rest: Vec<&str> = ["n1", "n2", "n3"]
+                .into_iter()
+                .filter(|n| *n != host.as_str())
+                .collect();
+            assert_eq!(ring(&rest).owner(&key), Some(&backup), "{key}");
+            // Any host, not only the key's owner: the backup survives the host's departure.
+            let other = NodeId::from("n2");
+            let b2 = three.owner_except(&key, &other).unwrap().clone();
+            assert_eq!(ring(&["n1", "n3"]).owner(&key), Some(&b2));
+        }
+        assert_eq!(ring(&["solo"]).owner_except("k", &"solo".into()), None);
     }
 }

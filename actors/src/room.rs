@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use warren_protocol::{
     ErrorCode, GameName, NodeId, Outbound, PlayerId, PlayerView, RoomId, ServerMsg, encode,
     error_frame, state_frame,
@@ -24,7 +24,22 @@ use crate::node::{NodeCtx, lock, now_ms};
 use crate::remote::{OpResult, RoomOp};
 
 /// Version of [`RoomSnapshot`]'s layout.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+///
+/// Snapshots cross between nodes of two builds during a rolling upgrade, in both directions, and
+/// postcard is not self-describing, so the layout only ever grows by appending: the format-1 fields
+/// come first, unchanged, and each later format adds a tail after them. A reader ignores a tail it
+/// does not know (postcard stops after the fields it expects) and defaults a tail that is missing.
+/// - 1: the base fields.
+/// - 2: tail [`SnapshotTail2`]: when the snapshot was taken.
+pub const SNAPSHOT_FORMAT: u32 = 2;
+
+/// What format 2 appends to a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotTail2 {
+    /// When the snapshot was taken (ms since the Unix epoch): an adopting node reports how old the
+    /// state it revived was, which is what its players lost. 0 when unknown (a format-1 snapshot).
+    pub saved_ms: u64,
+}
 
 /// A seat, as kept in snapshots.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,6 +79,27 @@ pub struct RoomSnapshot {
     pub game_version: u32,
     /// The game's own snapshot.
     pub game_state: Vec<u8>,
+    /// Format 2's tail (not part of the format-1 layout; see [`SNAPSHOT_FORMAT`]).
+    #[serde(skip)]
+    pub tail2: SnapshotTail2,
+}
+
+impl RoomSnapshot {
+    /// The snapshot's bytes: the format-1 layout, then the tails.
+    pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
+        let base = postcard::to_stdvec(self)?;
+        postcard::to_extend(&self.tail2, base)
+    }
+
+    /// Reads a snapshot of any format: the tails it lacks get their defaults, tails of formats
+    /// newer than this build are ignored.
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        let (mut snap, rest) = postcard::take_from_bytes::<RoomSnapshot>(bytes)?;
+        if snap.format >= 2 && !rest.is_empty() {
+            snap.tail2 = postcard::from_bytes(rest)?;
+        }
+        Ok(snap)
+    }
 }
 
 /// Messages of a room.
@@ -135,6 +171,14 @@ pub enum RoomMsg {
     Deadline(u64),
     /// Write a snapshot now.
     Snapshot,
+    /// The grace period of a seat whose session was on a node that died is over: the seat goes
+    /// unless its player came back (to a session on any node) since.
+    OrphanGrace {
+        /// The player.
+        player: PlayerId,
+        /// The dead node.
+        home: NodeId,
+    },
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -160,6 +204,9 @@ pub struct RoomArgs {
     pub tick: u64,
     /// Whether this start revives a crashed room (players get a full resync).
     pub restarted: bool,
+    /// Adopted after its node died: seats whose sessions were on unreachable nodes are
+    /// disconnected and released after the reconnect grace unless their players resume.
+    pub orphans: bool,
 }
 
 struct Seat {
@@ -242,6 +289,9 @@ impl Actor for Room {
                 Duration::from_millis(st.ctx.settings.load().rooms.snapshot_interval_ms.max(10));
             st.timers
                 .push(myself.send_interval(snap, || RoomMsg::Snapshot));
+        }
+        if a.orphans {
+            st.orphan_seats(&myself);
         }
         if a.restarted {
             for i in 0..st.seats.len() {
@@ -334,7 +384,7 @@ impl Actor for Room {
                 st.resync(&player);
             }
             RoomMsg::Freeze(reply) => {
-                let bytes = st.snapshot().and_then(|s| postcard::to_stdvec(&s));
+                let bytes = st.snapshot().and_then(|s| s.encode());
                 if let Ok(b) = &bytes {
                     lock(&st.ctx.snapshots).insert(st.id.clone(), Arc::new(b.clone()));
                 }
@@ -355,6 +405,19 @@ impl Actor for Room {
                 }
             }
             RoomMsg::Snapshot => st.write_snapshot(),
+            RoomMsg::OrphanGrace { player, home } => {
+                if st
+                    .seat_of(&player)
+                    .is_some_and(|i| st.seats[i].rec.home == home && !st.seats[i].rec.connected)
+                {
+                    info!(room = %st.id, player = %player, "seat of a player whose node died released");
+                    let _ = st.leave(&player);
+                    if st.seats.is_empty() {
+                        myself.stop(Some("empty".into()));
+                        return Ok(());
+                    }
+                }
+            }
         }
         st.arm_deadline(&myself);
         Ok(())
@@ -542,6 +605,26 @@ impl RoomState {
         self.broadcast(frame);
     }
 
+    /// After a restart or an adoption: seats whose session was on a node that is not reachable
+    /// any more are disconnected, and released after the reconnect grace unless their players
+    /// resume on another node (their sessions, which would have done that, died with the node).
+    fn orphan_seats(&mut self, myself: &ActorRef<RoomMsg>) {
+        let Some(peers) = self.ctx.peers() else {
+            return;
+        };
+        let grace = Duration::from_millis(self.ctx.settings.load().rooms.reconnect_grace_ms);
+        for seat in &mut self.seats {
+            let home = seat.rec.home.clone();
+            if home == self.ctx.node || peers.reachable(&home) {
+                continue;
+            }
+            seat.rec.connected = false;
+            seat.synced = false;
+            let player = seat.rec.player.clone();
+            drop(myself.send_after(grace, move || RoomMsg::OrphanGrace { player, home }));
+        }
+    }
+
     fn set_connected(&mut self, player: &PlayerId, connected: bool) {
         let Some(i) = self.seat_of(player) else {
             return;
@@ -648,13 +731,19 @@ impl RoomState {
             seats: self.seats.iter().map(|s| s.rec.clone()).collect(),
             game_version: spec_version,
             game_state: self.game.snapshot()?,
+            tail2: SnapshotTail2 { saved_ms: now_ms() },
         })
     }
 
     fn write_snapshot(&mut self) {
-        match self.snapshot().and_then(|s| postcard::to_stdvec(&s)) {
+        match self.snapshot().and_then(|s| s.encode()) {
             Ok(bytes) => {
                 lock(&self.ctx.snapshots).insert(self.id.clone(), Arc::new(bytes));
+                // Realtime rooms reach their backup at the replication interval; a turn-based
+                // room's every event goes now.
+                if self.game.tick_interval().is_none() {
+                    self.ctx.replicate.notify_one();
+                }
             }
             Err(e) => warn!(room = %self.id, error = %e, "failed to snapshot room"),
         }
@@ -837,5 +926,90 @@ pub fn join_refusal(code: ErrorCode) -> &'static str {
         ErrorCode::AlreadyInRoom => "already seated in this room",
         ErrorCode::NotFound => "no such room",
         _ => "request refused",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The snapshot exactly as the previous build (format 1) wrote and read it.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct SnapshotV1 {
+        format: u32,
+        room: RoomId,
+        game: GameName,
+        private: bool,
+        version: u64,
+        tick: u64,
+        seats: Vec<SeatRecord>,
+        game_version: u32,
+        game_state: Vec<u8>,
+    }
+
+    fn seats() -> Vec<SeatRecord> {
+        vec![SeatRecord {
+            player: "p1".into(),
+            name: "Ann".into(),
+            seat: 0,
+            connected: true,
+            ready: false,
+            home: "n2".into(),
+        }]
+    }
+
+    #[test]
+    fn snapshots_cross_between_the_previous_format_and_this_one_both_ways() {
+        // Previous build → this one: the tail it did not write gets its default.
+        let old = SnapshotV1 {
+            format: 1,
+            room: "n1.rold".into(),
+            game: "dice".into(),
+            private: true,
+            version: 41,
+            tick: 7,
+            seats: seats(),
+            game_version: 1,
+            game_state: vec![1, 2, 3],
+        };
+        let bytes = postcard::to_stdvec(&old).unwrap();
+        let read = RoomSnapshot::decode(&bytes).unwrap();
+        assert_eq!(
+            (read.format, &read.room, read.version, read.tick),
+            (1, &old.room, 41, 7)
+        );
+        assert_eq!(read.seats, old.seats);
+        assert_eq!(read.game_state, old.game_state);
+        assert_eq!(read.tail2, SnapshotTail2::default());
+
+        // This build → the previous one: it reads the fields it knows and ignores the tail.
+        let new = RoomSnapshot {
+            format: SNAPSHOT_FORMAT,
+            room: "n2.rnew".into(),
+            game: "arena".into(),
+            private: false,
+            version: 9,
+            tick: 1234,
+            seats: seats(),
+            game_version: 1,
+            game_state: vec![9; 40],
+            tail2: SnapshotTail2 {
+                saved_ms: 1_790_000_000_000,
+            },
+        };
+        let bytes = new.encode().unwrap();
+        let back: SnapshotV1 = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            (back.room, back.version, back.tick, back.game_state),
+            (new.room.clone(), 9, 1234, new.game_state.clone())
+        );
+        // And this build reads its own, tail included.
+        assert_eq!(RoomSnapshot::decode(&bytes).unwrap(), new);
+        // A snapshot of a later build, with a tail this one does not know, still reads.
+        let mut later = bytes.clone();
+        later.extend_from_slice(&[0xAA, 0x01, 0x02]);
+        assert_eq!(RoomSnapshot::decode(&later).unwrap(), new);
+        // Garbage is an error, not a room.
+        assert!(RoomSnapshot::decode(&[0xff; 3]).is_err());
     }
 }

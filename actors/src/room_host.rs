@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use tracing::{error, info, warn};
 use warren_protocol::{GameName, RoomId};
 
-use crate::node::{NodeCtx, RoomEntry, lock};
+use crate::node::{Location, NodeCtx, RoomEntry, lock};
 use crate::remote::SeatPlan;
 use crate::room::{Room, RoomArgs, RoomMsg, RoomSnapshot, SeatRecord, notify_closed};
 
@@ -50,8 +50,8 @@ pub enum RoomHostMsg {
         /// The new room's id and actor.
         reply: RpcReplyPort<Result<(RoomId, ActorRef<RoomMsg>), CreateRoomError>>,
     },
-    /// Host a room from its snapshot at `epoch`: a room moving here from another node, or one
-    /// whose move failed coming back.
+    /// Host a room from its snapshot at `epoch`: a room moving here from another node, one whose
+    /// move failed coming back, or one whose node died (from the replica kept here).
     Adopt {
         /// The room.
         room: RoomId,
@@ -59,9 +59,21 @@ pub enum RoomHostMsg {
         epoch: u64,
         /// Its snapshot (postcard [`RoomSnapshot`]).
         snapshot: Vec<u8>,
+        /// Its node died (the room comes from a replica), rather than handing it over.
+        after_death: bool,
         /// Whether it runs here now.
         reply: RpcReplyPort<Result<(), String>>,
     },
+    /// Stop hosting a room without telling its players: another node hosts it (`to`, which
+    /// requests are redirected to), or this node is cut off from its cluster (`to` is `None`).
+    Drop {
+        /// The room.
+        room: RoomId,
+        /// Where it lives now, if known.
+        to: Option<Location>,
+    },
+    /// Stop hosting every room (this node lost sight of the cluster's majority, which adopts them).
+    DropAll,
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -115,10 +127,19 @@ impl Actor for RoomHost {
                 room,
                 epoch,
                 snapshot,
+                after_death,
                 reply,
             } => {
-                let r = st.adopt(&me, room, epoch, snapshot).await;
+                let r = st.adopt(&me, room, epoch, snapshot, after_death).await;
                 let _ = reply.send(r);
+            }
+            RoomHostMsg::Drop { room, to } => st.drop_room(&room, to),
+            RoomHostMsg::DropAll => {
+                let rooms = st.ctx.directory.ids();
+                warn!(rooms = rooms.len(), "no longer hosting any room");
+                for room in rooms {
+                    st.drop_room(&room, None);
+                }
             }
         }
         Ok(())
@@ -132,9 +153,15 @@ impl Actor for RoomHost {
     ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorTerminated(cell, _, _) => {
-                // A room frozen for a move stopped itself; the move settles its entry.
+                // A room frozen for a move stopped itself; the move settles its entry. A room
+                // dropped here may be hosted again already, by a newer actor.
                 if let Some(room) = st.children.remove(&cell.get_id())
                     && !st.ctx.directory.is_moving(&room)
+                    && st
+                        .ctx
+                        .directory
+                        .entry(&room)
+                        .is_some_and(|e| e.actor.get_id() == cell.get_id())
                 {
                     st.forget(&room);
                 }
@@ -180,7 +207,7 @@ impl RoomHostState {
         private: bool,
         players: Vec<SeatPlan>,
     ) -> Result<(RoomId, ActorRef<RoomMsg>), CreateRoomError> {
-        if self.ctx.is_draining() {
+        if !self.ctx.is_serving() {
             return Err(CreateRoomError::Draining);
         }
         let spec = *self
@@ -217,6 +244,7 @@ impl RoomHostState {
             version: 0,
             tick: 0,
             restarted: false,
+            orphans: false,
         };
         let actor = self
             .spawn(me, args, 1)
@@ -261,6 +289,20 @@ impl RoomHostState {
         }
     }
 
+    fn drop_room(&mut self, room: &RoomId, to: Option<Location>) {
+        let entry = match to {
+            Some(to) => self.ctx.directory.move_out(room, to),
+            None => self.ctx.directory.remove(room),
+        };
+        let Some(entry) = entry else {
+            return;
+        };
+        metrics::gauge!("warren_rooms", "game" => entry.game.to_string()).decrement(1.0);
+        lock(&self.ctx.snapshots).remove(room);
+        self.restarts.remove(room);
+        entry.actor.stop(Some("hosted elsewhere".into()));
+    }
+
     fn forget(&mut self, room: &RoomId) {
         if let Some(e) = self.ctx.directory.remove(room) {
             metrics::gauge!("warren_rooms", "game" => e.game.to_string()).decrement(1.0);
@@ -289,15 +331,15 @@ impl RoomHostState {
             return;
         };
         if over_budget {
-            let seats = postcard::from_bytes::<RoomSnapshot>(&bytes)
+            let seats = RoomSnapshot::decode(&bytes)
                 .map(|s| s.seats)
                 .unwrap_or_default();
             warn!(room = %room, restarts = rooms.max_restarts, "room keeps failing, closing it");
             self.close(&room, &seats);
             return;
         }
-        let epoch = self.ctx.directory.entry(&room).map_or(1, |e| e.epoch);
-        match self.revive(me, &room, &bytes, epoch).await {
+        let epoch = self.ctx.directory.epoch_of(&room).unwrap_or(1);
+        match self.revive(me, &room, &bytes, epoch, false).await {
             Ok(game) => {
                 metrics::counter!("warren_room_restarts_total", "game" => game.to_string())
                     .increment(1);
@@ -317,10 +359,11 @@ impl RoomHostState {
         room: RoomId,
         epoch: u64,
         snapshot: Vec<u8>,
+        after_death: bool,
     ) -> Result<(), String> {
         let here = self.ctx.directory.hosts(&room);
         let game = self
-            .revive(me, &room, &snapshot, epoch)
+            .revive(me, &room, &snapshot, epoch, after_death)
             .await
             .map_err(|(why, _)| why)?;
         lock(&self.ctx.snapshots).insert(room.clone(), Arc::new(snapshot));
@@ -339,8 +382,9 @@ impl RoomHostState {
         room: &RoomId,
         bytes: &[u8],
         epoch: u64,
+        orphans: bool,
     ) -> Result<GameName, (String, Vec<SeatRecord>)> {
-        let snap = postcard::from_bytes::<RoomSnapshot>(bytes)
+        let snap = RoomSnapshot::decode(bytes)
             .map_err(|e| (format!("snapshot unreadable: {e}"), Vec::new()))?;
         if snap.room != *room {
             return Err(("snapshot of another room".into(), Vec::new()));
@@ -364,6 +408,7 @@ impl RoomHostState {
             version: snap.version,
             tick: snap.tick,
             restarted: true,
+            orphans,
         };
         match self.spawn(me, args, epoch).await {
             Some(_) => Ok(game_name),

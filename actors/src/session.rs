@@ -378,10 +378,10 @@ impl SessionState {
             return Some(Link::Local);
         }
         let at = self.ctx.directory.locate(&self.ctx.node, room)?;
-        // A room whose id names this node but that is not here (any more) is gone.
-        (at.node != self.ctx.node)
-            .then(|| self.ctx.peers().map(|_| Link::Remote(at.node)))
-            .flatten()
+        self.ctx.peers()?;
+        // A room whose id names this node but that is not here (any more) may have moved on
+        // while this node was cut off or restarting: the cluster layer asks the other nodes.
+        Some(Link::Remote(at.node))
     }
 
     /// The link to the player's room; forgets a room that is gone.
@@ -623,7 +623,7 @@ impl SessionState {
         params: Map<String, Value>,
         private: bool,
     ) {
-        if self.ctx.is_draining() {
+        if !self.ctx.is_serving() {
             return self.reply_err(
                 rid,
                 ErrorCode::ServerDraining,

@@ -31,6 +31,9 @@ pub struct RoomSettings {
     pub max_restarts: u32,
     /// Window of the restart budget.
     pub restart_window_ms: u64,
+    /// Rooms a node moves per second onto nodes below their share of the cluster's rooms
+    /// (a node joined); 0 turns rebalancing off.
+    pub rebalance_per_sec: u32,
 }
 
 /// Matchmaking windows (PROTOCOL.md "Matchmaking").

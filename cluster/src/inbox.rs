@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytestring::ByteString;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::sync::oneshot;
+use tracing::warn;
 use warren_actors::node::Location;
 use warren_actors::node::NodeCtx;
 use warren_actors::pool::ask_claim;
@@ -37,6 +38,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_REDIRECTS: usize = 4;
 /// How long `list_rooms` waits for each other node.
 const LIST_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a request for a room whose node is gone waits for the room to come back on its
+/// backup (failure detection plus adoption take a few seconds).
+const ADOPTION_WAIT: Duration = Duration::from_secs(10);
+const ADOPTION_POLL: Duration = Duration::from_millis(20);
 
 /// The `pg` group of a node's inbox.
 pub fn group(node: &str) -> String {
@@ -51,6 +56,7 @@ enum Reply {
     Rooms(Vec<RoomSummary>),
     Claimed(bool),
     Created(Result<RoomId, String>),
+    HostedAt(Option<Location>),
 }
 
 /// Requests this node is waiting on, and how to reach other nodes. Implements [`Peers`].
@@ -108,6 +114,26 @@ impl ClusterPeers {
             .collect()
     }
 
+    /// Waits until the directory places `room` somewhere else than `gone`, or `gone` is reachable
+    /// again; `None` after [`ADOPTION_WAIT`].
+    async fn relocated(&self, room: &RoomId, gone: &NodeId) -> Option<NodeId> {
+        let here = &self.inner.ctx.node;
+        let deadline = tokio::time::Instant::now() + ADOPTION_WAIT;
+        loop {
+            match self.inner.ctx.directory.locate(here, room) {
+                Some(l) if l.node != *gone => return Some(l.node),
+                _ if inbox_of(gone.as_str()).is_some() && self.reachable(gone) => {
+                    return Some(gone.clone());
+                }
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(ADOPTION_POLL).await;
+        }
+    }
+
     /// Sends the same request to every other reachable node at once; each answer is awaited
     /// for [`LIST_TIMEOUT`].
     fn ask_others(&self, body: impl Fn(u64, String) -> Body) -> Vec<BoxFuture<Option<Reply>>> {
@@ -152,7 +178,7 @@ impl ClusterPeers {
 }
 
 /// Sends one envelope to a node's inbox, counted by kind.
-fn send(inbox: &ActorRef<Wire>, body: Body) -> bool {
+pub(crate) fn send(inbox: &ActorRef<Wire>, body: Body) -> bool {
     metrics::counter!("warren_cluster_messages_sent_total", "kind" => body.kind()).increment(1);
     inbox.cast(Envelope::encode(body)).is_ok()
 }
@@ -164,11 +190,80 @@ fn reply_to(from: &str, body: Body) {
     }
 }
 
-fn inbox_of(node: &str) -> Option<ActorRef<Wire>> {
+pub(crate) fn inbox_of(node: &str) -> Option<ActorRef<Wire>> {
     pg::get_members(&group(node))
         .into_iter()
         .find(|c| !c.get_id().is_local())
         .map(ActorRef::from)
+}
+
+impl ClusterPeers {
+    /// The node hosting `room`, asked of every other node (the highest epoch wins).
+    fn where_is(&self, room: &RoomId) -> BoxFuture<Option<Location>> {
+        let asks = self.ask_others(|corr, from| Body::WhereIs {
+            corr,
+            from,
+            room: room.clone(),
+        });
+        Box::pin(async move {
+            let mut best: Option<Location> = None;
+            for ask in asks {
+                if let Some(Reply::HostedAt(Some(at))) = ask.await
+                    && best.as_ref().is_none_or(|b| at.epoch > b.epoch)
+                {
+                    best = Some(at);
+                }
+            }
+            best
+        })
+    }
+
+    /// One attempt of a room operation on another node: its result, or `None` when the room is
+    /// elsewhere now (`node` is updated).
+    async fn remote_op(&self, room: &RoomId, node: &mut NodeId, op: &RoomOp) -> Option<OpResult> {
+        let me = self;
+        if inbox_of(node.as_str()).is_none() || !me.reachable(node) {
+            // The node died or is cut off: its rooms come back on their backups, which
+            // announce where; the request waits for that (the player sees a pause).
+            match me.relocated(room, node).await {
+                Some(to) => {
+                    *node = to;
+                    return None;
+                }
+                None => {
+                    return Some(Err((
+                        ErrorCode::NotFound,
+                        "the room's node is gone and the room did not come back".to_owned(),
+                    )));
+                }
+            }
+        }
+        let (room2, op2) = (room.clone(), op.clone());
+        let reply = me
+            .request(
+                node.as_str(),
+                |corr, from| Body::RoomOp {
+                    corr,
+                    from,
+                    room: room2,
+                    op: op2,
+                },
+                REQUEST_TIMEOUT,
+            )
+            .await;
+        match reply {
+            Some(Reply::Op(r)) => Some(r),
+            Some(Reply::Moved(to)) => {
+                me.inner.ctx.directory.learn(room, to.clone());
+                *node = to.node;
+                None
+            }
+            _ => Some(Err((
+                ErrorCode::Internal,
+                "the room's node did not answer in time".to_owned(),
+            ))),
+        }
+    }
 }
 
 impl Peers for ClusterPeers {
@@ -191,49 +286,36 @@ impl Peers for ClusterPeers {
     fn room_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<OpResult> {
         let (me, room, mut node) = (self.clone(), room.clone(), node.clone());
         Box::pin(async move {
-            // A room that moved answers with its new node; follow a few such redirects.
+            // A room that moved answers with its new node; follow a few such redirects. A node
+            // that does not know the room at all (it was cut off, or restarted, while the room
+            // moved on) is not the last word: the other nodes are asked once who hosts it.
+            let mut asked = false;
             for _ in 0..MAX_REDIRECTS {
-                if node.as_str() == me.inner.node {
+                let r = if node.as_str() == me.inner.node {
                     let r = room::apply(&me.inner.ctx, &room, op.clone()).await;
                     match me.inner.ctx.directory.moved_to(&room) {
                         Some(to) if matches!(r, Err((ErrorCode::NotFound, _))) => {
                             node = to.node;
                             continue;
                         }
-                        _ => return r,
+                        _ => r,
                     }
+                } else {
+                    match me.remote_op(&room, &mut node, &op).await {
+                        Some(r) => r,
+                        None => continue,
+                    }
+                };
+                if !matches!(r, Err((ErrorCode::NotFound, _))) || asked {
+                    return r;
                 }
-                if inbox_of(node.as_str()).is_none() {
-                    return Err((
-                        ErrorCode::NotFound,
-                        "the room's node is not reachable".to_owned(),
-                    ));
-                }
-                let (room2, op2) = (room.clone(), op.clone());
-                let reply = me
-                    .request(
-                        node.as_str(),
-                        |corr, from| Body::RoomOp {
-                            corr,
-                            from,
-                            room: room2,
-                            op: op2,
-                        },
-                        REQUEST_TIMEOUT,
-                    )
-                    .await;
-                match reply {
-                    Some(Reply::Op(r)) => return r,
-                    Some(Reply::Moved(to)) => {
-                        me.inner.ctx.directory.learn(&room, to.clone());
-                        node = to.node;
+                asked = true;
+                match me.where_is(&room).await {
+                    Some(at) if at.node != node => {
+                        me.inner.ctx.directory.learn(&room, at.clone());
+                        node = at.node;
                     }
-                    _ => {
-                        return Err((
-                            ErrorCode::Internal,
-                            "the room's node did not answer in time".to_owned(),
-                        ));
-                    }
+                    _ => return r,
                 }
             }
             Err((ErrorCode::NotFound, "the room kept moving".to_owned()))
@@ -310,6 +392,7 @@ impl Peers for ClusterPeers {
             .map(|m| Candidate {
                 node: NodeId::new(m.id),
                 rooms: m.rooms,
+                version: m.version,
             })
             .collect()
     }
@@ -410,6 +493,8 @@ pub struct InboxArgs {
     pub ctx: Arc<NodeCtx>,
     /// Pending requests.
     pub peers: ClusterPeers,
+    /// Snapshots kept for other nodes' rooms.
+    pub replicas: Arc<crate::replication::Replicas>,
 }
 
 /// The inbox actor.
@@ -462,7 +547,25 @@ impl Actor for NodeInbox {
                 });
             }
             Body::Moved { corr, to } => st.peers.complete(corr, Reply::Moved(to)),
-            Body::Located { room, to } => st.ctx.directory.learn(&room, to),
+            Body::Located { room, to } => match st.ctx.directory.epoch_of(&room) {
+                // Two copies of a room (adopted from replicas on two nodes at once): the higher
+                // epoch wins, then the lower node id; the loser redirects to the winner.
+                Some(mine)
+                    if to.node != st.ctx.node
+                        && (to.epoch > mine || (to.epoch == mine && to.node < st.ctx.node)) =>
+                {
+                    warn!(room = %room, winner = %to.node, epoch = to.epoch, "another node hosts this room too; dropping this copy");
+                    let _ = st
+                        .ctx
+                        .hosts()
+                        .rooms
+                        .cast(RoomHostMsg::Drop { room, to: Some(to) });
+                }
+                Some(_) => {}
+                None => st.ctx.directory.learn(&room, to),
+            },
+            Body::Replicate { host, rooms } => st.replicas.keep(host, rooms),
+            Body::Unreplicate { host, rooms } => st.replicas.release(&host, rooms),
             Body::Adopt {
                 corr,
                 from,
@@ -476,6 +579,7 @@ impl Actor for NodeInbox {
                         room,
                         epoch,
                         snapshot,
+                        after_death: false,
                         reply
                     })
                     .unwrap_or_else(|e| Err(e.to_string()));
@@ -549,7 +653,15 @@ impl Actor for NodeInbox {
                 });
             }
             Body::Created { corr, result } => st.peers.complete(corr, Reply::Created(result)),
-            Body::Tick | Body::Heartbeat(_) => {}
+            Body::WhereIs { corr, from, room } => {
+                let at = st.ctx.directory.epoch_of(&room).map(|epoch| Location {
+                    node: st.ctx.node.clone(),
+                    epoch,
+                });
+                reply_to(&from, Body::HostedAt { corr, at });
+            }
+            Body::HostedAt { corr, at } => st.peers.complete(corr, Reply::HostedAt(at)),
+            Body::Tick | Body::Heartbeat(_) | Body::Leaving { .. } => {}
         }
         Ok(())
     }

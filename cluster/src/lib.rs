@@ -6,8 +6,10 @@
 //! start
 //! ├── NodeServer    ractor_cluster: listener (optionally mutual TLS), one session per peer, pg groups
 //! ├── Membership    heartbeats, failure detection, the published ClusterView
-//! ├── NodeInbox     remote room operations, frames for local sessions, room listings
-//! └── discovery     task: resolve seeds, dial, redial with backoff
+//! ├── NodeInbox     remote room operations, frames for local sessions, room listings, replicas
+//! ├── discovery     task: resolve seeds, dial, redial with backoff
+//! ├── replicate     task: room snapshots to their backup nodes
+//! └── guard         task: the majority rule, and adoption of dead nodes' rooms
 //! ```
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -15,6 +17,7 @@
 mod discovery;
 pub mod inbox;
 pub mod membership;
+pub mod replication;
 pub mod tls;
 pub mod wire;
 
@@ -47,6 +50,9 @@ pub struct ClusterConfig {
     pub cookie: String,
     /// Heartbeat silence before a peer is unreachable.
     pub failure_timeout: Duration,
+    /// How long an unreachable member counts towards the cluster's size before it is forgotten
+    /// (`None`: until it comes back).
+    pub forget_after: Option<Duration>,
     /// Room output for another node's players goes as one message per node (else per player).
     pub batch_delivery: bool,
     /// Mutual TLS between nodes; plain TCP when `None`.
@@ -121,6 +127,7 @@ pub async fn start(
         version: cfg.version.clone(),
         advertise: advertise.clone(),
         failure_timeout: cfg.failure_timeout,
+        forget_after: cfg.forget_after,
         status,
         view: view.clone(),
     };
@@ -128,9 +135,11 @@ pub async fn start(
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
     let peers = inbox::ClusterPeers::new(ctx.clone(), view.clone(), cfg.batch_delivery);
+    let replicas = Arc::new(replication::Replicas::default());
     let inbox_args = inbox::InboxArgs {
         ctx: ctx.clone(),
         peers: peers.clone(),
+        replicas: replicas.clone(),
     };
     Actor::spawn(None, inbox::NodeInbox, inbox_args)
         .await
@@ -140,6 +149,8 @@ pub async fn start(
     if let Ok(a) = advertise.parse::<SocketAddr>() {
         own.push(a);
     }
+    tokio::spawn(replication::replicate(ctx.clone(), view.clone()));
+    tokio::spawn(replication::guard(ctx.clone(), view.clone(), replicas));
     tokio::spawn(discovery::run(
         server.clone(),
         cfg.seeds,

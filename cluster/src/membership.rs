@@ -55,6 +55,7 @@ pub struct MemberView {
 #[derive(Default)]
 pub struct ClusterView {
     members: RwLock<Vec<MemberView>>,
+    departed: RwLock<std::collections::BTreeSet<String>>,
     candidates: RwLock<Vec<String>>,
     ring: RwLock<Arc<Ring>>,
 }
@@ -82,6 +83,26 @@ impl ClusterView {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Nodes that announced they drained and left (until they come back).
+    pub fn departed(&self) -> std::collections::BTreeSet<String> {
+        self.departed
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether this node sees a strict majority of the last known cluster: every member it has
+    /// heard of that did not leave, reachable or not, itself included. Only a majority side hosts
+    /// rooms and adopts those of unreachable nodes, so a partition never leaves two live copies.
+    pub fn majority(&self) -> bool {
+        let members = self
+            .members
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let up = members.iter().filter(|m| m.state != "unreachable").count();
+        up * 2 > members.len().max(1)
     }
 
     fn set(&self, v: Vec<MemberView>, candidates: Vec<String>) {
@@ -120,6 +141,8 @@ pub struct MembershipArgs {
     pub advertise: String,
     /// Heartbeat silence before a peer is unreachable.
     pub failure_timeout: Duration,
+    /// Unreachable this long, a member is forgotten (`None`: never).
+    pub forget_after: Option<Duration>,
     /// Reads this node's status.
     pub status: StatusFn,
     /// Where the view is published.
@@ -178,6 +201,7 @@ impl Actor for Membership {
         match env.body {
             Body::Tick => st.tick(),
             Body::Heartbeat(status) => st.heard(status, env.proto),
+            Body::Leaving { node } => st.left(node),
             // Inbox traffic sent to the wrong actor: count it like any other undeliverable message.
             other => {
                 metrics::counter!("warren_cluster_decode_errors_total", "actor" => "membership")
@@ -228,10 +252,47 @@ impl MembershipState {
             }
             p.reachable = reachable;
         }
+        if let Some(forget) = self.args.forget_after {
+            let gone: Vec<String> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| !p.reachable && p.last.elapsed() > forget)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in gone {
+                warn!(peer = %id, "peer unreachable for cluster.forget_after_ms: forgotten, it no longer counts towards the cluster's size");
+                self.left(id);
+            }
+        }
+        self.publish();
+    }
+
+    fn left(&mut self, node: String) {
+        if self.peers.remove(&node).is_some_and(|p| p.reachable) {
+            info!(peer = %node, "peer left the cluster");
+        }
+        self.args
+            .view
+            .departed
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(node);
         self.publish();
     }
 
     fn heard(&mut self, status: NodeStatus, proto: u32) {
+        if self.args.view.departed().contains(&status.id) {
+            // A heartbeat sent before the node's farewell; a node that comes back is ready again.
+            if status.state == NodeState::Draining {
+                return;
+            }
+            self.args
+                .view
+                .departed
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&status.id);
+        }
         if status.id == self.args.node {
             if status.advertise != self.args.advertise {
                 warn!(node = %status.id, other = %status.advertise, "another node uses this node's id");
@@ -306,5 +367,19 @@ fn view_of(s: &NodeStatus, reachable: bool) -> MemberView {
         rooms: s.rooms,
         sessions: s.sessions,
         advertise: s.advertise.clone(),
+    }
+}
+
+/// Tells every reachable node's membership that this node leaves the cluster (the end of a drain),
+/// so that it stops counting towards the cluster's size.
+pub fn announce_leaving(node: &str) {
+    let bye = Envelope::encode(Body::Leaving {
+        node: node.to_owned(),
+    });
+    for cell in pg::get_members(&GROUP.to_owned()) {
+        if !cell.get_id().is_local() {
+            let peer: ActorRef<Wire> = cell.into();
+            let _ = peer.cast(bye.clone());
+        }
     }
 }

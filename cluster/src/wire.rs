@@ -178,6 +178,57 @@ pub enum Body {
         /// The result.
         result: Result<RoomId, String>,
     },
+    // New kinds go last, always: a kind's index is its tag on the wire, and nodes of the previous
+    // build keep reading the kinds they know (an unknown tag is a counted decode error).
+    /// The latest snapshots of rooms `host` hosts, for the receiver, their backup, to keep.
+    Replicate {
+        /// The hosting node.
+        host: String,
+        /// The snapshots.
+        rooms: Vec<Replica>,
+    },
+    /// The receiver is no longer the backup of these rooms of `host` (they moved, closed, or got
+    /// another backup): drop their snapshots.
+    Unreplicate {
+        /// The hosting node.
+        host: String,
+        /// The rooms.
+        rooms: Vec<RoomId>,
+    },
+    /// The sender drained and is leaving the cluster: it no longer counts towards the cluster's
+    /// size (for the majority rule) and is not shown as unreachable.
+    Leaving {
+        /// The node leaving.
+        node: String,
+    },
+    /// Does the receiver host this room? Answer with `HostedAt` (a node that rejoined after its
+    /// rooms moved on asks this for ids that name it).
+    WhereIs {
+        /// Correlation id.
+        corr: u64,
+        /// Node to answer.
+        from: String,
+        /// The room.
+        room: RoomId,
+    },
+    /// The answer to `WhereIs`: the receiver and the room's epoch there, if it hosts the room.
+    HostedAt {
+        /// Correlation id of the request.
+        corr: u64,
+        /// Where the room lives, if on the receiver.
+        at: Option<Location>,
+    },
+}
+
+/// One room's snapshot, as it travels to its backup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Replica {
+    /// The room.
+    pub room: RoomId,
+    /// Its epoch on its host.
+    pub epoch: u64,
+    /// Its snapshot (postcard `RoomSnapshot`).
+    pub snapshot: Vec<u8>,
 }
 
 /// Whether a node takes new players and rooms.
@@ -232,6 +283,11 @@ impl Body {
             Body::Claimed { .. } => "claimed",
             Body::CreateRoom { .. } => "create_room",
             Body::Created { .. } => "created",
+            Body::Replicate { .. } => "replicate",
+            Body::Unreplicate { .. } => "unreplicate",
+            Body::Leaving { .. } => "leaving",
+            Body::WhereIs { .. } => "where_is",
+            Body::HostedAt { .. } => "hosted_at",
         }
     }
 }
@@ -288,5 +344,145 @@ mod tests {
         assert_eq!(back.body, Body::Heartbeat(st));
         assert_eq!(back.proto, CLUSTER_PROTOCOL);
         assert!(Envelope::decode(&Wire(vec![0xff, 0xff, 0xff])).is_err());
+    }
+}
+
+#[cfg(test)]
+mod mixed_versions {
+    //! A node of the previous build and one of this build in one cluster: each reads the other's
+    //! messages of the kinds both know, and a kind only this build has is a clean decode error on
+    //! the old node (counted and dropped), never a different message.
+    use super::*;
+    use warren_actors::remote::RoomOp;
+
+    /// The previous build's envelope and its first kinds, in their order (their tags).
+    mod v0 {
+        use serde::{Deserialize, Serialize};
+        use warren_actors::remote::{OpResult, RoomOp};
+        use warren_protocol::{PlayerId, RoomId};
+
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub(super) struct Envelope {
+            pub(super) proto: u32,
+            pub(super) body: Body,
+        }
+
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub(super) enum Body {
+            Tick,
+            Heartbeat(NodeStatus),
+            RoomOp {
+                corr: u64,
+                from: String,
+                room: RoomId,
+                op: RoomOp,
+            },
+            OpReply {
+                corr: u64,
+                result: OpResult,
+            },
+            Deliver {
+                frames: Vec<(PlayerId, String)>,
+            },
+        }
+
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub(super) enum NodeState {
+            Ready,
+            Draining,
+        }
+
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub(super) struct NodeStatus {
+            pub(super) id: String,
+            pub(super) advertise: String,
+            pub(super) state: NodeState,
+            pub(super) version: String,
+            pub(super) rooms: u32,
+            pub(super) sessions: u32,
+            pub(super) known: Vec<String>,
+        }
+    }
+
+    #[test]
+    fn old_and_new_nodes_read_each_others_messages() {
+        // Old → new.
+        let beat = v0::Envelope {
+            proto: 1,
+            body: v0::Body::Heartbeat(v0::NodeStatus {
+                id: "old".into(),
+                advertise: "10.0.0.1:7351".into(),
+                state: v0::NodeState::Draining,
+                version: "0.0.9".into(),
+                rooms: 4,
+                sessions: 12,
+                known: vec!["10.0.0.2:7351".into()],
+            }),
+        };
+        let got = Envelope::decode(&Wire(postcard::to_stdvec(&beat).unwrap())).unwrap();
+        match got.body {
+            Body::Heartbeat(s) => {
+                assert_eq!(
+                    (s.id.as_str(), s.state, s.rooms),
+                    ("old", NodeState::Draining, 4)
+                );
+                assert_eq!(s.version, "0.0.9");
+            }
+            other => panic!("read as {other:?}"),
+        }
+        let op = v0::Envelope {
+            proto: 1,
+            body: v0::Body::RoomOp {
+                corr: 7,
+                from: "old".into(),
+                room: "old.r1".into(),
+                op: RoomOp::Input {
+                    player: "p".into(),
+                    seq: Some(3),
+                    data: "{\"dx\":1}".into(),
+                },
+            },
+        };
+        let got = Envelope::decode(&Wire(postcard::to_stdvec(&op).unwrap())).unwrap();
+        assert!(
+            matches!(&got.body, Body::RoomOp { corr: 7, room, .. } if room.as_str() == "old.r1"),
+            "{got:?}"
+        );
+
+        // New → old, for the kinds the old build knows.
+        let reply = Envelope::encode(Body::OpReply {
+            corr: 7,
+            result: Ok(()),
+        });
+        let old: v0::Envelope = postcard::from_bytes(&reply.0).unwrap();
+        assert_eq!(
+            old.body,
+            v0::Body::OpReply {
+                corr: 7,
+                result: Ok(())
+            }
+        );
+        let deliver = Envelope::encode(Body::Deliver {
+            frames: vec![("p".into(), "{}".into())],
+        });
+        let old: v0::Envelope = postcard::from_bytes(&deliver.0).unwrap();
+        assert_eq!(old.proto, CLUSTER_PROTOCOL);
+        assert!(matches!(old.body, v0::Body::Deliver { .. }));
+
+        // A kind the old build lacks is an error there, not another kind.
+        for body in [
+            Body::Replicate {
+                host: "new".into(),
+                rooms: vec![Replica {
+                    room: "new.r".into(),
+                    epoch: 1,
+                    snapshot: vec![1, 2],
+                }],
+            },
+            Body::Leaving { node: "new".into() },
+        ] {
+            let w = Envelope::encode(body);
+            assert!(postcard::from_bytes::<v0::Envelope>(&w.0).is_err());
+        }
     }
 }

@@ -36,6 +36,8 @@ async fn healthz() -> HttpResponse {
 async fn readyz(edge: web::Data<Edge>) -> HttpResponse {
     if edge.ctx.is_draining() {
         HttpResponse::ServiceUnavailable().json(json!({ "status": "draining" }))
+    } else if edge.ctx.is_isolated() {
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "isolated" }))
     } else {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     }

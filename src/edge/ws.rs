@@ -51,6 +51,14 @@ pub(crate) async fn upgrade(
         }
     };
     let limits = edge.ctx.settings.load().limits.clone();
+    if edge.ctx.is_isolated() {
+        metrics::counter!("warren_connections_rejected_total", "reason" => "isolated").increment(1);
+        return Ok(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "isolated",
+            "this node is cut off from the majority of its cluster; connect to another",
+        ));
+    }
     if edge.ctx.is_draining() && resume.is_none() {
         metrics::counter!("warren_connections_rejected_total", "reason" => "draining").increment(1);
         return Ok(error(

@@ -10,15 +10,27 @@ use crate::common::{Node, free_port};
 pub(crate) const COOKIE: &str = "e2e-cookie";
 
 pub(crate) async fn start(id: &str, cluster_port: u16, seeds: &str, cookie: &str) -> Node {
+    start_env(id, cluster_port, seeds, cookie, &[]).await
+}
+
+/// `start`, with more environment.
+pub(crate) async fn start_env(
+    id: &str,
+    cluster_port: u16,
+    seeds: &str,
+    cookie: &str,
+    extra: &[(&str, &str)],
+) -> Node {
     let listen = format!("127.0.0.1:{cluster_port}");
-    Node::start(&[
+    let mut env = vec![
         ("WARREN_NODE__ID", id),
-        ("WARREN_CLUSTER__LISTEN", &listen),
+        ("WARREN_CLUSTER__LISTEN", listen.as_str()),
         ("WARREN_CLUSTER__SEEDS", seeds),
         ("WARREN_CLUSTER__COOKIE", cookie),
         ("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", "1000"),
-    ])
-    .await
+    ];
+    env.extend_from_slice(extra);
+    Node::start(&env).await
 }
 
 async fn members(node: &Node) -> Vec<(String, String)> {

@@ -34,8 +34,12 @@ pub fn now_secs() -> u64 {
 /// A running node, killed when dropped.
 pub struct Node {
     pub child: Child,
+    /// Address of the HTTP listener (loopback unless the node runs in a network namespace).
+    pub host: String,
     pub port: u16,
     pub log: PathBuf,
+    /// Sent as the bearer of requests that carry none (for admin endpoints off loopback).
+    pub admin: Option<&'static str>,
 }
 
 impl Node {
@@ -44,15 +48,32 @@ impl Node {
     }
 
     pub async fn start_with(env: &[(&str, &str)], config: Option<&std::path::Path>) -> Node {
+        Self::start_in(None, "127.0.0.1", env, config).await
+    }
+
+    /// Starts a node inside network namespace `netns` (when given), its HTTP listener on `host`.
+    pub async fn start_in(
+        netns: Option<&str>,
+        host: &str,
+        env: &[(&str, &str)],
+        config: Option<&std::path::Path>,
+    ) -> Node {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("warren-e2e-{port}.log"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_warren")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_warren")),
+        };
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("WARREN_HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("WARREN_HTTP__LISTEN", format!("{host}:{port}"))
             .env(
                 "WARREN_CLUSTER__LISTEN",
                 format!("127.0.0.1:{}", free_port()),
@@ -69,7 +90,13 @@ impl Node {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start warren");
-        let node = Node { child, port, log };
+        let node = Node {
+            child,
+            host: host.to_owned(),
+            port,
+            log,
+            admin: None,
+        };
         let deadline = Instant::now() + WAIT;
         loop {
             if let Ok((200, _)) = node.http("GET", "/readyz", None, None).await {
@@ -134,7 +161,8 @@ impl Node {
         body: Option<&str>,
         bearer: Option<&str>,
     ) -> std::io::Result<(u16, String)> {
-        http_at(self.port, method, path, body, bearer).await
+        let bearer = bearer.or(self.admin);
+        http_to(&self.host, self.port, method, path, body, bearer).await
     }
 }
 
@@ -146,7 +174,19 @@ pub async fn http_at(
     body: Option<&str>,
     bearer: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await?;
+    http_to("127.0.0.1", port, method, path, body, bearer).await
+}
+
+/// A plain HTTP/1.1 request; returns status and body.
+pub async fn http_to(
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    bearer: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect((host, port)).await?;
     let body = body.unwrap_or("");
     let auth = bearer
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -182,7 +222,7 @@ pub async fn http_at(
 
 impl Node {
     pub fn ws_url(&self, query: &str) -> String {
-        format!("ws://127.0.0.1:{}/v1/ws?{query}", self.port)
+        format!("ws://{}:{}/v1/ws?{query}", self.host, self.port)
     }
 
     /// Connects a player with a freshly minted token.

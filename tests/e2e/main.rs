@@ -13,12 +13,14 @@ mod cluster_matchmaking;
 mod common;
 mod deploy;
 mod games;
+mod healing;
 mod lifecycle;
 mod limits;
 mod matchmaking;
 mod migration;
 mod observability;
 mod protocol_errors;
+mod rolling;
 mod sessions;
 #[cfg(feature = "test-hooks")]
 mod supervision;

@@ -1,0 +1,318 @@
+//! Rooms outlive their node: every room's latest snapshot is kept on a backup node, which adopts
+//! the room when its host dies.
+//!
+//! - **Replicator** (a task per node): every `rooms.snapshot_interval_ms`, and at once after a
+//!   turn-based room's event, sends each backup node the snapshots that changed since, in one
+//!   `Replicate` message per backup. A room's backup is the owner of its id on the ring of ready
+//!   nodes other than its host ([`Ring::owner_except`]): when membership changes, the backup moves
+//!   and the new one gets the full snapshot, the old one an `Unreplicate`.
+//! - **Replicas**: the snapshots this node keeps for other nodes' rooms, the newest epoch winning.
+//! - **Guardian** (a task per node): applies the majority rule and adopts. A node that sees no
+//!   strict majority of its cluster ([`ClusterView::majority`]) stops hosting rooms and closes its
+//!   sessions with 4001 (the majority side adopts the rooms, and the players resume there). A node
+//!   of the majority adopts every room it holds a replica of whose host is unreachable, or left
+//!   without moving it: the room runs again from its snapshot at the next epoch, its players get
+//!   a full `room_state`, and every node learns where it lives.
+//! - Two copies of one room (two nodes adopting from replicas during a membership change) meet in
+//!   the `Located` announcements: the higher epoch wins, then the lower node id; the other drops
+//!   its copy (see `NodeInbox`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tracing::{info, warn};
+use warren_actors::node::{Location, NodeCtx, now_ms};
+use warren_actors::room::RoomSnapshot;
+use warren_actors::room_host::RoomHostMsg;
+use warren_protocol::{CloseCode, RoomId};
+
+use crate::inbox::{inbox_of, send};
+use crate::membership::ClusterView;
+use crate::wire::{Body, Replica};
+
+/// Most snapshots in one `Replicate` message.
+const BATCH: usize = 256;
+/// How often the guardian checks the cluster.
+const GUARD_EVERY: Duration = Duration::from_millis(100);
+
+struct Held {
+    host: String,
+    epoch: u64,
+    snapshot: Vec<u8>,
+}
+
+/// Snapshots this node keeps as the backup of rooms hosted elsewhere.
+#[derive(Default)]
+pub struct Replicas {
+    held: Mutex<HashMap<RoomId, Held>>,
+}
+
+impl Replicas {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps the latest snapshots of `host`'s rooms; a snapshot of an older epoch than the one
+    /// held (from a node the room has since left) is ignored.
+    pub fn keep(&self, host: String, rooms: Vec<Replica>) {
+        let mut held = self.held();
+        for r in rooms {
+            if held.get(&r.room).is_some_and(|h| h.epoch > r.epoch) {
+                continue;
+            }
+            held.insert(
+                r.room,
+                Held {
+                    host: host.clone(),
+                    epoch: r.epoch,
+                    snapshot: r.snapshot,
+                },
+            );
+        }
+        metrics::gauge!("warren_room_replicas").set(held.len() as f64);
+    }
+
+    /// Drops the snapshots of these rooms, if `host` is the node they came from.
+    pub fn release(&self, host: &str, rooms: Vec<RoomId>) {
+        let mut held = self.held();
+        for room in rooms {
+            if held.get(&room).is_some_and(|h| h.host == host) {
+                held.remove(&room);
+            }
+        }
+        metrics::gauge!("warren_room_replicas").set(held.len() as f64);
+    }
+
+    /// Snapshots held.
+    pub fn len(&self) -> usize {
+        self.held().len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take_of(&self, dead: &HashSet<String>) -> Vec<(RoomId, Held)> {
+        let mut held = self.held();
+        let rooms: Vec<RoomId> = held
+            .iter()
+            .filter(|(_, h)| dead.contains(&h.host))
+            .map(|(r, _)| r.clone())
+            .collect();
+        let out = rooms
+            .into_iter()
+            .filter_map(|r| held.remove(&r).map(|h| (r, h)))
+            .collect();
+        metrics::gauge!("warren_room_replicas").set(held.len() as f64);
+        out
+    }
+
+    fn clear(&self) {
+        self.held().clear();
+        metrics::gauge!("warren_room_replicas").set(0.0);
+    }
+}
+
+/// Sends the snapshots of the rooms hosted here to their backups, until the process ends.
+pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
+    let me = ctx.node.to_string();
+    // What each backup has: the room's backup node and the snapshot it was sent.
+    let mut sent: HashMap<RoomId, (String, Arc<Vec<u8>>)> = HashMap::new();
+    // Releases for nodes that could not be told yet.
+    let mut owed: HashMap<String, Vec<RoomId>> = HashMap::new();
+    loop {
+        let every = Duration::from_millis(ctx.settings.load().rooms.snapshot_interval_ms.max(10));
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = ctx.replicate.notified() => {}
+        }
+        if ctx.is_isolated() {
+            sent.clear();
+            owed.clear();
+            continue;
+        }
+        let ring = view.ring();
+        let snaps: HashMap<RoomId, Arc<Vec<u8>>> = ctx
+            .snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(r, b)| (r.clone(), b.clone()))
+            .collect();
+        let mut out: HashMap<String, Vec<Replica>> = HashMap::new();
+        let mut release: HashMap<String, Vec<RoomId>> = HashMap::new();
+        for (room, bytes) in &snaps {
+            let Some(epoch) = ctx.directory.epoch_of(room) else {
+                continue;
+            };
+            let backup = ring.owner_except(room.as_str(), &ctx.node);
+            let prev = sent.get(room);
+            let Some(backup) = backup.map(ToString::to_string) else {
+                // Alone: nobody to keep a copy.
+                if let Some((node, _)) = sent.remove(room) {
+                    release.entry(node).or_default().push(room.clone());
+                }
+                continue;
+            };
+            if prev.is_some_and(|(n, b)| *n == backup && Arc::ptr_eq(b, bytes)) {
+                continue;
+            }
+            if let Some((old, _)) = prev.filter(|(n, _)| *n != backup) {
+                release.entry(old.clone()).or_default().push(room.clone());
+            }
+            out.entry(backup.clone()).or_default().push(Replica {
+                room: room.clone(),
+                epoch,
+                snapshot: bytes.as_ref().clone(),
+            });
+            sent.insert(room.clone(), (backup, bytes.clone()));
+        }
+        // Rooms that closed or moved away.
+        sent.retain(|room, (node, _)| {
+            let live = snaps.contains_key(room);
+            if !live {
+                release.entry(node.clone()).or_default().push(room.clone());
+            }
+            live
+        });
+        for (node, rooms) in out {
+            match inbox_of(&node) {
+                Some(inbox) => {
+                    for chunk in rooms.chunks(BATCH) {
+                        send(
+                            &inbox,
+                            Body::Replicate {
+                                host: me.clone(),
+                                rooms: chunk.to_vec(),
+                            },
+                        );
+                    }
+                }
+                // Not connected (yet): sent again next time.
+                None => {
+                    for r in rooms {
+                        sent.remove(&r.room);
+                    }
+                }
+            }
+        }
+        for (node, rooms) in release {
+            owed.entry(node).or_default().extend(rooms);
+        }
+        let members: HashSet<String> = view.members().into_iter().map(|m| m.id).collect();
+        owed.retain(|node, rooms| {
+            if !members.contains(node) {
+                return false;
+            }
+            match inbox_of(node) {
+                Some(inbox) => {
+                    for chunk in rooms.chunks(BATCH * 4) {
+                        send(
+                            &inbox,
+                            Body::Unreplicate {
+                                host: me.clone(),
+                                rooms: chunk.to_vec(),
+                            },
+                        );
+                    }
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+}
+
+/// Applies the majority rule and adopts the rooms of dead nodes, until the process ends.
+pub async fn guard(ctx: Arc<NodeCtx>, view: Arc<ClusterView>, replicas: Arc<Replicas>) {
+    loop {
+        tokio::time::sleep(GUARD_EVERY).await;
+        if !view.majority() {
+            if !ctx.isolated.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                warn!(
+                    rooms = ctx.directory.len(),
+                    sessions = ctx.sessions.len(),
+                    "this node sees no majority of its cluster: it stops hosting rooms and closes its sessions (4001)"
+                );
+                metrics::gauge!("warren_cluster_isolated").set(1.0);
+                let _ = ctx.hosts().rooms.cast(RoomHostMsg::DropAll);
+                replicas.clear();
+            }
+            ctx.sessions.close_all(CloseCode::Draining);
+            continue;
+        }
+        if ctx
+            .isolated
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            info!(
+                "this node sees a majority of its cluster again: hosting rooms and taking players"
+            );
+            metrics::gauge!("warren_cluster_isolated").set(0.0);
+        }
+        let mut dead: HashSet<String> = view
+            .members()
+            .into_iter()
+            .filter(|m| m.state == "unreachable")
+            .map(|m| m.id)
+            .collect();
+        dead.extend(view.departed());
+        if dead.is_empty() || replicas.is_empty() {
+            continue;
+        }
+        for (room, held) in replicas.take_of(&dead) {
+            adopt(&ctx, room, held).await;
+        }
+    }
+}
+
+async fn adopt(ctx: &Arc<NodeCtx>, room: RoomId, held: Held) {
+    if ctx.directory.hosts(&room) {
+        return;
+    }
+    // Moved away before its host died: it lives where it went.
+    if ctx
+        .directory
+        .moved_to(&room)
+        .is_some_and(|l| l.epoch > held.epoch)
+    {
+        return;
+    }
+    let epoch = held.epoch + 1;
+    let snap = RoomSnapshot::decode(&held.snapshot);
+    let saved_ms = snap.map_or(0, |s| s.tail2.saved_ms);
+    let host = ctx.hosts().rooms.clone();
+    let (r, snapshot) = (room.clone(), held.snapshot);
+    let result = ractor::call!(host, |reply| RoomHostMsg::Adopt {
+        room: r,
+        epoch,
+        snapshot,
+        after_death: true,
+        reply
+    })
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match result {
+        Ok(()) => {
+            metrics::counter!("warren_room_adoptions_total").increment(1);
+            // How old the revived state was: what the room's players lost, at most.
+            let age_ms = (saved_ms > 0).then(|| now_ms().saturating_sub(saved_ms));
+            if let Some(age) = age_ms {
+                metrics::histogram!("warren_room_adoption_state_age_seconds")
+                    .record(age as f64 / 1000.0);
+            }
+            info!(room = %room, from = %held.host, epoch, state_age_ms = ?age_ms, "room adopted from its replica after its node died");
+            if let Some(peers) = ctx.peers() {
+                peers.announce(
+                    room,
+                    Location {
+                        node: ctx.node.clone(),
+                        epoch,
+                    },
+                );
+            }
+        }
+        Err(why) => warn!(room = %room, error = %why, "room could not be adopted"),
+    }
+}

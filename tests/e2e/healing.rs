@@ -1,0 +1,415 @@
+//! Rooms outliving their node: kill -9 of the host (the backup adopts the room from its replica),
+//! a network partition (the minority stops hosting, the majority adopts, one host per room after
+//! healing), and rooms spreading onto a node that joins.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::cluster::{COOKIE, start, wait_for};
+use crate::cluster_matchmaking::trio;
+use crate::common::{Client, Node, free_port, start_dice_round, token};
+
+/// `(id, state, rooms)` of every member as `node` sees it, itself first.
+async fn view(node: &Node) -> Vec<(String, String, u64)> {
+    let (status, body) = node.http("GET", "/v1/cluster", None, None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().to_owned(),
+                n["state"].as_str().unwrap().to_owned(),
+                n["rooms"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Rooms each node hosts, each read from the node itself.
+async fn hosted(nodes: &[&Node]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for n in nodes {
+        out.push(view(n).await[0].2);
+    }
+    out
+}
+
+async fn metric(node: &Node, name: &str) -> f64 {
+    let (_, body) = node.http("GET", "/metrics", None, None).await.unwrap();
+    body.lines()
+        .find(|l| l.starts_with(name) && !l.starts_with('#'))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_host_brings_a_dice_round_back_on_its_backup_with_turns_and_totals() {
+    let nodes = trio().await;
+    let mut a = nodes[0].connect("a").await;
+    let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(room.starts_with("n1."), "{room}");
+    let mut b = nodes[1].connect("b").await;
+    b.ok(json!({"type":"join_room","room":room})).await;
+    let order = start_dice_round(&mut a, &mut b).await;
+    let first_is_a = order[0] == "a";
+    if first_is_a {
+        a.ok(json!({"type":"input","data":{"action":"roll"}})).await;
+    } else {
+        b.ok(json!({"type":"input","data":{"action":"roll"}})).await;
+    }
+    let rolled = b
+        .until(|m| m["type"] == "room_event" && m["event"]["kind"] == "rolled")
+        .await;
+    let (first_roll, version) = (
+        rolled["event"]["total"].clone(),
+        rolled["version"].as_u64().unwrap(),
+    );
+    // State younger than one snapshot interval (100 ms) may be lost with the node; this roll is
+    // older than that when the node dies.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let resume = a.resume_token();
+
+    nodes[0].signal("KILL");
+    let killed = Instant::now();
+    let rs = b
+        .until(|m| m["type"] == "room_state" && m["version"].as_u64() >= Some(version))
+        .await;
+    let back_after = killed.elapsed();
+    println!("kill -9 to room_state from the adopting node: {back_after:?}");
+    assert_eq!(rs["room"], room.as_str());
+    assert_eq!(rs["state"]["phase"], "rolling", "{rs}");
+    assert_eq!(rs["state"]["totals"][&order[0]], first_roll, "{rs}");
+    // a sits in seat 0, b in seat 1: the turn is the second in order's.
+    let second_seat = if order[1] == "a" { 0 } else { 1 };
+    assert_eq!(rs["state"]["turn"], second_seat, "turn order changed: {rs}");
+
+    // Exactly one of the survivors hosts it, and counted the adoption.
+    let survivors = [&nodes[1], &nodes[2]];
+    eventually("one live copy", Duration::from_secs(5), || async {
+        hosted(&survivors).await.iter().sum::<u64>() == 1
+    })
+    .await;
+    let adopter = if hosted(&survivors).await[0] == 1 {
+        1
+    } else {
+        2
+    };
+    assert_eq!(
+        metric(&nodes[adopter], "warren_room_adoptions_total").await,
+        1.0
+    );
+
+    // The dead node's player resumes on n3 with its token and finishes the round.
+    let tok = token("a", &[]);
+    let mut a = nodes[2]
+        .connect_with(&format!("token={tok}&resume={resume}"))
+        .await;
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+    let rs = a.until_type("room_state").await;
+    assert_eq!(rs["room"], room.as_str());
+    let second = if first_is_a { &mut b } else { &mut a };
+    second
+        .ok(json!({"type":"input","data":{"action":"roll"}}))
+        .await;
+    let over = b.until_event("round_over").await;
+    assert!(over["version"].as_u64().unwrap() > version);
+    assert_eq!(over["event"]["totals"][&order[0]], first_roll, "{over}");
+}
+
+/// Two veth pairs into a network namespace of its own: one carries the cluster port of the node
+/// inside, the other its HTTP port, so cutting the first partitions the cluster while clients
+/// still reach the node. Removed on drop.
+struct Netns {
+    name: String,
+    cluster_in: String,
+    subnet: u8,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {} (the partition test needs root and network namespaces)",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let id = std::process::id() % 10_000;
+        let subnet = (id % 200) as u8 + 20;
+        let name = format!("warren-part-{id}");
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        let ns = Netns {
+            cluster_in: format!("wpc{id}b"),
+            name,
+            subnet,
+        };
+        for (kind, net) in [("c", 201), ("h", 202)] {
+            let (out, inside) = (format!("wp{kind}{id}a"), format!("wp{kind}{id}b"));
+            let _ = Command::new("ip").args(["link", "del", &out]).output();
+            ip(&["link", "add", &out, "type", "veth", "peer", "name", &inside]);
+            ip(&["link", "set", &inside, "netns", &ns.name]);
+            ip(&[
+                "addr",
+                "add",
+                &format!("10.{net}.{subnet}.1/30"),
+                "dev",
+                &out,
+            ]);
+            ip(&["link", "set", &out, "up"]);
+            ns.exec(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.{net}.{subnet}.2/30"),
+                "dev",
+                &inside,
+            ]);
+            ns.exec(&["ip", "link", "set", &inside, "up"]);
+        }
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn exec(&self, args: &[&str]) {
+        let mut all = vec!["netns", "exec", &self.name];
+        all.extend_from_slice(args);
+        ip(&all);
+    }
+
+    /// Address of the cluster link: outside (`.1`) or inside (`.2`).
+    fn cluster_addr(&self, inside: bool) -> String {
+        format!("10.201.{}.{}", self.subnet, if inside { 2 } else { 1 })
+    }
+
+    fn http_addr(&self) -> String {
+        format!("10.202.{}.2", self.subnet)
+    }
+
+    fn cut(&self, cut: bool) {
+        let state = if cut { "down" } else { "up" };
+        self.exec(&["ip", "link", "set", &self.cluster_in, state]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+const ADMIN: &str = "partition-admin-token";
+
+async fn member(id: &str, at: &str, seeds: &str, netns: Option<&Netns>) -> Node {
+    let env = [
+        ("WARREN_NODE__ID", id),
+        ("WARREN_CLUSTER__LISTEN", at),
+        ("WARREN_CLUSTER__SEEDS", seeds),
+        ("WARREN_CLUSTER__COOKIE", COOKIE),
+        ("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", "1000"),
+    ];
+    match netns {
+        // Clients reach this node from outside loopback, so /v1/cluster needs the admin token.
+        Some(ns) => {
+            let mut env = env.to_vec();
+            env.push(("WARREN_AUTH__ADMIN_TOKEN", ADMIN));
+            let mut node = Node::start_in(Some(&ns.name), &ns.http_addr(), &env, None).await;
+            node.admin = Some(ADMIN);
+            node
+        }
+        None => Node::start(&env).await,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_leaves_one_host_per_room_the_minority_stops_and_the_majority_adopts() {
+    let ns = Netns::new();
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = [
+        format!("{}:{}", ns.cluster_addr(true), ports[0]),
+        format!("{}:{}", ns.cluster_addr(false), ports[1]),
+        format!("{}:{}", ns.cluster_addr(false), ports[2]),
+    ];
+    let n1 = member(
+        "n1",
+        &addr[0],
+        &format!("{},{}", addr[1], addr[2]),
+        Some(&ns),
+    )
+    .await;
+    let n2 = member("n2", &addr[1], &addr[0], None).await;
+    let n3 = member("n3", &addr[2], &addr[0], None).await;
+    let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+
+    // An arena room on the node about to be cut off, with players on all three nodes, and a dice
+    // room on the majority side with a player on the cut-off node.
+    let mut pa = n1.connect("pa").await;
+    let r1 = pa
+        .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
+        .await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut pb = n2.connect("pb").await;
+    pb.ok(json!({"type":"join_room","room":r1})).await;
+    let mut pc = n3.connect("pc").await;
+    pc.ok(json!({"type":"join_room","room":r1})).await;
+    let mut pd = n2.connect("pd").await;
+    let r2 = pd.ok(json!({"type":"create_room","game":"dice"})).await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut pe = n1.connect("pe").await;
+    pe.ok(json!({"type":"join_room","room":r2})).await;
+    for seq in 1..=3 {
+        pb.ok(json!({"type":"input","seq":seq,"data":{"dx":1,"dy":0}}))
+            .await;
+    }
+    let before = pb
+        .until(|m| m["type"] == "state" && m["ack"].as_u64() >= Some(3))
+        .await;
+    let version = before["version"].as_u64().unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resume = pa.resume_token();
+
+    ns.cut(true);
+    // The minority: closes its sessions with 4001, refuses players, hosts nothing.
+    assert_eq!(pa.close_code().await, 4001);
+    assert_eq!(pe.close_code().await, 4001);
+    let (status, body) = n1.http("GET", "/readyz", None, None).await.unwrap();
+    assert_eq!((status, body.contains("isolated")), (503, true), "{body}");
+    assert_eq!(
+        n1.refused(&format!("token={}", token("px", &[]))).await,
+        503
+    );
+    eventually("n1 hosts nothing", Duration::from_secs(5), || async {
+        view(&n1).await[0].2 == 0
+    })
+    .await;
+
+    // The majority: the arena room plays on (adopted), and its acknowledged inputs are there.
+    let rs = pb
+        .until(|m| m["type"] == "room_state" && m["room"] == r1.as_str())
+        .await;
+    assert!(rs["version"].as_u64().unwrap() >= version, "{rs}");
+    pb.ok(json!({"type":"input","seq":4,"data":{"dx":1,"dy":0}}))
+        .await;
+    let st = pb
+        .until(|m| m["type"] == "state" && m["ack"].as_u64() >= Some(4))
+        .await;
+    assert_eq!(st["room"], r1.as_str());
+    pc.ok(json!({"type":"input","seq":1,"data":{"dx":0,"dy":1}}))
+        .await;
+    // pa resumes on the majority side and finds its seat.
+    let mut pa = n2
+        .connect_with(&format!("token={}&resume={resume}", token("pa", &[])))
+        .await;
+    assert_eq!(pa.welcome["resumed"], true, "{}", pa.welcome);
+    assert_eq!(pa.until_type("room_state").await["room"], r1.as_str());
+    assert_eq!(hosted(&[&n2, &n3]).await.iter().sum::<u64>(), 2);
+
+    // Healed: n1 takes players again, and every room has exactly one host.
+    ns.cut(false);
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+    eventually("n1 ready again", Duration::from_secs(5), || async {
+        n1.http("GET", "/readyz", None, None).await.unwrap().0 == 200
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_node = hosted(&[&n1, &n2, &n3]).await;
+    assert_eq!(per_node.iter().sum::<u64>(), 2, "{per_node:?}");
+    let mut pf = n1.connect("pf").await;
+    pf.ok(json!({"type":"join_room","room":r1})).await;
+    pf.ok(json!({"type":"input","seq":1,"data":{"dx":1,"dy":1}}))
+        .await;
+    let st = pf
+        .until(|m| m["type"] == "state" && m["ack"].as_u64() >= Some(1))
+        .await;
+    assert!(
+        st["state"]["players"]
+            .as_object()
+            .is_some_and(|p| p.len() == 4),
+        "{st}"
+    );
+    drop(pd);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_spread_onto_a_node_that_joins() {
+    let ports = [free_port(), free_port(), free_port()];
+    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let n1 = start("n1", ports[0], &addr(1), COOKIE).await;
+    let n2 = start("n2", ports[1], &addr(0), COOKIE).await;
+    for n in [&n1, &n2] {
+        wait_for(
+            n,
+            &[("n1", "ready"), ("n2", "ready")],
+            Duration::from_secs(15),
+        )
+        .await;
+    }
+    // Three rooms on each node, each with its player connected to the node that hosts it.
+    let mut players: Vec<(Client, String)> = Vec::new();
+    for i in 0..6 {
+        let node = if i % 2 == 0 { &n1 } else { &n2 };
+        let mut c = node.connect(&format!("p{i}")).await;
+        let room = c.ok(json!({"type":"create_room","game":"dice"})).await["room"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        players.push((c, room));
+    }
+    assert_eq!(hosted(&[&n1, &n2]).await, vec![3, 3]);
+
+    let n3 = start("n3", ports[2], &addr(0), COOKIE).await;
+    let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+    eventually(
+        "two rooms on every node",
+        Duration::from_secs(15),
+        || async { hosted(&[&n1, &n2, &n3]).await == vec![2, 2, 2] },
+    )
+    .await;
+    // Moved live: every player is still seated and its room answers.
+    for (c, room) in &mut players {
+        c.ok(json!({"type":"ready"})).await;
+        let ev = c.until_event("player_ready").await;
+        assert_eq!(ev["room"], room.as_str());
+    }
+    let moved = metric(&n1, "warren_room_migrations_total{outcome=\"ok\"}").await
+        + metric(&n2, "warren_room_migrations_total{outcome=\"ok\"}").await;
+    assert_eq!(moved, 2.0);
+}
