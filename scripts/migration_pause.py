@@ -5,12 +5,16 @@ to n1; the script reports the pause per room (freeze to running on n1, from n2's
 time (SIGTERM to exit) and n2's exit code.
 
     cargo build --release && pip install websockets
-    python3 scripts/migration_pause.py --rooms 100 [--game arena|dice]
+    python3 scripts/migration_pause.py --rooms 100 [--game arena|dice] [--unread]
+
+--unread leaves the clients' sockets unread (the kernel's socket buffers absorb the room output
+for the minute the measurement takes): one Python process cannot read 2,000 sockets at 20 Hz.
 """
 import argparse
 import asyncio
 import json
 import re
+import sys
 import subprocess
 import tempfile
 import time
@@ -24,8 +28,13 @@ def start(i, http, cluster, seed, log):
     return start_node(i, http, cluster, f"127.0.0.1:{seed}", "mp", stderr=log, WARREN_LOG__LEVEL="info")
 
 
+UNREAD = False
+
+
 async def connect(http, name):
-    ws = await websockets.connect(f"ws://127.0.0.1:{http}/v1/ws?token={guest(http, name)}", max_queue=None)
+    # Unread sockets: a queue of one frame stops the client reading, so the kernel buffers fill.
+    ws = await websockets.connect(f"ws://127.0.0.1:{http}/v1/ws?token={guest(http, name)}",
+                                  max_queue=1 if UNREAD else None)
     await ws.recv()
     return ws
 
@@ -52,7 +61,10 @@ async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rooms", type=int, default=100)
     ap.add_argument("--game", choices=["arena", "dice"], default="arena")
+    ap.add_argument("--unread", action="store_true")
     a = ap.parse_args()
+    global UNREAD
+    UNREAD = a.unread
     h1, h2, c1, c2 = free_port(), free_port(), free_port(), free_port()
     log2 = tempfile.NamedTemporaryFile("w+", suffix=".log")
     procs = [start(1, h1, c1, c2, subprocess.DEVNULL), start(2, h2, c2, c1, log2)]
@@ -63,10 +75,16 @@ async def main():
         for r in range(a.rooms):
             creator = await connect(h2, f"c{r}")
             room = (await request(creator, {"type": "create_room", "game": a.game, "params": params}))["room"]
-            readers.append(asyncio.create_task(drain_socket(creator)))
             remote = await connect(h1, f"p{r}")
             await request(remote, {"type": "join_room", "room": room})
-            readers.append(asyncio.create_task(drain_socket(remote)))
+            if r % 100 == 99:
+                print(f"{r + 1} rooms", file=sys.stderr, flush=True)
+            if a.unread:
+                readers.append(creator)
+                readers.append(remote)
+            else:
+                readers.append(asyncio.create_task(drain_socket(creator)))
+                readers.append(asyncio.create_task(drain_socket(remote)))
         await asyncio.sleep(1)
         t0 = time.monotonic()
         procs[1].terminate()
@@ -85,7 +103,8 @@ async def main():
             "drain_s": round(drain_s, 3), "exit_code": procs[1].returncode,
         }))
         for t in readers:
-            t.cancel()
+            if isinstance(t, asyncio.Task):
+                t.cancel()
     finally:
         for p in procs:
             if p.poll() is None:

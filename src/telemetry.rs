@@ -85,7 +85,7 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
     describe_histogram!(
         "warren_room_adoption_state_age_seconds",
         Unit::Seconds,
-        "Age of the snapshot a room was revived from after its node died: the play its players lost"
+        "Age of the snapshot a room was revived from after its node died, at the revival: failure detection plus the play lost"
     );
     describe_gauge!(
         "warren_room_replicas",

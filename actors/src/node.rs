@@ -54,9 +54,9 @@ pub struct NodeCtx {
     pub resume_key: ResumeKey,
     /// Tickets waiting in the pools hosted here (a drain waits for them to be handed over).
     pub tickets: AtomicU64,
-    /// Woken when a turn-based room wrote a snapshot, so it reaches the room's backup node now
-    /// rather than at the next replication interval.
-    pub replicate: Notify,
+    /// Where rooms hand each new snapshot for replication to their backup node (set by the
+    /// cluster layer; a node running alone replicates nothing).
+    replication: OnceLock<mpsc::UnboundedSender<(RoomId, Arc<Vec<u8>>)>>,
     /// Set while this node sees no strict majority of the cluster: it hosts no rooms and takes
     /// no players (the majority side adopts its rooms).
     pub isolated: AtomicBool,
@@ -96,7 +96,7 @@ impl NodeCtx {
             snapshots: Mutex::new(HashMap::new()),
             resume_key,
             tickets: AtomicU64::new(0),
-            replicate: Notify::new(),
+            replication: OnceLock::new(),
             isolated: AtomicBool::new(false),
             ids: AtomicU64::new(0),
             hosts: OnceLock::new(),
@@ -118,6 +118,18 @@ impl NodeCtx {
     /// Connects the actors to the other nodes (once, at start).
     pub fn set_peers(&self, peers: Arc<dyn Peers>) {
         let _ = self.peers.set(peers);
+    }
+
+    /// Sends every snapshot a room writes from now on to `tx` (once, at start).
+    pub fn replicate_to(&self, tx: mpsc::UnboundedSender<(RoomId, Arc<Vec<u8>>)>) {
+        let _ = self.replication.set(tx);
+    }
+
+    /// A room wrote a snapshot: it goes to the room's backup at once.
+    pub(crate) fn snapshot_written(&self, room: &RoomId, bytes: &Arc<Vec<u8>>) {
+        if let Some(tx) = self.replication.get() {
+            let _ = tx.send((room.clone(), bytes.clone()));
+        }
     }
 
     /// The other nodes, when this node is part of a cluster.

@@ -738,12 +738,9 @@ impl RoomState {
     fn write_snapshot(&mut self) {
         match self.snapshot().and_then(|s| s.encode()) {
             Ok(bytes) => {
-                lock(&self.ctx.snapshots).insert(self.id.clone(), Arc::new(bytes));
-                // Realtime rooms reach their backup at the replication interval; a turn-based
-                // room's every event goes now.
-                if self.game.tick_interval().is_none() {
-                    self.ctx.replicate.notify_one();
-                }
+                let bytes = Arc::new(bytes);
+                lock(&self.ctx.snapshots).insert(self.id.clone(), bytes.clone());
+                self.ctx.snapshot_written(&self.id, &bytes);
             }
             Err(e) => warn!(room = %self.id, error = %e, "failed to snapshot room"),
         }

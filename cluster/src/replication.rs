@@ -1,9 +1,9 @@
 //! Rooms outlive their node: every room's latest snapshot is kept on a backup node, which adopts
 //! the room when its host dies.
 //!
-//! - **Replicator** (a task per node): every `rooms.snapshot_interval_ms`, and at once after a
-//!   turn-based room's event, sends each backup node the snapshots that changed since, in one
-//!   `Replicate` message per backup. A room's backup is the owner of its id on the ring of ready
+//! - **Replicator** (a task per node): every snapshot a room writes (realtime rooms every
+//!   `rooms.snapshot_interval_ms`, turn-based rooms after every event) goes to the room's backup
+//!   at once, batched per backup with the others written meanwhile. A room's backup is the owner of its id on the ring of ready
 //!   nodes other than its host ([`Ring::owner_except`]): when membership changes, the backup moves
 //!   and the new one gets the full snapshot, the old one an `Unreplicate`.
 //! - **Replicas**: the snapshots this node keeps for other nodes' rooms, the newest epoch winning.
@@ -115,68 +115,57 @@ impl Replicas {
     }
 }
 
-/// Sends the snapshots of the rooms hosted here to their backups, until the process ends.
-pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
-    let me = ctx.node.to_string();
-    // What each backup has: the room's backup node and the snapshot it was sent.
-    let mut sent: HashMap<RoomId, (String, Arc<Vec<u8>>)> = HashMap::new();
-    // Releases for nodes that could not be told yet.
-    let mut owed: HashMap<String, Vec<RoomId>> = HashMap::new();
-    loop {
-        let every = Duration::from_millis(ctx.settings.load().rooms.snapshot_interval_ms.max(10));
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = ctx.replicate.notified() => {}
-        }
-        if ctx.is_isolated() {
-            sent.clear();
-            owed.clear();
-            continue;
-        }
-        let ring = view.ring();
-        let snaps: HashMap<RoomId, Arc<Vec<u8>>> = ctx
-            .snapshots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(r, b)| (r.clone(), b.clone()))
-            .collect();
-        let mut out: HashMap<String, Vec<Replica>> = HashMap::new();
-        let mut release: HashMap<String, Vec<RoomId>> = HashMap::new();
-        for (room, bytes) in &snaps {
-            let Some(epoch) = ctx.directory.epoch_of(room) else {
-                continue;
-            };
-            let backup = ring.owner_except(room.as_str(), &ctx.node);
-            let prev = sent.get(room);
-            let Some(backup) = backup.map(ToString::to_string) else {
-                // Alone: nobody to keep a copy.
-                if let Some((node, _)) = sent.remove(room) {
-                    release.entry(node).or_default().push(room.clone());
-                }
-                continue;
-            };
-            if prev.is_some_and(|(n, b)| *n == backup && Arc::ptr_eq(b, bytes)) {
-                continue;
+/// What each backup has been sent, and what it must be told to drop.
+struct Replicator {
+    ctx: Arc<NodeCtx>,
+    view: Arc<ClusterView>,
+    me: String,
+    /// Per room: its backup node and the snapshot it was sent.
+    sent: HashMap<RoomId, (String, Arc<Vec<u8>>)>,
+    /// Releases for nodes that could not be told yet.
+    owed: HashMap<String, Vec<RoomId>>,
+}
+
+impl Replicator {
+    /// Queues `bytes` of `room` for its backup in `out`, unless the backup already has them;
+    /// a room whose backup changed is released at the old one.
+    fn stage(
+        &mut self,
+        ring: &warren_actors::ring::Ring,
+        room: &RoomId,
+        bytes: &Arc<Vec<u8>>,
+        out: &mut HashMap<String, Vec<Replica>>,
+    ) {
+        let Some(epoch) = self.ctx.directory.epoch_of(room) else {
+            return;
+        };
+        let prev = self.sent.get(room);
+        let Some(backup) = ring
+            .owner_except(room.as_str(), &self.ctx.node)
+            .map(ToString::to_string)
+        else {
+            // Alone: nobody to keep a copy.
+            if let Some((node, _)) = self.sent.remove(room) {
+                self.owed.entry(node).or_default().push(room.clone());
             }
-            if let Some((old, _)) = prev.filter(|(n, _)| *n != backup) {
-                release.entry(old.clone()).or_default().push(room.clone());
-            }
-            out.entry(backup.clone()).or_default().push(Replica {
-                room: room.clone(),
-                epoch,
-                snapshot: bytes.as_ref().clone(),
-            });
-            sent.insert(room.clone(), (backup, bytes.clone()));
+            return;
+        };
+        if prev.is_some_and(|(n, b)| *n == backup && Arc::ptr_eq(b, bytes)) {
+            return;
         }
-        // Rooms that closed or moved away.
-        sent.retain(|room, (node, _)| {
-            let live = snaps.contains_key(room);
-            if !live {
-                release.entry(node.clone()).or_default().push(room.clone());
-            }
-            live
+        if let Some((old, _)) = prev.filter(|(n, _)| *n != backup) {
+            self.owed.entry(old.clone()).or_default().push(room.clone());
+        }
+        out.entry(backup.clone()).or_default().push(Replica {
+            room: room.clone(),
+            epoch,
+            snapshot: bytes.as_ref().clone(),
         });
+        self.sent.insert(room.clone(), (backup, bytes.clone()));
+    }
+
+    /// Sends the staged snapshots, then the releases owed to reachable nodes.
+    fn flush(&mut self, out: HashMap<String, Vec<Replica>>) {
         for (node, rooms) in out {
             match inbox_of(&node) {
                 Some(inbox) => {
@@ -184,25 +173,26 @@ pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
                         send(
                             &inbox,
                             Body::Replicate {
-                                host: me.clone(),
+                                host: self.me.clone(),
                                 rooms: chunk.to_vec(),
                             },
                         );
                     }
                 }
-                // Not connected (yet): sent again next time.
+                // Not connected (yet): sent again at the next sweep.
                 None => {
                     for r in rooms {
-                        sent.remove(&r.room);
+                        self.sent.remove(&r.room);
                     }
                 }
             }
         }
-        for (node, rooms) in release {
-            owed.entry(node).or_default().extend(rooms);
+        if self.owed.is_empty() {
+            return;
         }
-        let members: HashSet<String> = view.members().into_iter().map(|m| m.id).collect();
-        owed.retain(|node, rooms| {
+        let members: HashSet<String> = self.view.members().into_iter().map(|m| m.id).collect();
+        let me = self.me.clone();
+        self.owed.retain(|node, rooms| {
             if !members.contains(node) {
                 return false;
             }
@@ -222,6 +212,78 @@ pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
                 None => true,
             }
         });
+    }
+
+    /// Every room against its backup: catches backups that moved with membership, rooms that
+    /// closed or moved away, and sends that failed.
+    fn sweep(&mut self) {
+        let ring = self.view.ring();
+        let snaps: HashMap<RoomId, Arc<Vec<u8>>> = self
+            .ctx
+            .snapshots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(r, b)| (r.clone(), b.clone()))
+            .collect();
+        let mut out = HashMap::new();
+        for (room, bytes) in &snaps {
+            self.stage(&ring, room, bytes, &mut out);
+        }
+        let owed = &mut self.owed;
+        self.sent.retain(|room, (node, _)| {
+            let live = snaps.contains_key(room);
+            if !live {
+                owed.entry(node.clone()).or_default().push(room.clone());
+            }
+            live
+        });
+        self.flush(out);
+    }
+}
+
+/// Sends the snapshots of the rooms hosted here to their backups, until the process ends: each
+/// snapshot as soon as its room writes it (batched with whatever else was written meanwhile), and
+/// a sweep of every room every `rooms.snapshot_interval_ms`.
+pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
+    let (tx, mut written) = tokio::sync::mpsc::unbounded_channel();
+    ctx.replicate_to(tx);
+    let mut r = Replicator {
+        me: ctx.node.to_string(),
+        ctx,
+        view,
+        sent: HashMap::new(),
+        owed: HashMap::new(),
+    };
+    let mut next_sweep = tokio::time::Instant::now();
+    loop {
+        let every = Duration::from_millis(r.ctx.settings.load().rooms.snapshot_interval_ms.max(10));
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_sweep) => {
+                next_sweep = tokio::time::Instant::now() + every;
+                if r.ctx.is_isolated() {
+                    r.sent.clear();
+                    r.owed.clear();
+                    continue;
+                }
+                r.sweep();
+            }
+            Some(first) = written.recv() => {
+                if r.ctx.is_isolated() {
+                    continue;
+                }
+                let mut batch = HashMap::from([first]);
+                while let Ok((room, bytes)) = written.try_recv() {
+                    batch.insert(room, bytes);
+                }
+                let ring = r.view.ring();
+                let mut out = HashMap::new();
+                for (room, bytes) in &batch {
+                    r.stage(&ring, room, bytes, &mut out);
+                }
+                r.flush(out);
+            }
+        }
     }
 }
 
