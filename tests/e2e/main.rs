@@ -16,6 +16,7 @@ mod games;
 mod healing;
 mod lifecycle;
 mod limits;
+mod loadtest;
 mod matchmaking;
 mod migration;
 mod observability;

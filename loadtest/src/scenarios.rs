@@ -1,0 +1,531 @@
+//! The simulated players of each scenario.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClose;
+
+use crate::net::{ConnectError, Sources, Target, Ws, connect, guest};
+use crate::stats::Recorder;
+
+/// What every simulated player shares.
+pub struct Shared {
+    /// Nodes, connected to round-robin.
+    pub targets: Vec<Target>,
+    /// Source addresses.
+    pub sources: Sources,
+    /// Counters.
+    pub rec: Arc<Recorder>,
+    /// Set when the run is over.
+    pub stop: AtomicBool,
+    /// Connections made so far (spreads them over targets and sources).
+    pub seq: AtomicUsize,
+    /// Prefix of player names, so that runs do not meet each other's sessions.
+    pub prefix: String,
+}
+
+impl Shared {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// One simulated player: its connection, and what it needs to reconnect.
+pub struct Player {
+    shared: Arc<Shared>,
+    /// The player id the server gave (from `welcome`).
+    pub id: String,
+    token: String,
+    resume: String,
+    target: usize,
+    ws: Option<Ws>,
+    rid: u64,
+}
+
+/// What a read gave.
+pub enum Got {
+    /// A server message.
+    Msg(Value),
+    /// The connection ended (the close is recorded).
+    Closed(u16),
+}
+
+impl Player {
+    /// Gets a token and connects, to the next target in turn.
+    pub async fn join(shared: &Arc<Shared>, name: String) -> Option<Player> {
+        let n = shared.seq.fetch_add(1, Ordering::Relaxed);
+        let target = n % shared.targets.len();
+        shared.rec.attempted.fetch_add(1, Ordering::Relaxed);
+        let token = match guest(shared.targets[target].addr, &name).await {
+            Ok(t) => t,
+            Err(e) => {
+                shared.rec.failed.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .rec
+                    .error(&format!("guest: {}", first_line(&e.to_string())));
+                return None;
+            }
+        };
+        let mut p = Player {
+            shared: shared.clone(),
+            id: String::new(),
+            token,
+            resume: String::new(),
+            target,
+            ws: None,
+            rid: 0,
+        };
+        p.open(n, false).await.then_some(p)
+    }
+
+    async fn open(&mut self, n: usize, resume: bool) -> bool {
+        let mut q = format!("token={}", self.token);
+        if resume && !self.resume.is_empty() {
+            q += &format!("&resume={}", self.resume);
+        }
+        let rec = &self.shared.rec;
+        match connect(
+            &self.shared.targets[self.target],
+            &self.shared.sources,
+            n,
+            &q,
+        )
+        .await
+        {
+            Ok((ws, welcome)) => {
+                rec.connected.fetch_add(1, Ordering::Relaxed);
+                rec.frames_received.fetch_add(1, Ordering::Relaxed);
+                rec.opened();
+                if resume {
+                    if welcome["resumed"] == true {
+                        rec.resumes.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        rec.resume_misses.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                self.resume = welcome["resume"].as_str().unwrap_or_default().to_owned();
+                self.id = welcome["player"].as_str().unwrap_or_default().to_owned();
+                self.ws = Some(ws);
+                true
+            }
+            Err(ConnectError::Refused(status)) => {
+                rec.failed.fetch_add(1, Ordering::Relaxed);
+                rec.error(&format!("http {status}"));
+                false
+            }
+            Err(ConnectError::Failed(why)) => {
+                rec.failed.fetch_add(1, Ordering::Relaxed);
+                rec.error(&format!("connect: {}", first_line(&why)));
+                false
+            }
+        }
+    }
+
+    /// After a close: connects again with the resume token, to the next target, until it works
+    /// or the run ends (at most 30 s).
+    pub async fn reconnect(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.shared.stopped() && Instant::now() < deadline {
+            self.target = (self.target + 1) % self.shared.targets.len();
+            self.shared.rec.attempted.fetch_add(1, Ordering::Relaxed);
+            let n = self.shared.seq.fetch_add(1, Ordering::Relaxed);
+            if self.open(n, true).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// Sends a message; false when the connection is gone.
+    pub async fn send(&mut self, v: &Value) -> bool {
+        let Some(ws) = self.ws.as_mut() else {
+            return false;
+        };
+        if ws.send(Message::text(v.to_string())).await.is_ok() {
+            self.shared.rec.frames_sent.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sends a request with a fresh `rid`; returns the rid.
+    pub async fn request(&mut self, mut v: Value) -> Option<u64> {
+        self.rid += 1;
+        v["rid"] = json!(self.rid);
+        self.send(&v).await.then_some(self.rid)
+    }
+
+    /// The next server message; error frames are counted here.
+    pub async fn recv(&mut self) -> Got {
+        let Some(ws) = self.ws.as_mut() else {
+            return Got::Closed(0);
+        };
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    self.shared
+                        .rec
+                        .frames_received
+                        .fetch_add(1, Ordering::Relaxed);
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if v["type"] == "error" {
+                        self.shared.rec.error(v["code"].as_str().unwrap_or("?"));
+                    }
+                    return Got::Msg(v);
+                }
+                Some(Ok(Message::Close(c))) => {
+                    let code = c.map_or(1005, |c| u16::from(c.code));
+                    return self.lost(code);
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return self.lost(0),
+            }
+        }
+    }
+
+    /// Reads until a message matches, within `wait`; `None` on close or timeout.
+    pub async fn until(&mut self, wait: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(Got::Msg(v)) if pred(&v) => return Some(v),
+                Ok(Got::Msg(_)) => continue,
+                Ok(Got::Closed(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The reply to request `rid`: true for `ok`.
+    pub async fn reply(&mut self, rid: u64) -> Option<Value> {
+        self.until(Duration::from_secs(30), |v| {
+            (v["type"] == "ok" || v["type"] == "error") && v["rid"] == rid
+        })
+        .await
+    }
+
+    fn lost(&mut self, code: u16) -> Got {
+        if self.ws.take().is_some() {
+            self.shared.rec.closed(code);
+        }
+        Got::Closed(code)
+    }
+
+    /// Closes normally.
+    pub async fn close(&mut self) {
+        if let Some(mut ws) = self.ws.take() {
+            let _ = ws
+                .close(Some(CloseFrame {
+                    code: WsClose::Normal,
+                    reason: "done".into(),
+                }))
+                .await;
+            // Read what the server sent meanwhile, and its answer, so the handshake completes.
+            let rec = &self.shared.rec;
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                while let Some(Ok(m)) = ws.next().await {
+                    if m.is_text() {
+                        rec.frames_received.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .await;
+            self.shared.rec.closed(1000);
+        }
+    }
+
+    /// Drops the connection without a close frame (a client vanishing).
+    pub fn vanish(&mut self) {
+        if self.ws.take().is_some() {
+            self.shared.rec.closed(0);
+        }
+    }
+
+    /// Whether connected.
+    pub fn connected(&self) -> bool {
+        self.ws.is_some()
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(80)
+        .collect()
+}
+
+/// `idle`: connects and does nothing but answer the server's pings until the run ends.
+pub async fn idle(shared: Arc<Shared>, i: usize) {
+    let Some(mut p) = Player::join(&shared, format!("{}i{i}", shared.prefix)).await else {
+        return;
+    };
+    while !shared.stopped() {
+        match tokio::time::timeout(Duration::from_millis(500), p.recv()).await {
+            Ok(Got::Closed(_)) => {
+                if !p.reconnect().await {
+                    return;
+                }
+            }
+            Ok(Got::Msg(_)) | Err(_) => {}
+        }
+    }
+    p.close().await;
+}
+
+/// How the arena scenario plays.
+#[derive(Clone, Copy, Debug)]
+pub struct Arena {
+    /// Players per room.
+    pub seats: usize,
+    /// Inputs per second per player.
+    pub hz: u32,
+    /// The rooms' tick rate.
+    pub tick_hz: u32,
+}
+
+/// `arena`: one room of `seats` players; each sends inputs at `hz` and measures input→ack.
+pub async fn arena(shared: Arc<Shared>, room_no: usize, cfg: Arena) {
+    let mut players = Vec::new();
+    let mut room = String::new();
+    for s in 0..cfg.seats {
+        let Some(mut p) = Player::join(&shared, format!("{}a{room_no}s{s}", shared.prefix)).await
+        else {
+            return;
+        };
+        let req = if s == 0 {
+            json!({"type":"create_room","game":"arena",
+                   "params":{"tick_hz":cfg.tick_hz,"seats":cfg.seats.max(1)}})
+        } else {
+            json!({"type":"join_room","room":room})
+        };
+        let Some(rid) = p.request(req).await else {
+            return;
+        };
+        match p.reply(rid).await {
+            Some(v) if v["type"] == "ok" => {
+                if s == 0 {
+                    room = v["room"].as_str().unwrap_or_default().to_owned();
+                }
+            }
+            _ => return,
+        }
+        players.push(p);
+    }
+    let tasks: Vec<_> = players
+        .into_iter()
+        .map(|p| tokio::spawn(arena_player(shared.clone(), p, room.clone(), cfg.hz)))
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn arena_player(shared: Arc<Shared>, mut p: Player, room: String, hz: u32) {
+    let rec = shared.rec.clone();
+    let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(hz.max(1))));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending: VecDeque<(u64, Instant)> = VecDeque::new();
+    let mut seq = 0u64;
+    let mut last_update = Instant::now();
+    let mut dx = 1;
+    while !shared.stopped() {
+        // Inputs sent on a lost connection may or may not have arrived; an ack that covers them
+        // later still counts them.
+        if !p.connected() && !p.reconnect().await {
+            return;
+        }
+        tokio::select! {
+            _ = every.tick() => {
+                seq += 1;
+                // Alternate directions so avatars stay inside the field.
+                if seq.is_multiple_of(50) { dx = -dx; }
+                let m = json!({"type":"input","seq":seq,"data":{"dx":dx,"dy":0}});
+                if p.send(&m).await {
+                    rec.inputs.fetch_add(1, Ordering::Relaxed);
+                    pending.push_back((seq, Instant::now()));
+                }
+            }
+            got = p.recv() => match got {
+                Got::Msg(v) if v["type"] == "state" && v["room"] == room.as_str() => {
+                    rec.updates.fetch_add(1, Ordering::Relaxed);
+                    rec.pause(last_update.elapsed());
+                    last_update = Instant::now();
+                    let ack = v["ack"].as_u64().unwrap_or(0);
+                    while pending.front().is_some_and(|(s, _)| *s <= ack) {
+                        if let Some((_, at)) = pending.pop_front() {
+                            rec.latency(at.elapsed());
+                        }
+                    }
+                }
+                Got::Msg(_) => {}
+                Got::Closed(_) => {}
+            },
+        }
+    }
+    p.close().await;
+}
+
+/// `dice`: two players play rounds to the end, round after round; the latency is roll→`ok`.
+pub async fn dice(shared: Arc<Shared>, room_no: usize) {
+    let mut a = match Player::join(&shared, format!("{}d{room_no}a", shared.prefix)).await {
+        Some(p) => p,
+        None => return,
+    };
+    let Some(rid) = a.request(json!({"type":"create_room","game":"dice"})).await else {
+        return;
+    };
+    let room = match a.reply(rid).await {
+        Some(v) if v["type"] == "ok" => v["room"].as_str().unwrap_or_default().to_owned(),
+        _ => return,
+    };
+    let Some(mut b) = Player::join(&shared, format!("{}d{room_no}b", shared.prefix)).await else {
+        return;
+    };
+    let Some(rid) = b.request(json!({"type":"join_room","room":room})).await else {
+        return;
+    };
+    if b.reply(rid).await.is_none_or(|v| v["type"] != "ok") {
+        return;
+    }
+    let ids = [a.id.clone(), b.id.clone()];
+    let mut ps = [a, b];
+    let wait = Duration::from_secs(30);
+    'rounds: while !shared.stopped() {
+        for p in &mut ps {
+            let Some(rid) = p.request(json!({"type":"ready"})).await else {
+                break 'rounds;
+            };
+            if p.reply(rid).await.is_none() {
+                break 'rounds;
+            }
+        }
+        let Some(started) = ps[0].until(wait, |v| is_event(v, "round_started")).await else {
+            break;
+        };
+        let order: Vec<String> = started["event"]["order"]
+            .as_array()
+            .map(|o| {
+                o.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for who in &order {
+            let i = usize::from(ids[1] == *who);
+            let t0 = Instant::now();
+            let Some(rid) = ps[i]
+                .request(json!({"type":"input","data":{"action":"roll"}}))
+                .await
+            else {
+                break 'rounds;
+            };
+            shared.rec.inputs.fetch_add(1, Ordering::Relaxed);
+            match ps[i].reply(rid).await {
+                Some(v) if v["type"] == "ok" => shared.rec.latency(t0.elapsed()),
+                Some(_) => {}
+                None => break 'rounds,
+            }
+        }
+        if ps[0]
+            .until(wait, |v| is_event(v, "round_over"))
+            .await
+            .is_none()
+        {
+            break;
+        }
+        shared.rec.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+    for p in &mut ps {
+        p.close().await;
+    }
+}
+
+fn is_event(v: &Value, kind: &str) -> bool {
+    v["type"] == "room_event" && v["event"]["kind"] == kind
+}
+
+/// `matchmaking`: queues, waits for `match_found`, leaves the room, queues again.
+pub async fn matchmaking(shared: Arc<Shared>, i: usize, mode: String) {
+    let Some(mut p) = Player::join(&shared, format!("{}m{i}", shared.prefix)).await else {
+        return;
+    };
+    while !shared.stopped() {
+        let t0 = Instant::now();
+        let Some(rid) = p
+            .request(json!({"type":"queue","game":"dice","mode":mode}))
+            .await
+        else {
+            break;
+        };
+        if p.reply(rid).await.is_none_or(|v| v["type"] != "ok") {
+            break;
+        }
+        // A player whose partner never comes waits until the run ends.
+        let found = loop {
+            match tokio::time::timeout(Duration::from_millis(250), p.recv()).await {
+                Ok(Got::Msg(v)) if v["type"] == "match_found" => break true,
+                Ok(Got::Msg(_)) | Err(_) if !shared.stopped() => continue,
+                _ => break false,
+            }
+        };
+        if !found {
+            break;
+        }
+        shared.rec.match_wait(t0.elapsed());
+        let Some(rid) = p.request(json!({"type":"leave_room"})).await else {
+            break;
+        };
+        if p.reply(rid).await.is_none() {
+            break;
+        }
+    }
+    p.close().await;
+}
+
+/// `churn`: connect, create a room, play briefly, vanish, resume with the token, leave, close;
+/// again and again with a new player each time.
+pub async fn churn(shared: Arc<Shared>, i: usize) {
+    let mut round = 0;
+    while !shared.stopped() {
+        round += 1;
+        let Some(mut p) = Player::join(&shared, format!("{}c{i}r{round}", shared.prefix)).await
+        else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        let t0 = Instant::now();
+        let Some(rid) = p.request(json!({"type":"create_room","game":"dice"})).await else {
+            continue;
+        };
+        shared.rec.inputs.fetch_add(1, Ordering::Relaxed);
+        match p.reply(rid).await {
+            Some(v) if v["type"] == "ok" => shared.rec.latency(t0.elapsed()),
+            _ => {
+                p.close().await;
+                continue;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if shared.stopped() {
+            p.close().await;
+            break;
+        }
+        p.vanish();
+        if !p.reconnect().await {
+            continue;
+        }
+        if let Some(rid) = p.request(json!({"type":"leave_room"})).await {
+            let _ = p.reply(rid).await;
+        }
+        p.close().await;
+    }
+}
