@@ -15,6 +15,10 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+// The pool's benchmark (benches/pool.rs) is the dev-dependency's only user.
+#[cfg(test)]
+use criterion as _;
+
 pub mod game;
 pub mod matchmaking;
 pub mod migrate;

@@ -33,6 +33,8 @@ use crate::wire::{Body, Replica};
 
 /// Most snapshots in one `Replicate` message.
 const BATCH: usize = 256;
+/// Sweeps between two full resends of every snapshot (at 100 ms per sweep: every 10 s).
+const REFRESH_SWEEPS: u64 = 100;
 /// How often the guardian checks the cluster.
 const GUARD_EVERY: Duration = Duration::from_millis(100);
 
@@ -124,6 +126,8 @@ struct Replicator {
     sent: HashMap<RoomId, (String, Arc<Vec<u8>>)>,
     /// Releases for nodes that could not be told yet.
     owed: HashMap<String, Vec<RoomId>>,
+    /// Sweeps so far.
+    sweeps: u64,
 }
 
 impl Replicator {
@@ -135,6 +139,7 @@ impl Replicator {
         room: &RoomId,
         bytes: &Arc<Vec<u8>>,
         out: &mut HashMap<String, Vec<Replica>>,
+        refresh: bool,
     ) {
         let Some(epoch) = self.ctx.directory.epoch_of(room) else {
             return;
@@ -150,7 +155,7 @@ impl Replicator {
             }
             return;
         };
-        if prev.is_some_and(|(n, b)| *n == backup && Arc::ptr_eq(b, bytes)) {
+        if !refresh && prev.is_some_and(|(n, b)| *n == backup && Arc::ptr_eq(b, bytes)) {
             return;
         }
         if let Some((old, _)) = prev.filter(|(n, _)| *n != backup) {
@@ -215,8 +220,12 @@ impl Replicator {
     }
 
     /// Every room against its backup: catches backups that moved with membership, rooms that
-    /// closed or moved away, and sends that failed.
+    /// closed or moved away, and sends that failed. Every [`REFRESH_SWEEPS`]th sweep sends every
+    /// snapshot again, so a backup that lost its copies (it restarted faster than failure
+    /// detection noticed) has them back even for rooms that have not changed since.
     fn sweep(&mut self) {
+        self.sweeps += 1;
+        let refresh = self.sweeps.is_multiple_of(REFRESH_SWEEPS);
         let ring = self.view.ring();
         let snaps: HashMap<RoomId, Arc<Vec<u8>>> = self
             .ctx
@@ -228,7 +237,7 @@ impl Replicator {
             .collect();
         let mut out = HashMap::new();
         for (room, bytes) in &snaps {
-            self.stage(&ring, room, bytes, &mut out);
+            self.stage(&ring, room, bytes, &mut out, refresh);
         }
         let owed = &mut self.owed;
         self.sent.retain(|room, (node, _)| {
@@ -254,6 +263,7 @@ pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
         view,
         sent: HashMap::new(),
         owed: HashMap::new(),
+        sweeps: 0,
     };
     let mut next_sweep = tokio::time::Instant::now();
     loop {
@@ -279,7 +289,7 @@ pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
                 let ring = r.view.ring();
                 let mut out = HashMap::new();
                 for (room, bytes) in &batch {
-                    r.stage(&ring, room, bytes, &mut out);
+                    r.stage(&ring, room, bytes, &mut out, false);
                 }
                 r.flush(out);
             }
