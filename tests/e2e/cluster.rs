@@ -33,11 +33,12 @@ pub(crate) async fn start_env(
     Node::start(&env).await
 }
 
-async fn members(node: &Node) -> Vec<(String, String)> {
+/// `(id, state, rooms)` of every member as `node` sees it, itself first.
+pub(crate) async fn view(node: &Node) -> Vec<(String, String, u64)> {
     let (status, body) = node.http("GET", "/v1/cluster", None, None).await.unwrap();
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    let mut m: Vec<(String, String)> = v["nodes"]
+    v["nodes"]
         .as_array()
         .unwrap()
         .iter()
@@ -45,8 +46,17 @@ async fn members(node: &Node) -> Vec<(String, String)> {
             (
                 n["id"].as_str().unwrap().to_owned(),
                 n["state"].as_str().unwrap().to_owned(),
+                n["rooms"].as_u64().unwrap(),
             )
         })
+        .collect()
+}
+
+async fn members(node: &Node) -> Vec<(String, String)> {
+    let mut m: Vec<(String, String)> = view(node)
+        .await
+        .into_iter()
+        .map(|(i, s, _)| (i, s))
         .collect();
     m.sort();
     m

@@ -464,3 +464,19 @@ pub async fn start_dice_round(a: &mut Client, b: &mut Client) -> Vec<String> {
         .map(|p| p.as_str().unwrap().to_owned())
         .collect()
 }
+
+/// The first player in `order` ("a" or "b") rolls; returns the roll's total and the event's
+/// version, as `a` sees them.
+pub async fn roll_first(a: &mut Client, b: &mut Client, order: &[String]) -> (Value, u64) {
+    let roll = serde_json::json!({"type":"input","data":{"action":"roll"}});
+    if order[0] == "a" {
+        a.ok(roll).await;
+    } else {
+        b.ok(roll).await;
+    }
+    let rolled = a.until_event("rolled").await;
+    (
+        rolled["event"]["total"].clone(),
+        rolled["version"].as_u64().unwrap(),
+    )
+}

@@ -5,30 +5,11 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::cluster::{COOKIE, start, wait_for};
+use crate::cluster::{COOKIE, start, view, wait_for};
 use crate::cluster_matchmaking::trio;
-use crate::common::{Client, Node, free_port, start_dice_round, token};
-
-/// `(id, state, rooms)` of every member as `node` sees it, itself first.
-async fn view(node: &Node) -> Vec<(String, String, u64)> {
-    let (status, body) = node.http("GET", "/v1/cluster", None, None).await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["id"].as_str().unwrap().to_owned(),
-                n["state"].as_str().unwrap().to_owned(),
-                n["rooms"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
+use crate::common::{Client, Node, free_port, roll_first, start_dice_round, token};
 
 /// Rooms each node hosts, each read from the node itself.
 async fn hosted(nodes: &[&Node]) -> Vec<u64> {
@@ -73,18 +54,7 @@ async fn killing_the_host_brings_a_dice_round_back_on_its_backup_with_turns_and_
     b.ok(json!({"type":"join_room","room":room})).await;
     let order = start_dice_round(&mut a, &mut b).await;
     let first_is_a = order[0] == "a";
-    if first_is_a {
-        a.ok(json!({"type":"input","data":{"action":"roll"}})).await;
-    } else {
-        b.ok(json!({"type":"input","data":{"action":"roll"}})).await;
-    }
-    let rolled = b
-        .until(|m| m["type"] == "room_event" && m["event"]["kind"] == "rolled")
-        .await;
-    let (first_roll, version) = (
-        rolled["event"]["total"].clone(),
-        rolled["version"].as_u64().unwrap(),
-    );
+    let (first_roll, version) = roll_first(&mut a, &mut b, &order).await;
     // State younger than one snapshot interval (100 ms) may be lost with the node; this roll is
     // older than that when the node dies.
     tokio::time::sleep(Duration::from_millis(150)).await;

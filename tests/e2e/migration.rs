@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::cluster_matchmaking::trio;
-use crate::common::{Client, start_dice_round, token};
+use crate::common::{Client, roll_first, start_dice_round, token};
 
 /// What a player has seen of the room's realtime state so far.
 #[derive(Default)]
@@ -139,18 +139,7 @@ async fn a_dice_round_survives_its_host_draining_with_turns_totals_and_versions(
     let order = start_dice_round(&mut a, &mut b).await;
     // The first in turn order rolls before the drain.
     let first_is_a = order[0] == "a";
-    if first_is_a {
-        a.ok(json!({"type":"input","data":{"action":"roll"}})).await;
-    } else {
-        b.ok(json!({"type":"input","data":{"action":"roll"}})).await;
-    }
-    let rolled = a
-        .until(|m| m["type"] == "room_event" && m["event"]["kind"] == "rolled")
-        .await;
-    let (first_roll, version) = (
-        rolled["event"]["total"].clone(),
-        rolled["version"].as_u64().unwrap(),
-    );
+    let (first_roll, version) = roll_first(&mut a, &mut b, &order).await;
 
     // Drain b's node, which hosts the room, mid-round.
     let resume = b.resume_token();
