@@ -251,7 +251,7 @@ async fn prometheus_scrapes_a_three_node_cluster_while_players_play() {
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap())
         .collect();
-    assert_eq!(loaded.len(), 6, "{rules}");
+    assert_eq!(loaded.len(), 7, "{rules}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let rules = prom.api("/api/v1/rules").await;
