@@ -202,9 +202,11 @@ pub async fn rebalance(ctx: Arc<NodeCtx>) {
         let above_mean = mine * candidates.len() as u64 > total;
         // One sender at a time, the busiest node (ties: the lowest id), so that nodes reading each
         // other's counts a heartbeat late do not all fill the same node past its share.
-        let busiest = candidates.iter().filter(|c| c.node != ctx.node).all(|c| {
-            (u64::from(c.rooms), &ctx.node) < (mine, &c.node) || u64::from(c.rooms) < mine
-        });
+        // Ordered by (rooms, then the lower id counting as busier).
+        let busiest = candidates
+            .iter()
+            .filter(|c| c.node != ctx.node)
+            .all(|c| (u64::from(c.rooms), &ctx.node) < (mine, &c.node));
         if !above_mean || !busiest || mine < u64::from(least.rooms) + 2 {
             uneven_since = None;
             continue;
