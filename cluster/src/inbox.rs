@@ -398,13 +398,7 @@ impl Peers for ClusterPeers {
     }
 
     fn reachable(&self, node: &NodeId) -> bool {
-        node.as_str() == self.inner.node
-            || self
-                .inner
-                .view
-                .members()
-                .iter()
-                .any(|m| m.id == node.as_str() && m.state != "unreachable")
+        node.as_str() == self.inner.node || self.inner.view.is_reachable(node.as_str())
     }
 
     fn pool(&self, node: &NodeId, msg: PoolWire) -> bool {

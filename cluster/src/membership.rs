@@ -69,6 +69,16 @@ impl ClusterView {
             .clone()
     }
 
+    /// Whether `id` is a member that is not unreachable (read in place, without a copy of the
+    /// member list: it is asked on every request to another node).
+    pub fn is_reachable(&self, id: &str) -> bool {
+        self.members
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|m| m.id == id && m.state != "unreachable")
+    }
+
     /// Addresses worth dialing: every member ever heard of, and every address peers gossiped.
     pub fn candidates(&self) -> Vec<String> {
         self.candidates

@@ -230,9 +230,7 @@ async fn prometheus_scrapes_a_three_node_cluster_while_players_play() {
     loop {
         let mut hosted = Vec::new();
         for n in &nodes {
-            let (_, body) = n.http("GET", "/v1/cluster", None, None).await.unwrap();
-            let v: Value = serde_json::from_str(&body).unwrap();
-            hosted.push(v["nodes"][0]["rooms"].as_u64().unwrap());
+            hosted.push(crate::cluster::view(n).await[0].2);
         }
         if hosted == [1, 1, 1] {
             break;
