@@ -530,6 +530,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("log.format"), "{e}");
+        let e = Config::load(None, env(&[("WARREN_CLUSTER__FORGET_AFTER_MS", "1000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.forget_after_ms"), "{e}");
+        let e = Config::load(None, env(&[("WARREN_ROOMS__REBALANCE_PER_SEC", "-1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rooms.rebalance_per_sec"), "{e}");
+        let ok = Config::load(
+            None,
+            env(&[
+                ("WARREN_CLUSTER__FORGET_AFTER_MS", "0"),
+                ("WARREN_ROOMS__REBALANCE_PER_SEC", "0"),
+            ]),
+        );
+        assert!(ok.is_ok(), "0 turns both off");
     }
 
     #[test]
