@@ -20,6 +20,7 @@
 use criterion as _;
 
 pub mod game;
+pub mod inputs;
 pub mod matchmaking;
 pub mod migrate;
 pub mod node;

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, mpsc};
 use warren_protocol::{CloseCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary};
 
 use crate::game::GameRegistry;
+use crate::inputs::{FastInput, InputBox};
 use crate::pool_host::PoolHostMsg;
 use crate::remote::Peers;
 use crate::resume::ResumeKey;
@@ -214,6 +215,8 @@ pub struct Conn {
     pub id: u64,
     tx: mpsc::Sender<Outbound>,
     close: Arc<CloseSignal>,
+    /// The realtime input path of this connection ([`crate::inputs`]).
+    pub fast: Arc<FastInput>,
 }
 
 impl Conn {
@@ -226,6 +229,7 @@ impl Conn {
                 id,
                 tx,
                 close: close.clone(),
+                fast: Arc::default(),
             },
             rx,
             close,
@@ -337,6 +341,8 @@ pub struct RoomEntry {
     pub epoch: u64,
     /// Frozen for a move: requests wait for the move to end instead of reaching the actor.
     pub moving: bool,
+    /// The realtime input box of a realtime room ([`crate::inputs`]).
+    pub inputs: Option<Arc<InputBox>>,
 }
 
 /// Where a room lives: its node, and the epoch of that placement (the higher epoch wins).
@@ -373,11 +379,16 @@ impl Directory {
             }
         }
         write(&self.moved).remove(&room);
-        write(&self.rooms).insert(room, entry);
+        if let Some(old) = write(&self.rooms).insert(room, entry) {
+            // A restarted room has a new box: inputs still in the old one were sent to the
+            // crashed actor, like those since its last snapshot.
+            close_inputs(&old);
+        }
     }
 
     pub(crate) fn remove(&self, room: &RoomId) -> Option<RoomEntry> {
         let e = write(&self.rooms).remove(room)?;
+        close_inputs(&e);
         let mut seated = write(&self.seated);
         for p in &e.players {
             if seated.get(p) == Some(room) {
@@ -417,6 +428,14 @@ impl Directory {
             .get(room)
             .filter(|e| !e.moving)
             .map(|e| e.actor.clone())
+    }
+
+    /// The input box of a realtime room hosted here and not frozen for a move.
+    pub fn inputs(&self, room: &RoomId) -> Option<Arc<InputBox>> {
+        read(&self.rooms)
+            .get(room)
+            .filter(|e| !e.moving)
+            .and_then(|e| e.inputs.clone())
     }
 
     /// The room's entry, if hosted here.
@@ -527,6 +546,13 @@ impl Directory {
 }
 
 // A poisoned lock only means another thread panicked while holding it; the maps stay usable.
+/// Closes a departing entry's input box, so that its connections send inputs the ordinary way.
+fn close_inputs(e: &RoomEntry) {
+    if let Some(b) = &e.inputs {
+        b.close(&mut Vec::new());
+    }
+}
+
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -20,6 +20,7 @@ use warren_protocol::{
 };
 
 use crate::game::{Game, GameCtx, GameError, SeatView};
+use crate::inputs::{InputBox, QueuedInput};
 use crate::node::{NodeCtx, lock, now_ms};
 use crate::remote::{OpResult, RoomOp};
 
@@ -207,6 +208,8 @@ pub struct RoomArgs {
     /// Adopted after its node died: seats whose sessions were on unreachable nodes are
     /// disconnected and released after the reconnect grace unless their players resume.
     pub orphans: bool,
+    /// A realtime room's input box ([`crate::inputs`]).
+    pub inputs: Option<Arc<InputBox>>,
 }
 
 struct Seat {
@@ -236,6 +239,9 @@ pub struct RoomState {
     deadline_gen: u64,
     /// Time spent per tick (game step, encoding, routing), by game.
     tick_seconds: metrics::Histogram,
+    /// The realtime input box, and a buffer to empty it into.
+    inputs: Option<Arc<InputBox>>,
+    queued: Vec<QueuedInput>,
 }
 
 impl Actor for Room {
@@ -268,6 +274,8 @@ impl Actor for Room {
             timers: Vec::new(),
             deadline: None,
             deadline_gen: 0,
+            inputs: a.inputs,
+            queued: Vec::new(),
         };
         st.refresh_views();
         if !a.restarted {
@@ -323,6 +331,18 @@ impl Actor for Room {
         msg: RoomMsg,
         st: &mut RoomState,
     ) -> Result<(), ActorProcessingErr> {
+        // Inputs that took the realtime path arrived before this message.
+        if let Some(b) = &st.inputs {
+            let mut queued = std::mem::take(&mut st.queued);
+            if matches!(msg, RoomMsg::Freeze(_)) {
+                // Nothing may reach the box once the room has taken its final snapshot.
+                b.close(&mut queued);
+            } else {
+                b.take(&mut queued);
+            }
+            st.apply_queued(&mut queued);
+            st.queued = queued;
+        }
         match msg {
             RoomMsg::Join {
                 player,
@@ -589,6 +609,15 @@ impl RoomState {
             });
         }
         self.with_game(|g, ctx| g.on_input(ctx, player, seq, data))
+    }
+
+    /// Applies inputs that took the realtime path, in their order; errors go to their senders.
+    fn apply_queued(&mut self, queued: &mut Vec<QueuedInput>) {
+        for q in queued.drain(..) {
+            if let Err(e) = self.input(&q.player, q.seq, &q.data) {
+                self.send_one(&q.player, error_frame(None, e.code, &e.message));
+            }
+        }
     }
 
     fn chat(&mut self, player: &PlayerId, text: &str) {

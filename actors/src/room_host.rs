@@ -238,6 +238,7 @@ impl RoomHostState {
             ctx: self.ctx.clone(),
             id: id.clone(),
             game_name: game.clone(),
+            inputs: g.tick_interval().map(|_| Arc::default()),
             game: g,
             private,
             seats,
@@ -264,6 +265,7 @@ impl RoomHostState {
         let (id, game, private) = (args.id.clone(), args.game_name.clone(), args.private);
         let players = args.seats.iter().map(|s| s.player.clone()).collect();
         let seats = args.game.seats();
+        let inputs = args.inputs.clone();
         // The directory entry must exist before the room runs so the room can update it.
         match Actor::spawn_linked(None, Room, args, me.get_cell()).await {
             Ok((actor, _)) => {
@@ -278,6 +280,7 @@ impl RoomHostState {
                         private,
                         epoch,
                         moving: false,
+                        inputs,
                     },
                 );
                 Some(actor)
@@ -402,6 +405,7 @@ impl RoomHostState {
             ctx: self.ctx.clone(),
             id: room.clone(),
             game_name: snap.game,
+            inputs: game.tick_interval().map(|_| Arc::default()),
             game,
             private: snap.private,
             seats: snap.seats,

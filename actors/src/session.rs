@@ -51,6 +51,9 @@ pub enum SessionMsg {
     Frame {
         /// Which connection it came from.
         conn_id: u64,
+        /// Its number among the frames this connection sent to the session (from 1): see
+        /// [`crate::inputs`].
+        n: u64,
         /// The request or its decoding error.
         frame: Result<ClientRequest, DecodeError>,
     },
@@ -107,6 +110,8 @@ pub struct SessionState {
     ticket: Option<Queued>,
     grace_gen: u64,
     epoch: u64,
+    /// Frames of the current connection handled so far.
+    handled: u64,
 }
 
 impl Actor for Session {
@@ -131,6 +136,7 @@ impl Actor for Session {
             ticket: None,
             grace_gen: 0,
             epoch: 0,
+            handled: 0,
         })
     }
 
@@ -159,12 +165,14 @@ impl Actor for Session {
                 name,
                 epoch,
             } => st.attach(&me, conn, resumed, recover, name, epoch).await,
-            SessionMsg::Frame { conn_id, frame } => {
+            SessionMsg::Frame { conn_id, n, frame } => {
                 if st.conn.as_ref().is_some_and(|c| c.id == conn_id) {
                     match frame {
                         Ok(req) => st.request(req).await,
                         Err(e) => st.push(error_frame(e.rid, e.code, &e.message)),
                     }
+                    st.handled = n;
+                    st.publish_fast();
                 }
             }
             SessionMsg::ConnClosed(conn_id) => {
@@ -241,6 +249,7 @@ impl Actor for Session {
                     game: &game,
                     players: &players,
                 }));
+                st.publish_fast();
                 let player = st.player.clone();
                 let op = if st.conn.is_some() {
                     RoomOp::Resync(player)
@@ -256,6 +265,7 @@ impl Actor for Session {
             SessionMsg::RoomClosed(room) => {
                 if st.room.as_ref() == Some(&room) {
                     st.room = None;
+                    st.publish_fast();
                 }
             }
         }
@@ -267,6 +277,18 @@ impl SessionState {
     fn push(&self, frame: Outbound) {
         if let Some(c) = &self.conn {
             c.send(frame);
+        }
+    }
+
+    /// Points the connection's realtime input path at the player's room, when that is a realtime
+    /// room hosted here, as of the frames handled so far.
+    fn publish_fast(&self) {
+        if let Some(c) = &self.conn {
+            let to = self
+                .room
+                .as_ref()
+                .and_then(|r| self.ctx.directory.inputs(r));
+            c.fast.set(self.handled, to);
         }
     }
 
@@ -298,8 +320,10 @@ impl SessionState {
         epoch: u64,
     ) {
         if let Some(old) = self.conn.take() {
+            old.fast.clear();
             old.close(CloseCode::Replaced);
         }
+        self.handled = 0;
         self.grace_gen += 1;
         self.epoch = epoch;
         self.name = name;
@@ -339,6 +363,7 @@ impl SessionState {
             };
             self.room_notify(&room, op).await;
         }
+        self.publish_fast();
     }
 
     /// The room holding the player's seat, wherever it is hosted: for a session resumed here

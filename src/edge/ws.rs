@@ -11,12 +11,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
 use ractor::{ActorRef, call_t};
 use serde::Deserialize;
-use tracing::{Instrument as _, debug, warn};
+use tracing::{debug, warn};
+use warren_actors::inputs::{FastInput, QueuedInput};
 use warren_actors::node::Conn;
 use warren_actors::session::SessionMsg;
 use warren_actors::session_host::SessionHostMsg;
 use warren_actors::settings::Limits;
-use warren_protocol::{CloseCode, DecodeError, ErrorCode, decode_client_frame};
+use warren_protocol::{
+    ClientRequest, CloseCode, DecodeError, ErrorCode, PlayerId, Request, decode_client_frame,
+};
 
 use super::Edge;
 use super::auth::{AuthError, Identity};
@@ -91,11 +94,9 @@ pub(crate) async fn upgrade(
         .max_continuation_size(limits.max_frame_bytes);
     metrics::gauge!("warren_connections").increment(1.0);
     let conn_id = edge.conn_ids.fetch_add(1, Ordering::Relaxed);
-    let span =
-        tracing::info_span!("conn", node = %edge.ctx.node, player = %ident.player, conn = conn_id);
-    actix_web::rt::spawn(
-        run(slot, session, stream, ident, resume, limits, conn_id).instrument(span),
-    );
+    // No span per connection: entering it on every poll of the socket task cost more than the
+    // frame's own work. The task's log lines name the player and the connection instead.
+    actix_web::rt::spawn(run(slot, session, stream, ident, resume, limits, conn_id));
     Ok(response)
 }
 
@@ -188,6 +189,7 @@ async fn run(
 ) {
     let edge = slot.0.clone();
     let (conn, mut outbound, closer) = Conn::new(conn_id, limits.max_outbound_queue);
+    let fast = conn.fast.clone();
     let host = edge.ctx.hosts().sessions.clone();
     let connect = call_t!(
         host,
@@ -216,6 +218,13 @@ async fn run(
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + hb, hb);
     let mut last_seen = Instant::now();
     let mut rate = RateLimit::new(&limits);
+    // Frames sent to the session so far: the realtime input path is open only while the session
+    // has handled them all.
+    let mut to_session = 0u64;
+    let (received_total, sent_total) = (
+        metrics::counter!("warren_messages_received_total"),
+        metrics::counter!("warren_messages_sent_total"),
+    );
     let exit = loop {
         tokio::select! {
             biased;
@@ -228,20 +237,25 @@ async fn run(
                 if !sent {
                     break Exit::Gone;
                 }
-                metrics::counter!("warren_messages_sent_total").increment(1);
+                sent_total.increment(1);
             }
             item = stream.recv() => {
                 let Some(item) = item else { break Exit::Gone };
                 last_seen = Instant::now();
                 match item {
                     Ok(AggregatedMessage::Text(text)) => {
-                        metrics::counter!("warren_messages_received_total").increment(1);
+                        received_total.increment(1);
                         let frame = match rate.admit(last_seen) {
                             Admit::Yes => decode_client_frame(&text),
                             Admit::Close => break Exit::Close(CloseCode::RateLimited.code()),
                             Admit::Drop => Err(rate_limited(&text)),
                         };
-                        if session.cast(SessionMsg::Frame { conn_id, frame }).is_err() {
+                        let Some(frame) = fast_input(&fast, to_session, &ident.player, frame) else {
+                            continue;
+                        };
+                        to_session += 1;
+                        let msg = SessionMsg::Frame { conn_id, n: to_session, frame };
+                        if session.cast(msg).is_err() {
                             break Exit::Close(CloseCode::Internal.code());
                         }
                     }
@@ -282,6 +296,40 @@ async fn run(
         close(ws, code).await;
     }
     finish(&slot);
+}
+
+/// Queues an input without `rid` straight into its realtime room when the connection's fast path
+/// is open ([`warren_actors::inputs`]); gives back every other frame, and an input the room's box
+/// refused, for the session.
+fn fast_input(
+    fast: &FastInput,
+    to_session: u64,
+    player: &PlayerId,
+    frame: Result<ClientRequest, DecodeError>,
+) -> Option<Result<ClientRequest, DecodeError>> {
+    let (seq, data) = match frame {
+        Ok(ClientRequest {
+            rid: None,
+            req: Request::Input { seq, data },
+        }) => (seq, data),
+        other => return Some(other),
+    };
+    let queued = QueuedInput {
+        player: player.clone(),
+        seq,
+        data,
+    };
+    let refused = match fast.current(to_session) {
+        Some(b) => b.push(queued).err()?,
+        None => queued,
+    };
+    Some(Ok(ClientRequest {
+        rid: None,
+        req: Request::Input {
+            seq: refused.seq,
+            data: refused.data,
+        },
+    }))
 }
 
 fn finish(_slot: &Slot) {
