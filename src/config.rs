@@ -121,6 +121,8 @@ pub(crate) struct RoomsSection {
     pub(crate) restart_window_ms: u64,
     /// Rooms moved per second onto nodes that have fewer than their share (0: never).
     pub(crate) rebalance_per_sec: u32,
+    /// Grid realtime rooms' timers start on (0: none).
+    pub(crate) tick_grid_ms: u64,
 }
 
 /// `[drain]`.
@@ -296,6 +298,12 @@ impl Config {
         if self.rooms.snapshot_interval_ms < 10 {
             return bad("rooms.snapshot_interval_ms", "must be at least 10");
         }
+        if self.rooms.tick_grid_ms > 1000 {
+            return bad(
+                "rooms.tick_grid_ms",
+                "must be at most 1000 (0 turns the grid off)",
+            );
+        }
         if self.matchmaking.max_window < self.matchmaking.initial_window {
             return bad(
                 "matchmaking.max_window",
@@ -338,6 +346,7 @@ impl Config {
                 max_restarts: r.max_restarts,
                 restart_window_ms: r.restart_window_ms,
                 rebalance_per_sec: r.rebalance_per_sec,
+                tick_grid_ms: r.tick_grid_ms,
             },
             matchmaking: MatchSettings {
                 initial_window: m.initial_window,
@@ -538,11 +547,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("rooms.rebalance_per_sec"), "{e}");
+        let e = Config::load(None, env(&[("WARREN_ROOMS__TICK_GRID_MS", "5000")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rooms.tick_grid_ms"), "{e}");
         let ok = Config::load(
             None,
             env(&[
                 ("WARREN_CLUSTER__FORGET_AFTER_MS", "0"),
                 ("WARREN_ROOMS__REBALANCE_PER_SEC", "0"),
+                ("WARREN_ROOMS__TICK_GRID_MS", "0"),
             ]),
         );
         assert!(ok.is_ok(), "0 turns both off");

@@ -8,11 +8,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use futures_util::task::AtomicWaker;
 use ractor::ActorRef;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use warren_protocol::{CloseCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary};
 
 use crate::game::GameRegistry;
@@ -170,11 +172,13 @@ pub fn random_token(len: usize) -> String {
         .collect()
 }
 
-/// Tells a connection's socket task to close with a code. The first code wins.
+/// Tells a connection's socket task to close with a code. The first code wins. One task waits
+/// on it (its socket task), so a single waker slot is enough, and cheaper to re-arm on every
+/// turn of the socket loop than a list of waiters.
 #[derive(Default)]
 pub struct CloseSignal {
     code: AtomicU16,
-    notify: Notify,
+    waker: AtomicWaker,
 }
 
 impl CloseSignal {
@@ -185,7 +189,7 @@ impl CloseSignal {
             .compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.notify.notify_one();
+            self.waker.wake();
         }
     }
 
@@ -197,14 +201,17 @@ impl CloseSignal {
         }
     }
 
-    /// Waits for a close request and returns its code.
+    /// Waits for a close request and returns its code (one waiter at a time).
     pub async fn wait(&self) -> u16 {
-        loop {
+        std::future::poll_fn(|cx| {
             if let Some(c) = self.requested() {
-                return c;
+                return Poll::Ready(c);
             }
-            self.notify.notified().await;
-        }
+            self.waker.register(cx.waker());
+            // A close between the check and the registration woke no one: look again.
+            self.requested().map_or(Poll::Pending, Poll::Ready)
+        })
+        .await
     }
 }
 

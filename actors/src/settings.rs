@@ -34,6 +34,9 @@ pub struct RoomSettings {
     /// Rooms a node moves per second onto nodes below their share of the cluster's rooms
     /// (a node joined); 0 turns rebalancing off.
     pub rebalance_per_sec: u32,
+    /// Realtime rooms' timers start on a node-wide grid of this step, so rooms tick together in a
+    /// few slots per period (fewer wake-ups, a little more latency); 0 turns the grid off.
+    pub tick_grid_ms: u64,
 }
 
 /// Matchmaking windows (PROTOCOL.md "Matchmaking").

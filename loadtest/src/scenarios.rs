@@ -254,6 +254,15 @@ impl Player {
     }
 }
 
+/// A random number in [0, 1).
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
 fn first_line(s: &str) -> String {
     s.lines()
         .next()
@@ -294,6 +303,10 @@ pub struct Arena {
 
 /// `arena`: one room of `seats` players; each sends inputs at `hz` and measures input→ack.
 pub async fn arena(shared: Arc<Shared>, room_no: usize, cfg: Arena) {
+    // Rooms of a real server are created at any time, so their ticks fall anywhere in the tick
+    // period: start each room at a random point of it rather than all in step.
+    let tick = Duration::from_secs_f64(1.0 / f64::from(cfg.tick_hz.max(1)));
+    tokio::time::sleep(tick.mul_f64(random_fraction())).await;
     let mut players = Vec::new();
     let mut room = String::new();
     for s in 0..cfg.seats {
@@ -322,16 +335,87 @@ pub async fn arena(shared: Arc<Shared>, room_no: usize, cfg: Arena) {
     }
     let tasks: Vec<_> = players
         .into_iter()
-        .map(|p| tokio::spawn(arena_player(shared.clone(), p, room.clone(), cfg.hz)))
+        .map(|p| {
+            tokio::spawn(arena_player(
+                shared.clone(),
+                p,
+                room.clone(),
+                cfg.hz,
+                cfg.tick_hz,
+            ))
+        })
         .collect();
     for t in tasks {
         let _ = t.await;
     }
 }
 
-async fn arena_player(shared: Arc<Shared>, mut p: Player, room: String, hz: u32) {
+/// Splits a realtime player's input→ack into the wait for the room's tick and what follows the
+/// tick. A room ticks on a fixed schedule, tick `k` at `T0 + k·P`, so over a stretch between two
+/// `room_state`s (a restart or a move starts a new schedule) `T0` is the earliest arrival of any
+/// tick `k` less `k·P`; an acknowledgement's share after its tick is its arrival less `T0 + k·P`.
+/// Samples wait until the stretch ends (or a few thousand are held) so that every one is measured
+/// against the earliest arrival seen.
+struct TickClock {
+    period: f64,
+    base: Instant,
+    t0: f64,
+    /// Per acknowledged input: (arrival − k·P, sent − k·P), in seconds since `base`.
+    held: Vec<(f64, f64)>,
+}
+
+impl TickClock {
+    fn new(tick_hz: u32) -> Self {
+        Self {
+            period: 1.0 / f64::from(tick_hz.max(1)),
+            base: Instant::now(),
+            t0: f64::INFINITY,
+            held: Vec::new(),
+        }
+    }
+
+    /// Tick `k` arrived now; returns its arrival less `k·P`.
+    fn tick(&mut self, k: u64) -> f64 {
+        let off = self.base.elapsed().as_secs_f64() - k as f64 * self.period;
+        self.t0 = self.t0.min(off);
+        off
+    }
+
+    /// An input sent at `sent` was acknowledged by tick `k`, which arrived at `off` (from
+    /// [`TickClock::tick`]).
+    fn acked(&mut self, rec: &Recorder, k: u64, off: f64, sent: Instant) {
+        let sent = sent.duration_since(self.base).as_secs_f64() - k as f64 * self.period;
+        self.held.push((off, sent));
+        if self.held.len() >= 4096 {
+            self.flush(rec);
+        }
+    }
+
+    fn flush(&mut self, rec: &Recorder) {
+        for (off, sent) in self.held.drain(..) {
+            rec.after_tick(Duration::from_secs_f64((off - self.t0).max(0.0)), 1);
+            // The tick that applied it came later than the first one after it was sent.
+            if self.t0 - sent > self.period + 0.001 {
+                rec.missed_tick.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A new schedule starts (the room was restarted or moved).
+    fn resync(&mut self, rec: &Recorder) {
+        self.flush(rec);
+        self.t0 = f64::INFINITY;
+    }
+}
+
+async fn arena_player(shared: Arc<Shared>, mut p: Player, room: String, hz: u32, tick_hz: u32) {
     let rec = shared.rec.clone();
-    let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(hz.max(1))));
+    let mut clock = TickClock::new(tick_hz);
+    // Real clients send at their own phase, not in step: each player starts at a random point of
+    // its period, so the room sees inputs spread over its tick rather than in bursts.
+    let period = Duration::from_secs_f64(1.0 / f64::from(hz.max(1)));
+    let phase = period.mul_f64(random_fraction());
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + phase, period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending: VecDeque<(u64, Instant)> = VecDeque::new();
     let mut seq = 0u64;
@@ -360,17 +444,22 @@ async fn arena_player(shared: Arc<Shared>, mut p: Player, room: String, hz: u32)
                     rec.pause(last_update.elapsed());
                     last_update = Instant::now();
                     let ack = v["ack"].as_u64().unwrap_or(0);
+                    let k = v["tick"].as_u64().unwrap_or(0);
+                    let off = clock.tick(k);
                     while pending.front().is_some_and(|(s, _)| *s <= ack) {
                         if let Some((_, at)) = pending.pop_front() {
                             rec.latency(at.elapsed());
+                            clock.acked(&rec, k, off, at);
                         }
                     }
                 }
+                Got::Msg(v) if v["type"] == "room_state" => clock.resync(&rec),
                 Got::Msg(_) => {}
                 Got::Closed(_) => {}
             },
         }
     }
+    clock.flush(&rec);
     p.close().await;
 }
 

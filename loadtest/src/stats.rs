@@ -50,6 +50,10 @@ pub struct Recorder {
     errors: Mutex<BTreeMap<String, u64>>,
     closes: Mutex<BTreeMap<u16, u64>>,
     latency: Mutex<Histogram<u64>>,
+    after_tick: Mutex<Histogram<u64>>,
+    /// Acknowledged inputs that the room applied later than on its first tick after they were
+    /// sent (plus a millisecond of slack).
+    pub missed_tick: AtomicU64,
     match_wait: Mutex<Histogram<u64>>,
     timeline: Mutex<Vec<Second>>,
 }
@@ -98,6 +102,8 @@ impl Recorder {
             errors: Mutex::default(),
             closes: Mutex::default(),
             latency: Mutex::new(histogram()),
+            after_tick: Mutex::new(histogram()),
+            missed_tick: AtomicU64::new(0),
             match_wait: Mutex::new(histogram()),
             timeline: Mutex::default(),
         }
@@ -129,6 +135,11 @@ impl Recorder {
     pub fn latency(&self, d: Duration) {
         let _ = lock(&self.latency).record(d.as_micros().max(1) as u64);
         self.acked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `n` acknowledgements that arrived `d` after the room's tick that applied their inputs.
+    pub fn after_tick(&self, d: Duration, n: u64) {
+        let _ = lock(&self.after_tick).record_n(d.as_micros().max(1) as u64, n);
     }
 
     /// One ticket's wait for its match.
@@ -175,6 +186,7 @@ impl Recorder {
     pub fn report(&self, scenario: &str, secs: f64, server: Option<ServerUse>) -> Report {
         let per_sec = |n: &AtomicU64| n.load(Ordering::Relaxed) as f64 / secs.max(1e-9);
         let latency = Latency::of(&lock(&self.latency));
+        let after_tick = Latency::of(&lock(&self.after_tick));
         let match_wait = Latency::of(&lock(&self.match_wait));
         let closes = lock(&self.closes)
             .iter()
@@ -209,6 +221,8 @@ impl Recorder {
             errors: lock(&self.errors).clone(),
             closes,
             latency_ms: latency,
+            after_tick_ms: after_tick,
+            missed_tick: self.missed_tick.load(Ordering::Relaxed),
             match_wait_ms: match_wait,
             server,
             timeline: lock(&self.timeline).clone(),
@@ -354,6 +368,13 @@ pub struct Report {
     pub closes: BTreeMap<String, u64>,
     /// Input→ack latency (arena), request→reply (dice, churn).
     pub latency_ms: Latency,
+    /// Arena: the part of input→ack after the room's tick that applied the input (the tick's
+    /// own work and the delivery), per acknowledged input. Input→ack also holds the wait for
+    /// that tick, 0 to one tick period by the protocol's definition of `ack`.
+    pub after_tick_ms: Latency,
+    /// Arena: acknowledged inputs applied later than on the room's first tick after they were
+    /// sent.
+    pub missed_tick: u64,
     /// Ticket wait (matchmaking).
     pub match_wait_ms: Latency,
     /// The server's CPU and memory, given `--server-pid`.
@@ -397,6 +418,13 @@ impl Report {
             s += &format!(
                 "latency ms: p50 {} p90 {} p99 {} p99.9 {} max {} ({} samples)\n",
                 l.p50, l.p90, l.p99, l.p999, l.max, l.count
+            );
+        }
+        let t = &self.after_tick_ms;
+        if t.count > 0 {
+            s += &format!(
+                "after the tick ms: p50 {} p90 {} p99 {} p99.9 {} max {}; inputs applied a tick late: {}\n",
+                t.p50, t.p90, t.p99, t.p999, t.max, self.missed_tick
             );
         }
         if self.matches > 0 {

@@ -171,6 +171,42 @@ impl RateLimit {
     }
 }
 
+/// One connection's count of frames, added to a node-wide counter in batches (at the latest on the
+/// next heartbeat, and when the connection ends): the node-wide counter is an atomic that every
+/// socket thread would otherwise write on every frame.
+struct Tally {
+    counter: metrics::Counter,
+    n: u64,
+}
+
+impl Tally {
+    const BATCH: u64 = 32;
+
+    fn new(counter: metrics::Counter) -> Self {
+        Self { counter, n: 0 }
+    }
+
+    fn add(&mut self) {
+        self.n += 1;
+        if self.n >= Self::BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.n > 0 {
+            self.counter.increment(self.n);
+            self.n = 0;
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 enum Exit {
     /// Close with this code.
     Close(u16),
@@ -221,10 +257,8 @@ async fn run(
     // Frames sent to the session so far: the realtime input path is open only while the session
     // has handled them all.
     let mut to_session = 0u64;
-    let (received_total, sent_total) = (
-        metrics::counter!("warren_messages_received_total"),
-        metrics::counter!("warren_messages_sent_total"),
-    );
+    let mut received_total = Tally::new(metrics::counter!("warren_messages_received_total"));
+    let mut sent_total = Tally::new(metrics::counter!("warren_messages_sent_total"));
     let exit = loop {
         tokio::select! {
             biased;
@@ -237,14 +271,14 @@ async fn run(
                 if !sent {
                     break Exit::Gone;
                 }
-                sent_total.increment(1);
+                sent_total.add();
             }
             item = stream.recv() => {
                 let Some(item) = item else { break Exit::Gone };
                 last_seen = Instant::now();
                 match item {
                     Ok(AggregatedMessage::Text(text)) => {
-                        received_total.increment(1);
+                        received_total.add();
                         let frame = match rate.admit(last_seen) {
                             Admit::Yes => decode_client_frame(&text),
                             Admit::Close => break Exit::Close(CloseCode::RateLimited.code()),
@@ -278,6 +312,8 @@ async fn run(
                 }
             }
             _ = heartbeat.tick() => {
+                received_total.flush();
+                sent_total.flush();
                 if last_seen.elapsed() >= hb * 2 {
                     break Exit::Close(CloseCode::HeartbeatTimeout.code());
                 }
