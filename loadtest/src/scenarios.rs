@@ -374,9 +374,9 @@ impl TickClock {
         }
     }
 
-    /// Tick `k` arrived now; returns its arrival less `k·P`.
-    fn tick(&mut self, k: u64) -> f64 {
-        let off = self.base.elapsed().as_secs_f64() - k as f64 * self.period;
+    /// Tick `k` arrived at `at`; returns its arrival less `k·P`.
+    fn tick(&mut self, k: u64, at: Instant) -> f64 {
+        let off = at.duration_since(self.base).as_secs_f64() - k as f64 * self.period;
         self.t0 = self.t0.min(off);
         off
     }
@@ -445,7 +445,7 @@ async fn arena_player(shared: Arc<Shared>, mut p: Player, room: String, hz: u32,
                     last_update = Instant::now();
                     let ack = v["ack"].as_u64().unwrap_or(0);
                     let k = v["tick"].as_u64().unwrap_or(0);
-                    let off = clock.tick(k);
+                    let off = clock.tick(k, Instant::now());
                     while pending.front().is_some_and(|(s, _)| *s <= ack) {
                         if let Some((_, at)) = pending.pop_front() {
                             rec.latency(at.elapsed());
@@ -616,5 +616,43 @@ pub async fn churn(shared: Arc<Shared>, i: usize) {
             let _ = p.reply(rid).await;
         }
         p.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_share_after_the_tick_is_measured_from_the_earliest_arrival() {
+        let rec = Recorder::new();
+        let mut clock = TickClock::new(20);
+        let base = clock.base;
+        let at = |ms: u64| base + Duration::from_millis(ms);
+        // Ticks 1..=3 of a schedule starting 10 ms after `base` (period 50 ms), arriving 3, 1 and
+        // 2 ms late; each acknowledges one input sent 20 ms before its tick.
+        let ticks = [(1u64, 63u64), (2, 111), (3, 162)];
+        let mut offs = Vec::new();
+        for (k, arrived) in ticks {
+            offs.push((k, clock.tick(k, at(arrived))));
+        }
+        for (k, off) in offs {
+            let sent = at(10 + 50 * k - 20);
+            clock.acked(&rec, k, off, sent);
+        }
+        // A fourth input, sent 70 ms before the tick that applied it, missed one tick.
+        let off = clock.tick(4, at(212));
+        clock.acked(&rec, 4, off, at(210 - 70));
+        clock.resync(&rec);
+        let r = rec.report("arena", 1.0, None);
+        assert_eq!(r.after_tick_ms.count, 4);
+        // Measured against the 1 ms arrival: 2, 0, 1 and 1 ms.
+        assert!(
+            r.after_tick_ms.max >= 1.9 && r.after_tick_ms.max <= 2.1,
+            "{:?}",
+            r.after_tick_ms
+        );
+        assert!(r.after_tick_ms.p50 <= 1.1, "{:?}", r.after_tick_ms);
+        assert_eq!(r.missed_tick, 1);
     }
 }

@@ -68,6 +68,10 @@ async fn the_report_matches_what_the_node_counted() {
     // Each acknowledged input has one latency sample, and inputs still unacknowledged at the end
     // are at most the last tick's worth.
     assert_eq!(r.latency_ms.count, r.acked);
+    // The share after the tick: one sample per acknowledged input, never more than input→ack.
+    assert_eq!(r.after_tick_ms.count, r.acked);
+    assert!(r.after_tick_ms.max <= r.latency_ms.max, "{r:?}");
+    assert!(r.missed_tick <= r.acked);
     assert!(r.inputs >= r.acked && r.inputs - r.acked <= 12 * 2, "{r:?}");
     assert!(r.inputs >= 12 * 10, "{r:?}");
     assert!(r.latency_ms.p50 > 0.0 && r.latency_ms.p50 <= r.latency_ms.p99);
