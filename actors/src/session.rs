@@ -157,6 +157,21 @@ impl Actor for Session {
         msg: SessionMsg,
         st: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
+        // The handling of one message is boxed: ractor keeps the actor's loop future for the
+        // session's whole life, and with the handler inline it would be as large as the deepest
+        // request (several KiB per idle session). Boxed, that memory exists only while a message
+        // is being handled.
+        Box::pin(st.handle(me, msg)).await
+    }
+}
+
+impl SessionState {
+    async fn handle(
+        &mut self,
+        me: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+    ) -> Result<(), ActorProcessingErr> {
+        let st = self;
         match msg {
             SessionMsg::Attach {
                 conn,
