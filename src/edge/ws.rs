@@ -1,6 +1,7 @@
 //! One task per WebSocket connection: it owns the socket, reads frames (size-limited, text only,
-//! rate-limited, decoded once), writes what the session and rooms queued for it, pings, and closes
-//! with the right code on every exit path.
+//! rate-limited, decoded once), hands realtime inputs straight to their room when it may
+//! (`warren_actors::inputs`) and everything else to the session, writes what the session and rooms
+//! queued for it, pings, and closes with the right code on every exit path.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -304,12 +304,7 @@ async fn a_room_on_one_node_is_listed_joined_and_played_through_another() {
     let (n1, n2) = pair().await;
     let mut alice = n1.connect("alice").await;
     let mut bob = n2.connect("bob").await;
-    let room = alice
-        .ok(json!({"type":"create_room","game":"dice","params":{"turn_ms":1000}}))
-        .await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = alice.create_room("dice", json!({"turn_ms":1000})).await;
     assert!(room.starts_with("n1."), "{room}");
 
     // Listed cluster-wide, and joined from the other node.

@@ -421,6 +421,17 @@ impl Client {
         r
     }
 
+    /// `create_room` of `game` with `params`, asserting `ok`; returns the room's id.
+    pub async fn create_room(&mut self, game: &str, params: Value) -> String {
+        let r = self
+            .ok(json!({"type":"create_room","game":game,"params":params}))
+            .await;
+        r["room"]
+            .as_str()
+            .expect("create_room ok has a room")
+            .to_owned()
+    }
+
     /// Like `request`, asserting an error code.
     pub async fn err(&mut self, v: Value, code: &str) {
         let r = self.request(v.clone()).await;

@@ -221,12 +221,7 @@ async fn realtime_inputs_keep_their_order_among_the_players_other_frames() {
     let node = Node::start(&[]).await;
     let mut a = node.connect("a").await;
     let mut b = node.connect("b").await;
-    let room = a
-        .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
-        .await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = a.create_room("arena", json!({"tick_hz":20})).await;
     b.ok(json!({"type":"join_room","room":room})).await;
     a.until_type("room_state").await;
     let x_of_a = |m: &Value| m["state"]["players"]["a"]["x"].as_f64();

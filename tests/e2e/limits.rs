@@ -122,12 +122,7 @@ async fn a_client_that_stops_reading_gets_4003_and_memory_stays_bounded() {
     .await;
     let mut talker = node.connect("talker").await;
     let mut sleeper = node.connect("sleeper").await;
-    let room = talker
-        .ok(json!({"type":"create_room","game":"arena","params":{"seats":2}}))
-        .await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = talker.create_room("arena", json!({"seats":2})).await;
     sleeper.ok(json!({"type":"join_room","room":room})).await;
     sleeper.until_type("room_state").await;
     let rss_before = node.rss_kib();

@@ -44,12 +44,7 @@ async fn input(c: &mut Client, seq: u64) {
 async fn draining_the_host_moves_a_live_arena_room_and_nothing_acknowledged_is_lost() {
     let mut nodes = trio().await;
     let mut host = nodes[2].connect("host").await;
-    let room = host
-        .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
-        .await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = host.create_room("arena", json!({"tick_hz":20})).await;
     assert!(room.starts_with("n3."), "{room}");
     let mut p1 = nodes[0].connect("p1").await;
     let mut p2 = nodes[1].connect("p2").await;
