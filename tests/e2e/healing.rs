@@ -1,6 +1,7 @@
 //! Rooms outliving their node: kill -9 of the host (the backup adopts the room from its replica),
 //! a network partition (the minority stops hosting, the majority adopts, one host per room after
-//! healing), and rooms spreading onto a node that joins.
+//! healing), and rooms spreading onto a node that joins. Also, with the same network namespace,
+//! admin endpoints seen from a client off loopback.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -128,7 +129,10 @@ fn ip(args: &[&str]) {
 
 impl Netns {
     fn new() -> Netns {
-        let id = std::process::id() % 10_000;
+        // Unique per test of this process too: tests run side by side.
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = (std::process::id() + made * 7) % 10_000;
         let subnet = (id % 200) as u8 + 20;
         let name = format!("warren-part-{id}");
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
@@ -382,4 +386,41 @@ async fn rooms_spread_onto_a_node_that_joins() {
     let moved = metric(&n1, "warren_room_migrations_total{outcome=\"ok\"}").await
         + metric(&n2, "warren_room_migrations_total{outcome=\"ok\"}").await;
     assert_eq!(moved, 2.0);
+}
+
+/// With no admin token configured, admin endpoints answer loopback clients only: a client that
+/// reaches the node over a network interface gets 403 `forbidden`, and the node does not drain.
+/// With a token configured, that client needs the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_refuse_clients_off_loopback_without_a_token() {
+    let ns = Netns::new();
+    let open = Node::start_in(Some(&ns.name), &ns.http_addr(), &[], None).await;
+    for (method, path) in [("GET", "/v1/cluster"), ("POST", "/v1/admin/drain")] {
+        let (status, body) = open.http(method, path, None, None).await.unwrap();
+        assert_eq!(status, 403, "{method} {path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "forbidden", "{body}");
+        assert!(
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("loopback")),
+            "{body}"
+        );
+    }
+    let (status, _) = open.http("GET", "/readyz", None, None).await.unwrap();
+    assert_eq!(status, 200, "a refused drain must not drain the node");
+    drop(open);
+
+    let env = [("WARREN_AUTH__ADMIN_TOKEN", ADMIN)];
+    let guarded = Node::start_in(Some(&ns.name), &ns.http_addr(), &env, None).await;
+    let (status, body) = guarded
+        .http("GET", "/v1/cluster", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = guarded
+        .http("GET", "/v1/cluster", None, Some(ADMIN))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
 }
