@@ -211,6 +211,19 @@ impl Player {
         .await
     }
 
+    /// Sends a request and waits for its reply. A request the node dropped for the rate limit
+    /// (counted under `rate_limited`) is sent again after a pause, as a client backing off would.
+    pub async fn ask(&mut self, v: Value) -> Option<Value> {
+        loop {
+            let rid = self.request(v.clone()).await?;
+            let r = self.reply(rid).await?;
+            if r["type"] != "error" || r["code"] != "rate_limited" {
+                return Some(r);
+            }
+            tokio::time::sleep(RATE_LIMIT_BACKOFF).await;
+        }
+    }
+
     fn lost(&mut self, code: u16) -> Got {
         if self.ws.take().is_some() {
             self.shared.rec.closed(code);
@@ -253,6 +266,9 @@ impl Player {
         self.ws.is_some()
     }
 }
+
+/// How long a player waits before sending a request the node dropped for the rate limit again.
+const RATE_LIMIT_BACKOFF: Duration = Duration::from_millis(200);
 
 /// A random number in [0, 1).
 fn random_fraction() -> f64 {
@@ -549,13 +565,10 @@ pub async fn matchmaking(shared: Arc<Shared>, i: usize, mode: String) {
     };
     while !shared.stopped() {
         let t0 = Instant::now();
-        let Some(rid) = p
-            .request(json!({"type":"queue","game":"dice","mode":mode}))
-            .await
-        else {
-            break;
-        };
-        if p.reply(rid).await.is_none_or(|v| v["type"] != "ok") {
+        let queued = p
+            .ask(json!({"type":"queue","game":"dice","mode":mode}))
+            .await;
+        if queued.is_none_or(|v| v["type"] != "ok") {
             break;
         }
         // A player whose partner never comes waits until the run ends.
@@ -570,10 +583,7 @@ pub async fn matchmaking(shared: Arc<Shared>, i: usize, mode: String) {
             break;
         }
         shared.rec.match_wait(t0.elapsed());
-        let Some(rid) = p.request(json!({"type":"leave_room"})).await else {
-            break;
-        };
-        if p.reply(rid).await.is_none() {
+        if p.ask(json!({"type":"leave_room"})).await.is_none() {
             break;
         }
     }
