@@ -126,7 +126,9 @@ mod tests {
         let mut left = Vec::new();
         b.close(&mut left);
         assert_eq!(left.len(), 1);
-        let back = b.push(input(2)).err().expect("refused");
+        let Err(back) = b.push(input(2)) else {
+            panic!("a closed box took an input");
+        };
         assert_eq!(back.seq, Some(2));
         let mut none = Vec::new();
         b.take(&mut none);
