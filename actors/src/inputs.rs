@@ -15,9 +15,11 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
-use warren_protocol::PlayerId;
+use tracing::debug;
+use warren_protocol::{PlayerId, RoomId};
 
-use crate::node::lock;
+use crate::node::{NodeCtx, lock};
+use crate::room::RoomMsg;
 
 /// Most inputs a box holds; more (a room that stopped ticking) go the ordinary way.
 const CAPACITY: usize = 1024;
@@ -76,6 +78,61 @@ impl InputBox {
     pub fn is_closed(&self) -> bool {
         lock(&self.queue).closed
     }
+}
+
+/// A realtime input another node sent one way (its `data` as JSON text): into the room's box, or
+/// else the room's mailbox, both in arrival order, so the player's later operations, which arrive
+/// after it, reach the room behind it. Gives the input back when the room is not running here
+/// (frozen for a move, restarting, moved on): the caller runs it as an operation then.
+pub fn take_from_peer(
+    ctx: &NodeCtx,
+    room: &RoomId,
+    player: PlayerId,
+    seq: Option<u64>,
+    data: String,
+) -> Result<(), (PlayerId, Option<u64>, String)> {
+    let map = match serde_json::from_str::<Map<String, Value>>(&data) {
+        Ok(m) => m,
+        Err(e) => {
+            // The sending node wrote it from a decoded object; nothing to answer.
+            debug!(room = %room, error = %e, "input from another node without a JSON object dropped");
+            return Ok(());
+        }
+    };
+    let mut input = QueuedInput {
+        player,
+        seq,
+        data: map,
+    };
+    if let Some(b) = ctx.directory.inputs(room) {
+        match b.push(input) {
+            Ok(()) => return Ok(()),
+            Err(back) => input = back,
+        }
+    }
+    if let Some(actor) = ctx.directory.actor(room) {
+        let msg = RoomMsg::Input {
+            player: input.player,
+            seq: input.seq,
+            data: input.data,
+            reply: None,
+        };
+        match actor.cast(msg) {
+            Ok(()) => return Ok(()),
+            Err(ractor::MessagingErr::SendErr(RoomMsg::Input {
+                player, seq, data, ..
+            })) => {
+                input = QueuedInput { player, seq, data };
+            }
+            // Not a message the room takes back: cannot happen for a room's own type.
+            Err(_) => return Ok(()),
+        }
+    }
+    Err((
+        input.player,
+        input.seq,
+        Value::Object(input.data).to_string(),
+    ))
 }
 
 /// A connection's fast-path cell, shared by its socket task and its session.

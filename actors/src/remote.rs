@@ -172,6 +172,20 @@ pub trait Peers: Send + Sync + 'static {
     /// Runs an operation on a room hosted on `node` (this node included) and waits for its
     /// answer, following the room if it has moved.
     fn room_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<OpResult>;
+    /// Sends an `input` without `rid` (its `data` as JSON text) to a room on another node, one
+    /// way: it reaches the room ahead of the player's later operations there, and its errors are
+    /// pushed to the player. Gives `data` back when `node` cannot take it (unreachable, or of an
+    /// older build): use [`Peers::room_op`] then.
+    fn room_input(
+        &self,
+        _node: &NodeId,
+        _room: &RoomId,
+        _player: PlayerId,
+        _seq: Option<u64>,
+        data: String,
+    ) -> Result<(), String> {
+        Err(data)
+    }
     /// Open public rooms hosted on every other reachable node.
     fn list_rooms(&self, game: Option<GameName>) -> BoxFuture<Vec<RoomSummary>>;
     /// The node owning the pool with ring key `key`: `None` while no node is ready.

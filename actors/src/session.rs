@@ -627,8 +627,18 @@ impl SessionState {
                             ),
                         }
                     }
-                    Some(Link::Remote(_)) => {
-                        let data = Value::Object(data).to_string();
+                    Some(Link::Remote(node)) => {
+                        let mut data = Value::Object(data).to_string();
+                        // Without a rid there is no reply to wait for: one way, when the room's
+                        // node can take it.
+                        if rid.is_none()
+                            && let (Some(peers), Some(room)) = (self.ctx.peers(), &self.room)
+                        {
+                            match peers.room_input(&node, room, player.clone(), seq, data) {
+                                Ok(()) => return,
+                                Err(back) => data = back,
+                            }
+                        }
                         let r = self.room_op(RoomOp::Input { player, seq, data }).await;
                         self.reply_result(rid, r);
                     }

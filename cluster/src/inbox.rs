@@ -15,6 +15,7 @@ use bytestring::ByteString;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::sync::oneshot;
 use tracing::warn;
+use warren_actors::inputs::take_from_peer;
 use warren_actors::node::Location;
 use warren_actors::node::NodeCtx;
 use warren_actors::pool::ask_claim;
@@ -30,7 +31,7 @@ use warren_protocol::{
 };
 
 use crate::membership::ClusterView;
-use crate::wire::{Body, Envelope, Wire};
+use crate::wire::{Body, Envelope, PROTO_INPUT, Wire};
 
 /// How long a request to another node may take before the caller gets `internal`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -183,6 +184,39 @@ pub(crate) fn send(inbox: &ActorRef<Wire>, body: Body) -> bool {
     inbox.cast(Envelope::encode(body)).is_ok()
 }
 
+/// A realtime input another node sent one way ([`take_from_peer`]). A room that is not running
+/// here gets it as an operation, which waits for the room and follows it; its error, if any, goes
+/// to the player's node.
+fn take_input(
+    ctx: &Arc<NodeCtx>,
+    peers: &ClusterPeers,
+    room: RoomId,
+    player: PlayerId,
+    home: NodeId,
+    seq: Option<u64>,
+    data: String,
+) {
+    let Err((player, seq, data)) = take_from_peer(ctx, &room, player, seq, data) else {
+        return;
+    };
+    let (ctx, peers) = (ctx.clone(), peers.clone());
+    tokio::spawn(async move {
+        let op = RoomOp::Input {
+            player: player.clone(),
+            seq,
+            data,
+        };
+        if let Err((code, message)) = peers.room_op(&ctx.node, &room, op).await {
+            let frame = warren_protocol::error_frame(None, code, &message);
+            if home == ctx.node {
+                ctx.sessions.send_each([(&player, frame)]);
+            } else {
+                peers.deliver(&home, vec![(player, frame)]);
+            }
+        }
+    });
+}
+
 /// Answers a request from node `from` (dropped if that node is gone).
 fn reply_to(from: &str, body: Body) {
     if let Some(inbox) = inbox_of(from) {
@@ -280,6 +314,42 @@ impl Peers for ClusterPeers {
                     send(&inbox, Body::Deliver { frames: vec![f] });
                 }
             }
+        }
+    }
+
+    fn room_input(
+        &self,
+        node: &NodeId,
+        room: &RoomId,
+        player: PlayerId,
+        seq: Option<u64>,
+        data: String,
+    ) -> Result<(), String> {
+        if node.as_str() == self.inner.node || !self.inner.view.speaks(node.as_str(), PROTO_INPUT) {
+            return Err(data);
+        }
+        let Some(inbox) = inbox_of(node.as_str()) else {
+            return Err(data);
+        };
+        let body = Body::Input {
+            room: room.clone(),
+            player,
+            home: self.inner.node.clone(),
+            seq,
+            data,
+        };
+        metrics::counter!("warren_cluster_messages_sent_total", "kind" => body.kind()).increment(1);
+        match inbox.cast(Envelope::encode(body)) {
+            Ok(()) => Ok(()),
+            // Not sent: the caller runs it as an operation, which waits for the room.
+            Err(ractor::MessagingErr::SendErr(wire)) => match Envelope::decode(&wire) {
+                Ok(Envelope {
+                    body: Body::Input { data, .. },
+                    ..
+                }) => Err(data),
+                _ => Err(String::new()),
+            },
+            Err(_) => Err(String::new()),
         }
     }
 
@@ -587,6 +657,21 @@ impl Actor for NodeInbox {
             }
             Body::Seat { corr, room } => st.peers.complete(corr, Reply::Seat(room)),
             Body::OpReply { corr, result } => st.peers.complete(corr, Reply::Op(result)),
+            Body::Input {
+                room,
+                player,
+                home,
+                seq,
+                data,
+            } => take_input(
+                &st.ctx,
+                &st.peers,
+                room,
+                player,
+                NodeId::new(home),
+                seq,
+                data,
+            ),
             Body::Deliver { frames } => {
                 let frames: Vec<(PlayerId, Outbound)> = frames
                     .into_iter()

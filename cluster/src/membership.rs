@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use warren_actors::ring::Ring;
 use warren_protocol::NodeId;
 
-use crate::wire::{Body, Envelope, NodeState, NodeStatus, Wire};
+use crate::wire::{Body, CLUSTER_PROTOCOL, Envelope, NodeState, NodeStatus, Wire};
 
 /// The `pg` group every node's membership actor joins.
 pub const GROUP: &str = "warren.membership";
@@ -49,6 +49,10 @@ pub struct MemberView {
     /// Address peers dial.
     #[serde(skip)]
     pub advertise: String,
+    /// The cluster protocol its messages carry ([`crate::wire::CLUSTER_PROTOCOL`] of its build):
+    /// message kinds newer than that must not be sent to it.
+    #[serde(skip)]
+    pub proto: u32,
 }
 
 /// The latest view, readable without asking the actor.
@@ -77,6 +81,15 @@ impl ClusterView {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .any(|m| m.id == id && m.state != "unreachable")
+    }
+
+    /// Whether `id` is a reachable member whose build reads messages of cluster protocol `proto`.
+    pub fn speaks(&self, id: &str, proto: u32) -> bool {
+        self.members
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|m| m.id == id && m.state != "unreachable" && m.proto >= proto)
     }
 
     /// Addresses worth dialing: every member ever heard of, and every address peers gossiped.
@@ -161,6 +174,7 @@ pub struct MembershipArgs {
 
 struct Peer {
     status: NodeStatus,
+    proto: u32,
     last: Instant,
     reachable: bool,
 }
@@ -322,6 +336,7 @@ impl MembershipState {
             status.id.clone(),
             Peer {
                 status,
+                proto,
                 last: Instant::now(),
                 reachable: true,
             },
@@ -331,11 +346,11 @@ impl MembershipState {
 
     fn publish(&self) {
         let me = self.me();
-        let mut members = vec![view_of(&me, true)];
+        let mut members = vec![view_of(&me, CLUSTER_PROTOCOL, true)];
         let mut peers: Vec<MemberView> = self
             .peers
             .values()
-            .map(|p| view_of(&p.status, p.reachable))
+            .map(|p| view_of(&p.status, p.proto, p.reachable))
             .collect();
         peers.sort_by(|a, b| a.id.cmp(&b.id));
         members.extend(peers);
@@ -364,7 +379,7 @@ impl MembershipState {
     }
 }
 
-fn view_of(s: &NodeStatus, reachable: bool) -> MemberView {
+fn view_of(s: &NodeStatus, proto: u32, reachable: bool) -> MemberView {
     let state = match (reachable, s.state) {
         (false, _) => "unreachable",
         (true, NodeState::Ready) => "ready",
@@ -377,6 +392,7 @@ fn view_of(s: &NodeStatus, reachable: bool) -> MemberView {
         rooms: s.rooms,
         sessions: s.sessions,
         advertise: s.advertise.clone(),
+        proto,
     }
 }
 

@@ -8,8 +8,14 @@ use warren_actors::node::Location;
 use warren_actors::remote::{OpResult, PoolWire, RoomOp, SeatPlan, SessionNote};
 use warren_protocol::{GameName, PlayerId, RoomId, RoomSummary, TicketId};
 
-/// Version of the cluster wire format. Nodes exchange it in every envelope.
-pub const CLUSTER_PROTOCOL: u32 = 1;
+/// Version of the cluster wire format. Nodes exchange it in every envelope, and a node sends a
+/// kind only to peers whose protocol has it.
+/// - 1: every kind up to `HostedAt`.
+/// - 2: `Input`, a realtime input sent one way.
+pub const CLUSTER_PROTOCOL: u32 = 2;
+
+/// The protocol that added [`Body::Input`].
+pub const PROTO_INPUT: u32 = 2;
 
 /// A remotable actor's message: one postcard-encoded [`Envelope`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,6 +224,21 @@ pub enum Body {
         /// Where the room lives, if on the receiver.
         at: Option<Location>,
     },
+    /// An `input` without `rid` for a room hosted by the receiver, sent one way (protocol 2):
+    /// its errors go to the player like those of any room event. The receiver takes it in
+    /// arrival order, ahead of the player's later requests.
+    Input {
+        /// The room.
+        room: RoomId,
+        /// The player.
+        player: PlayerId,
+        /// The node of the player's session, where errors go.
+        home: String,
+        /// Its `seq`.
+        seq: Option<u64>,
+        /// Its `data`, a JSON object.
+        data: String,
+    },
 }
 
 /// One room's snapshot, as it travels to its backup.
@@ -288,6 +309,7 @@ impl Body {
             Body::Leaving { .. } => "leaving",
             Body::WhereIs { .. } => "where_is",
             Body::HostedAt { .. } => "hosted_at",
+            Body::Input { .. } => "input",
         }
     }
 }
@@ -480,6 +502,13 @@ mod mixed_versions {
                 }],
             },
             Body::Leaving { node: "new".into() },
+            Body::Input {
+                room: "new.r".into(),
+                player: "p".into(),
+                home: "new".into(),
+                seq: Some(1),
+                data: "{\"dx\":1,\"dy\":0}".into(),
+            },
         ] {
             let w = Envelope::encode(body);
             assert!(postcard::from_bytes::<v0::Envelope>(&w.0).is_err());

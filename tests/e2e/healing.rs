@@ -21,7 +21,7 @@ async fn hosted(nodes: &[&Node]) -> Vec<u64> {
     out
 }
 
-async fn metric(node: &Node, name: &str) -> f64 {
+pub(crate) async fn metric(node: &Node, name: &str) -> f64 {
     let (_, body) = node.http("GET", "/metrics", None, None).await.unwrap();
     body.lines()
         .find(|l| l.starts_with(name) && !l.starts_with('#'))
