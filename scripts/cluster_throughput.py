@@ -26,7 +26,10 @@ HZ = os.sysconf("SC_CLK_TCK")
 def start(i, http, cluster, seed, batch):
     return start_node(i, http, cluster, f"127.0.0.1:{seed}", "tp",
                       WARREN_CLUSTER__BATCH_DELIVERY="true" if batch else "false",
-                      WARREN_LIMITS__MAX_CONNECTIONS="100000")
+                      WARREN_LIMITS__MAX_CONNECTIONS="100000",
+                      # Every room stays on n2, with all but its creator on n1: rebalancing would
+                      # move half of them to n1, where their players are.
+                      WARREN_ROOMS__REBALANCE_PER_SEC="0")
 
 
 def metric(http, name, label):
@@ -87,12 +90,14 @@ async def run(batch, a):
         await asyncio.sleep(3)  # everyone joined, ticking
         measuring[0] = True
         d0 = (metric(h2, "warren_cluster_messages_sent_total", "deliver"), cpu_secs(procs[0].pid), cpu_secs(procs[1].pid),
-              metric(h1, "warren_cluster_messages_sent_total", "room_op"))
+              metric(h1, "warren_cluster_messages_sent_total", "room_op"),
+              metric(h1, "warren_cluster_messages_sent_total", "input"))
         t0 = time.monotonic()
         await asyncio.sleep(a.seconds)
         dt = time.monotonic() - t0
         d1 = (metric(h2, "warren_cluster_messages_sent_total", "deliver"), cpu_secs(procs[0].pid), cpu_secs(procs[1].pid),
-              metric(h1, "warren_cluster_messages_sent_total", "room_op"))
+              metric(h1, "warren_cluster_messages_sent_total", "room_op"),
+              metric(h1, "warren_cluster_messages_sent_total", "input"))
         measuring[0] = False
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -105,6 +110,7 @@ async def run(batch, a):
             "deliver_msgs_per_s_n2_to_n1": round((d1[0] - d0[0]) / dt),
             "remote_frames_per_s": round(players_remote * a.tick_hz),
             "room_op_msgs_per_s_n1_to_n2": round((d1[3] - d0[3]) / dt),
+            "one_way_input_msgs_per_s_n1_to_n2": round((d1[4] - d0[4]) / dt),
             "cpu_n1_pct": round(100 * (d1[1] - d0[1]) / dt, 1),
             "cpu_n2_pct": round(100 * (d1[2] - d0[2]) / dt, 1),
             "remote_ack_samples": len(remote),
