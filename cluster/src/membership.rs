@@ -409,3 +409,40 @@ pub fn announce_leaving(node: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, state: &'static str, proto: u32) -> MemberView {
+        MemberView {
+            id: id.into(),
+            state,
+            version: "0.1.0".into(),
+            rooms: 0,
+            sessions: 0,
+            advertise: String::new(),
+            proto,
+        }
+    }
+
+    #[test]
+    fn a_kind_goes_only_to_reachable_members_whose_protocol_has_it() {
+        let view = ClusterView::default();
+        view.set(
+            vec![
+                member("old", "ready", 1),
+                member("new", "ready", 2),
+                member("gone", "unreachable", 2),
+                member("draining", "draining", 2),
+            ],
+            Vec::new(),
+        );
+        assert!(!view.speaks("old", 2));
+        assert!(view.speaks("old", 1));
+        assert!(view.speaks("new", 2));
+        assert!(!view.speaks("gone", 2));
+        assert!(view.speaks("draining", 2));
+        assert!(!view.speaks("stranger", 1));
+    }
+}
