@@ -472,42 +472,14 @@ async fn remote_realtime_inputs_go_one_way_and_keep_their_order() {
     assert!(room.starts_with("n2."), "{room}");
     a.ok(json!({"type":"join_room","room":room})).await;
     a.until_type("room_state").await;
-    let x_of_a = |m: &Value| m["state"]["players"]["a"]["x"].as_f64();
-
-    for round in 0..5 {
-        // Right one way, then left with a rid (a request and its reply): left must win.
-        a.send(json!({"type":"input","data":{"dx":1,"dy":0}})).await;
-        a.ok(json!({"type":"input","data":{"dx":-1,"dy":0}})).await;
-        a.clear();
-        a.until_type("state").await;
-        let s1 = x_of_a(&a.until_type("state").await).unwrap();
-        let s2 = x_of_a(&a.until_type("state").await).unwrap();
-        assert!(
-            s2 < s1 || s2 == 0.0,
-            "round {round}: a moves right ({s1} → {s2}): the later input lost"
-        );
-    }
     // One way and acknowledged: seq 1..=10, the last acknowledged in a state.
     for seq in 1..=10u64 {
         a.send(json!({"type":"input","seq":seq,"data":{"dx":1,"dy":0}}))
             .await;
     }
     a.until(|m| m["type"] == "state" && m["ack"] == 10).await;
-
-    // An invalid input's error comes back without rid from the other node.
-    a.send(json!({"type":"input","data":{"dx":"left","dy":0}}))
-        .await;
-    let e = a.until_type("error").await;
-    assert_eq!(e["code"], "invalid_input", "{e}");
-    assert!(e.get("rid").is_none(), "{e}");
-
-    // Leave, and an input right after it: the input finds the player out of the room.
-    a.send(json!({"type":"leave_room","rid":900})).await;
-    a.send(json!({"type":"input","data":{"dx":1,"dy":0}})).await;
-    let ok = a.until(|m| m["rid"] == 900).await;
-    assert_eq!(ok["type"], "ok", "{ok}");
-    let e = a.until_type("error").await;
-    assert_eq!(e["code"], "not_in_room", "{e}");
+    // The order among the player's other frames, and errors back from the room's node.
+    crate::common::realtime_inputs_keep_order(&mut a, "a").await;
 
     // They crossed as one-way `input` messages, not as requests.
     let one_way =

@@ -491,3 +491,36 @@ pub async fn roll_first(a: &mut Client, b: &mut Client, order: &[String]) -> (Va
         rolled["version"].as_u64().unwrap(),
     )
 }
+
+/// For a player seated in an arena room and synced: an input without `rid` followed by one with a
+/// `rid` take effect in that order (five times); an invalid input without `rid` is answered
+/// without one; and an input sent right after `leave_room`, without waiting for its `ok`, finds
+/// the player out of the room. Ends with the player out of the room.
+pub async fn realtime_inputs_keep_order(a: &mut Client, player: &str) {
+    let x_of = |m: &Value| m["state"]["players"][player]["x"].as_f64();
+    for round in 0..5 {
+        // Right without a rid, then left with one: left must win.
+        a.send(json!({"type":"input","data":{"dx":1,"dy":0}})).await;
+        a.ok(json!({"type":"input","data":{"dx":-1,"dy":0}})).await;
+        // The first state after the ok may come from a tick before it; the next two both follow it.
+        a.clear();
+        a.until_type("state").await;
+        let s1 = x_of(&a.until_type("state").await).unwrap();
+        let s2 = x_of(&a.until_type("state").await).unwrap();
+        assert!(
+            s2 < s1 || s2 == 0.0,
+            "round {round}: {player} moves right ({s1} → {s2}): the later input lost"
+        );
+    }
+    a.send(json!({"type":"input","data":{"dx":"left","dy":0}}))
+        .await;
+    let e = a.until_type("error").await;
+    assert_eq!(e["code"], "invalid_input", "{e}");
+    assert!(e.get("rid").is_none(), "{e}");
+    a.send(json!({"type":"leave_room","rid":900})).await;
+    a.send(json!({"type":"input","data":{"dx":1,"dy":0}})).await;
+    let ok = a.until(|m| m["rid"] == 900).await;
+    assert_eq!(ok["type"], "ok", "{ok}");
+    let e = a.until_type("error").await;
+    assert_eq!(e["code"], "not_in_room", "{e}");
+}

@@ -224,38 +224,7 @@ async fn realtime_inputs_keep_their_order_among_the_players_other_frames() {
     let room = a.create_room("arena", json!({"tick_hz":20})).await;
     b.ok(json!({"type":"join_room","room":room})).await;
     a.until_type("room_state").await;
-    let x_of_a = |m: &Value| m["state"]["players"]["a"]["x"].as_f64();
-
-    for round in 0..5 {
-        // Right on the realtime path, then left with a rid (through the session): left must win.
-        a.send(json!({"type":"input","data":{"dx":1,"dy":0}})).await;
-        a.ok(json!({"type":"input","data":{"dx":-1,"dy":0}})).await;
-        // The first state after the ok may come from a tick before it; the next two both follow it.
-        a.clear();
-        a.until_type("state").await;
-        let s1 = x_of_a(&a.until_type("state").await).unwrap();
-        let s2 = x_of_a(&a.until_type("state").await).unwrap();
-        assert!(
-            s2 < s1 || s2 == 0.0,
-            "round {round}: a moves right ({s1} → {s2}): the later input lost"
-        );
-    }
-
-    // An invalid input on the realtime path is answered without rid.
-    a.send(json!({"type":"input","data":{"dx":"left","dy":0}}))
-        .await;
-    let e = a.until_type("error").await;
-    assert_eq!(e["code"], "invalid_input", "{e}");
-    assert!(e.get("rid").is_none(), "{e}");
-
-    // Leave, and an input sent right after it without waiting for the ok: the input must find
-    // the player out of the room.
-    a.send(json!({"type":"leave_room","rid":900})).await;
-    a.send(json!({"type":"input","data":{"dx":1,"dy":0}})).await;
-    let ok = a.until(|m| m["rid"] == 900).await;
-    assert_eq!(ok["type"], "ok", "{ok}");
-    let e = a.until_type("error").await;
-    assert_eq!(e["code"], "not_in_room", "{e}");
+    crate::common::realtime_inputs_keep_order(&mut a, "a").await;
     // b plays on without a.
     let st = b
         .until(|m| m["type"] == "state" && m["state"]["players"].get("a").is_none())
