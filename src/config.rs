@@ -519,38 +519,23 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = Config::load(None, env(&[("WARREN_LIMITS__NOPE", "1")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("limits.nope"), "{e}");
-        let e = Config::load(None, env(&[("WARREN_LIMITS__MAX_FRAME_BYTES", "big")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("limits.max_frame_bytes"), "{e}");
-        let e = Config::load(None, env(&[("WARREN_LIMITS__MAX_FRAME_BYTES", "10")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("limits.max_frame_bytes"), "{e}");
-        let e = Config::load(None, env(&[("WARREN_CLUSTER__SEEDS", "a:1")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("cluster.cookie"), "{e}");
-        let e = Config::load(None, env(&[("WARREN_LOG__FORMAT", "xml")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("log.format"), "{e}");
-        let e = Config::load(None, env(&[("WARREN_CLUSTER__FORGET_AFTER_MS", "1000")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("cluster.forget_after_ms"), "{e}");
-        let e = Config::load(None, env(&[("WARREN_ROOMS__REBALANCE_PER_SEC", "-1")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("rooms.rebalance_per_sec"), "{e}");
-        let e = Config::load(None, env(&[("WARREN_ROOMS__TICK_GRID_MS", "5000")]))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("rooms.tick_grid_ms"), "{e}");
+        // (variable, value, the key the error must name)
+        let refused = [
+            ("WARREN_LIMITS__NOPE", "1", "limits.nope"),
+            ("WARREN_LIMITS__MAX_FRAME_BYTES", "big", "limits.max_frame_bytes"),
+            ("WARREN_LIMITS__MAX_FRAME_BYTES", "10", "limits.max_frame_bytes"),
+            ("WARREN_CLUSTER__SEEDS", "a:1", "cluster.cookie"),
+            ("WARREN_LOG__FORMAT", "xml", "log.format"),
+            ("WARREN_CLUSTER__FORGET_AFTER_MS", "1000", "cluster.forget_after_ms"),
+            ("WARREN_ROOMS__REBALANCE_PER_SEC", "-1", "rooms.rebalance_per_sec"),
+            ("WARREN_ROOMS__TICK_GRID_MS", "5000", "rooms.tick_grid_ms"),
+        ];
+        for (var, value, key) in refused {
+            let e = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{var}={value}: {e}");
+        }
         let ok = Config::load(
             None,
             env(&[
