@@ -522,12 +522,28 @@ mod tests {
         // (variable, value, the key the error must name)
         let refused = [
             ("WARREN_LIMITS__NOPE", "1", "limits.nope"),
-            ("WARREN_LIMITS__MAX_FRAME_BYTES", "big", "limits.max_frame_bytes"),
-            ("WARREN_LIMITS__MAX_FRAME_BYTES", "10", "limits.max_frame_bytes"),
+            (
+                "WARREN_LIMITS__MAX_FRAME_BYTES",
+                "big",
+                "limits.max_frame_bytes",
+            ),
+            (
+                "WARREN_LIMITS__MAX_FRAME_BYTES",
+                "10",
+                "limits.max_frame_bytes",
+            ),
             ("WARREN_CLUSTER__SEEDS", "a:1", "cluster.cookie"),
             ("WARREN_LOG__FORMAT", "xml", "log.format"),
-            ("WARREN_CLUSTER__FORGET_AFTER_MS", "1000", "cluster.forget_after_ms"),
-            ("WARREN_ROOMS__REBALANCE_PER_SEC", "-1", "rooms.rebalance_per_sec"),
+            (
+                "WARREN_CLUSTER__FORGET_AFTER_MS",
+                "1000",
+                "cluster.forget_after_ms",
+            ),
+            (
+                "WARREN_ROOMS__REBALANCE_PER_SEC",
+                "-1",
+                "rooms.rebalance_per_sec",
+            ),
             ("WARREN_ROOMS__TICK_GRID_MS", "5000", "rooms.tick_grid_ms"),
         ];
         for (var, value, key) in refused {

@@ -208,7 +208,7 @@ pub struct RoomArgs {
     /// Adopted after its node died: seats whose sessions were on unreachable nodes are
     /// disconnected and released after the reconnect grace unless their players resume.
     pub orphans: bool,
-    /// A realtime room's input box ([`crate::inputs`]).
+    /// A realtime room's input box ([`crate::inputs`]); `RoomHost` sets it when it spawns the room.
     pub inputs: Option<Arc<InputBox>>,
 }
 

@@ -238,7 +238,7 @@ impl RoomHostState {
             ctx: self.ctx.clone(),
             id: id.clone(),
             game_name: game.clone(),
-            inputs: g.tick_interval().map(|_| Arc::default()),
+            inputs: None,
             game: g,
             private,
             seats,
@@ -259,12 +259,14 @@ impl RoomHostState {
     async fn spawn(
         &mut self,
         me: &ActorRef<RoomHostMsg>,
-        args: RoomArgs,
+        mut args: RoomArgs,
         epoch: u64,
     ) -> Option<ActorRef<RoomMsg>> {
         let (id, game, private) = (args.id.clone(), args.game_name.clone(), args.private);
         let players = args.seats.iter().map(|s| s.player.clone()).collect();
         let seats = args.game.seats();
+        // A realtime room gets a fresh input box with every actor (a restart closes the old one).
+        args.inputs = args.game.tick_interval().map(|_| Arc::default());
         let inputs = args.inputs.clone();
         // The directory entry must exist before the room runs so the room can update it.
         match Actor::spawn_linked(None, Room, args, me.get_cell()).await {
@@ -405,7 +407,7 @@ impl RoomHostState {
             ctx: self.ctx.clone(),
             id: room.clone(),
             game_name: snap.game,
-            inputs: game.tick_interval().map(|_| Arc::default()),
+            inputs: None,
             game,
             private: snap.private,
             seats: snap.seats,
