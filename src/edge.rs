@@ -1,8 +1,10 @@
-//! The edge: HTTP endpoints and WebSocket connections (actix-web + actix-ws). It authenticates,
-//! decodes client frames once, enforces per-connection limits, and hands requests to the session
-//! actors; the actors run on their own runtime.
+//! The edge: HTTP endpoints (actix-web) and WebSocket connections (tokio-tungstenite), on one
+//! listener that routes each connection by its request line (`front`). It authenticates, decodes
+//! client frames once, enforces per-connection limits, and hands requests to the session actors;
+//! the actors run on their own runtime.
 
 pub(crate) mod auth;
+pub(crate) mod front;
 pub(crate) mod http;
 pub(crate) mod ws;
 

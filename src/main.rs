@@ -19,7 +19,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
-use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use clap::Parser;
 use tracing::{info, warn};
@@ -185,12 +184,12 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
         cfg.http.workers
     };
     let outcome = actix_web::rt::System::new().block_on(async {
-        let data = web::Data::from(edge.clone());
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(edge::http::routes))
+        let front_edge = edge.clone();
+        let server = actix_server::Server::build()
             .workers(workers)
             .disable_signals()
             .shutdown_timeout(2)
-            .bind(&listen)
+            .bind("warren-edge", &listen, move || edge::front::service(front_edge.clone()))
             .with_context(|| format!("failed to listen on http.listen {listen}"))?
             .run();
         let lifecycle = Lifecycle {

@@ -121,12 +121,16 @@ impl Auth {
     }
 
     /// The player token of a request: `Authorization: Bearer` first, then `?token=`.
+    /// `authorization` is the request's `Authorization` header, if it has one.
     pub(crate) fn identify(
         &self,
-        req: &HttpRequest,
+        authorization: Option<&str>,
         query_token: Option<&str>,
     ) -> Result<Identity, AuthError> {
-        let token = bearer(req).or(query_token).ok_or(AuthError::Missing)?;
+        let token = authorization
+            .and_then(bearer_token)
+            .or(query_token)
+            .ok_or(AuthError::Missing)?;
         self.verify(token)
     }
 
@@ -158,6 +162,11 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .get(actix_web::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
+    bearer_token(h)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+fn bearer_token(h: &str) -> Option<&str> {
     let (scheme, token) = h.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

@@ -15,7 +15,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/v1/auth/guest", web::post().to(guest))
-        .route("/v1/ws", web::get().to(super::ws::upgrade))
+        .route("/v1/ws", web::get().to(ws_on_reused_connection))
         .route("/v1/cluster", web::get().to(cluster))
         .route("/v1/admin/drain", web::post().to(drain));
 }
@@ -27,6 +27,63 @@ pub(crate) fn error(
     message: &str,
 ) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": code, "message": message }))
+}
+
+/// The same JSON error as a whole HTTP/1.1 response that closes the connection, for the paths that
+/// answer before actix-web has the connection (`super::front`, `super::ws`).
+pub(crate) fn raw_error(status: u16, code: &str, message: &str) -> Vec<u8> {
+    let body = json!({ "error": code, "message": message }).to_string();
+    let reason = actix_web::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Answers a connection that actix-web does not have with a JSON error and ends it. What the client
+/// still sends is read and dropped for a moment first, so that closing a socket with unread bytes
+/// does not reset the connection before the client has read the answer.
+pub(crate) async fn refuse(io: &mut tokio::net::TcpStream, status: u16, code: &str, message: &str) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    if io
+        .write_all(&raw_error(status, code, message))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = io.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match io.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
+/// `GET /v1/ws` reaches actix-web only as a later request on a kept-alive HTTP connection: the
+/// WebSocket edge takes upgrades on the first request of a connection (`super::front`), as every
+/// WebSocket client sends them.
+async fn ws_on_reused_connection() -> HttpResponse {
+    let mut response = error(
+        actix_web::http::StatusCode::BAD_REQUEST,
+        "bad_request",
+        "open the WebSocket on a new connection: the upgrade must be its first request",
+    );
+    // The client waits for a 101 that will not come: end the connection.
+    response
+        .head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    response
 }
 
 async fn healthz() -> HttpResponse {

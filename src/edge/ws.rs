@@ -1,17 +1,25 @@
-//! One task per WebSocket connection: it owns the socket, reads frames (size-limited, text only,
-//! rate-limited, decoded once), hands realtime inputs straight to their room when it may
-//! (`warren_actors::inputs`) and everything else to the session, writes what the session and rooms
-//! queued for it, pings, and closes with the right code on every exit path.
+//! The WebSocket edge. It answers `GET /v1/ws` itself (token, draining, capacity; a JSON error or
+//! `101`), then runs one task per connection over tokio-tungstenite: the task owns the socket, reads
+//! frames (size-limited, text only, rate-limited, decoded once), hands realtime inputs straight to
+//! their room when it may (`warren_actors::inputs`) and everything else to the session, writes what
+//! the session and rooms queued for it (several frames to one write), pings, and closes with the
+//! right code on every exit path.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseReason, ProtocolError};
+use futures_util::{SinkExt as _, StreamExt as _};
 use ractor::{ActorRef, call_t};
 use serde::Deserialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, warn};
 use warren_actors::inputs::{FastInput, QueuedInput};
 use warren_actors::node::Conn;
@@ -19,28 +27,246 @@ use warren_actors::session::SessionMsg;
 use warren_actors::session_host::SessionHostMsg;
 use warren_actors::settings::Limits;
 use warren_protocol::{
-    ClientRequest, CloseCode, DecodeError, ErrorCode, PlayerId, Request, decode_client_frame,
+    ClientRequest, CloseCode, DecodeError, ErrorCode, Outbound, PlayerId, Request,
+    decode_client_frame,
 };
 
 use super::Edge;
 use super::auth::{AuthError, Identity};
-use super::http::error;
+use super::front::REQUEST_TIMEOUT;
+use super::http::refuse;
 
 #[derive(Deserialize)]
-pub(crate) struct WsQuery {
+struct WsQuery {
     token: Option<String>,
     resume: Option<String>,
 }
 
-/// `GET /v1/ws`.
-pub(crate) async fn upgrade(
-    req: HttpRequest,
-    body: web::Payload,
-    query: web::Query<WsQuery>,
-    edge: web::Data<Edge>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let WsQuery { token, resume } = query.into_inner();
-    let ident = match edge.auth.identify(&req, token.as_deref()) {
+/// The most a WebSocket upgrade request's head may take.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Headers read from an upgrade request; more is answered 431.
+const MAX_HEADERS: usize = 64;
+
+/// The socket's read chunk grows from here as frames need (tungstenite's own default is 128 KiB,
+/// which an idle session would hold for nothing).
+const READ_BUFFER: usize = 256;
+
+/// Frames written before one flush: what the session and rooms queued together goes out in one
+/// write.
+const WRITE_BATCH: usize = 64;
+
+/// What a refused upgrade is answered with.
+struct Refusal {
+    status: u16,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// An accepted upgrade, before the `101` is written.
+struct Accepted {
+    ident: Identity,
+    resume: Option<String>,
+    key: String,
+    /// Bytes the client sent after its request head.
+    rest: Vec<u8>,
+}
+
+/// `GET /v1/ws`: reads the rest of the request head (the request line is in `head` already),
+/// answers it, and on `101` runs the connection until it ends.
+pub(crate) async fn serve(io: TcpStream, head: Vec<u8>, edge: Arc<Edge>) {
+    // The handshake's state is boxed so that the connection's task, which lives as long as the
+    // connection, is only as large as the socket loop needs.
+    let open = Box::pin(handshake(io, head, edge));
+    let Some(open) = open.await else {
+        return;
+    };
+    metrics::gauge!("warren_connections").increment(1.0);
+    // No span per connection: entering it on every poll of the socket task cost more than the
+    // frame's own work. The task's log lines name the player and the connection instead.
+    run(open).await;
+}
+
+/// A connection past its `101`.
+struct Open {
+    slot: Slot,
+    ws: WebSocketStream<TcpStream>,
+    ident: Identity,
+    resume: Option<String>,
+    limits: Limits,
+    conn_id: u64,
+}
+
+/// Answers the upgrade request: a JSON error, or `101` and the connection.
+async fn handshake(mut io: TcpStream, mut head: Vec<u8>, edge: Arc<Edge>) -> Option<Open> {
+    let accepted = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut io, &mut head)).await
+    {
+        Ok(Ok(true)) => accept(&head, &edge),
+        Ok(Ok(false)) => Err(Refusal::new(
+            431,
+            "request_header_fields_too_large",
+            "the upgrade request's head is too large",
+        )),
+        Ok(Err(e)) => {
+            debug!(error = %e, "connection ended before its request head");
+            return None;
+        }
+        Err(_) => Err(Refusal::new(
+            408,
+            "request_timeout",
+            "the upgrade request's head did not arrive in time",
+        )),
+    };
+    drop(head);
+    let accepted = match accepted {
+        Ok(a) => a,
+        Err(r) => {
+            refuse(&mut io, r.status, r.code, &r.message).await;
+            return None;
+        }
+    };
+    let limits = edge.ctx.settings.load().limits.clone();
+    // Reserve the slot before upgrading so concurrent upgrades cannot overshoot the cap.
+    if edge.connections.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
+        edge.connections.fetch_sub(1, Ordering::AcqRel);
+        metrics::counter!("warren_connections_rejected_total", "reason" => "capacity").increment(1);
+        refuse(
+            &mut io,
+            503,
+            "at_capacity",
+            "this node is at its connection limit",
+        )
+        .await;
+        return None;
+    }
+    let slot = Slot(edge.clone());
+    let switching = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
+        derive_accept_key(accepted.key.as_bytes())
+    );
+    if io.write_all(switching.as_bytes()).await.is_err() {
+        return None;
+    }
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_frame_size(Some(limits.max_frame_bytes))
+        .max_message_size(Some(limits.max_frame_bytes));
+    let ws =
+        WebSocketStream::from_partially_read(io, accepted.rest, Role::Server, Some(config)).await;
+    Some(Open {
+        slot,
+        ws,
+        ident: accepted.ident,
+        resume: accepted.resume,
+        limits,
+        conn_id: edge.conn_ids.fetch_add(1, Ordering::Relaxed),
+    })
+}
+
+/// Reads until `head` holds the whole request head. `false`: it would be larger than [`MAX_HEAD`].
+async fn read_head(io: &mut TcpStream, head: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut searched = 0;
+    loop {
+        if let Some(at) = head[searched..].windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(searched + at + 4 <= MAX_HEAD);
+        }
+        searched = head.len().saturating_sub(3);
+        if head.len() >= MAX_HEAD {
+            return Ok(false);
+        }
+        head.reserve(1024.min(MAX_HEAD - head.len()));
+        if io.read_buf(head).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+/// Checks an upgrade request: a WebSocket handshake, a valid player token, and a node that takes
+/// the connection.
+fn accept(head: &[u8], edge: &Edge) -> Result<Accepted, Refusal> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(head) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return Err(Refusal::new(400, "bad_request", "incomplete request head"));
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Refusal::new(
+                431,
+                "request_header_fields_too_large",
+                format!("more than {MAX_HEADERS} headers"),
+            ));
+        }
+        Err(e) => {
+            return Err(Refusal::new(
+                400,
+                "bad_request",
+                format!("bad request: {e}"),
+            ));
+        }
+    };
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+    let has_token = |name: &str, token: &str| {
+        header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
+        return Err(Refusal::new(
+            400,
+            "bad_request",
+            "expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)",
+        ));
+    }
+    if req.version != Some(1) {
+        return Err(Refusal::new(
+            400,
+            "bad_request",
+            "a WebSocket upgrade needs HTTP/1.1",
+        ));
+    }
+    if header("sec-websocket-version").map(str::trim) != Some("13") {
+        return Err(Refusal::new(
+            400,
+            "bad_request",
+            "unsupported Sec-WebSocket-Version: this server speaks 13",
+        ));
+    }
+    let Some(key) = header("sec-websocket-key")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+    else {
+        return Err(Refusal::new(
+            400,
+            "bad_request",
+            "missing Sec-WebSocket-Key",
+        ));
+    };
+    let query = req
+        .path
+        .and_then(|p| p.split_once('?'))
+        .map_or("", |(_, q)| q);
+    let WsQuery { token, resume } = serde_urlencoded::from_str(query)
+        .map_err(|e| Refusal::new(400, "bad_request", format!("bad query string: {e}")))?;
+    let ident = match edge
+        .auth
+        .identify(header("authorization"), token.as_deref())
+    {
         Ok(i) => i,
         Err(e) => {
             metrics::counter!("warren_connections_rejected_total", "reason" => "unauthorized")
@@ -51,54 +277,31 @@ pub(crate) async fn upgrade(
                 }
                 AuthError::Invalid(m) => m,
             };
-            return Ok(error(StatusCode::UNAUTHORIZED, "unauthorized", &msg));
+            return Err(Refusal::new(401, "unauthorized", msg));
         }
     };
-    let limits = edge.ctx.settings.load().limits.clone();
     if edge.ctx.is_isolated() {
         metrics::counter!("warren_connections_rejected_total", "reason" => "isolated").increment(1);
-        return Ok(error(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(Refusal::new(
+            503,
             "isolated",
             "this node is cut off from the majority of its cluster; connect to another",
         ));
     }
     if edge.ctx.is_draining() && resume.is_none() {
         metrics::counter!("warren_connections_rejected_total", "reason" => "draining").increment(1);
-        return Ok(error(
-            StatusCode::SERVICE_UNAVAILABLE,
+        return Err(Refusal::new(
+            503,
             "draining",
             "this node is draining; connect to another",
         ));
     }
-    // Reserve the slot before upgrading so concurrent upgrades cannot overshoot the cap.
-    if edge.connections.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
-        edge.connections.fetch_sub(1, Ordering::AcqRel);
-        metrics::counter!("warren_connections_rejected_total", "reason" => "capacity").increment(1);
-        return Ok(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "at_capacity",
-            "this node is at its connection limit",
-        ));
-    }
-    let slot = Slot(edge.clone().into_inner());
-    let (response, session, stream) = match actix_ws::handle(&req, body) {
-        Ok(parts) => parts,
-        Err(e) => {
-            drop(slot);
-            return Err(e);
-        }
-    };
-    let stream = stream
-        .max_frame_size(limits.max_frame_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(limits.max_frame_bytes);
-    metrics::gauge!("warren_connections").increment(1.0);
-    let conn_id = edge.conn_ids.fetch_add(1, Ordering::Relaxed);
-    // No span per connection: entering it on every poll of the socket task cost more than the
-    // frame's own work. The task's log lines name the player and the connection instead.
-    actix_web::rt::spawn(run(slot, session, stream, ident, resume, limits, conn_id));
-    Ok(response)
+    Ok(Accepted {
+        ident,
+        resume,
+        key: key.to_owned(),
+        rest: head[len..].to_vec(),
+    })
 }
 
 /// A reserved connection slot, released when the socket task ends.
@@ -187,8 +390,8 @@ impl Tally {
         Self { counter, n: 0 }
     }
 
-    fn add(&mut self) {
-        self.n += 1;
+    fn add_n(&mut self, n: u64) {
+        self.n += n;
         if self.n >= Self::BATCH {
             self.flush();
         }
@@ -215,39 +418,23 @@ enum Exit {
     Gone,
 }
 
-async fn run(
-    slot: Slot,
-    mut ws: actix_ws::Session,
-    mut stream: actix_ws::AggregatedMessageStream,
-    ident: Identity,
-    resume: Option<String>,
-    limits: Limits,
-    conn_id: u64,
-) {
-    let edge = slot.0.clone();
+async fn run(open: Open) {
+    let Open {
+        slot,
+        mut ws,
+        ident,
+        resume,
+        limits,
+        conn_id,
+    } = open;
     let (conn, mut outbound, closer) = Conn::new(conn_id, limits.max_outbound_queue);
     let fast = conn.fast.clone();
-    let host = edge.ctx.hosts().sessions.clone();
-    let connect = call_t!(
-        host,
-        |reply| SessionHostMsg::Connect {
-            player: ident.player.clone(),
-            name: ident.name.clone(),
-            mmr: ident.mmr,
-            resume,
-            conn,
-            reply,
-        },
-        5000
-    );
-    let session: ActorRef<SessionMsg> = match connect {
-        Ok(Some(s)) => s,
-        other => {
-            warn!(player = %ident.player, ok = other.is_ok(), "no session for connection");
-            close(ws, CloseCode::Internal.code()).await;
-            finish(&slot);
-            return;
-        }
+    let session = Box::pin(connect(&slot.0, &ident, resume, conn));
+    let Some(session) = session.await else {
+        let closing = Box::pin(close(ws, CloseCode::Internal.code()));
+        closing.await;
+        finish(&slot);
+        return;
     };
     debug!(player = %ident.player, conn = conn_id, "connection open");
 
@@ -266,20 +453,20 @@ async fn run(
             code = closer.wait() => break Exit::Close(code),
             Some(frame) = outbound.recv() => {
                 let sent = tokio::select! {
-                    r = ws.text(frame) => r.is_ok(),
+                    r = write_batch(&mut ws, frame, &mut outbound) => r,
                     code = closer.wait() => break Exit::Close(code),
                 };
-                if !sent {
-                    break Exit::Gone;
+                match sent {
+                    Ok(n) => sent_total.add_n(n),
+                    Err(_) => break Exit::Gone,
                 }
-                sent_total.add();
             }
-            item = stream.recv() => {
+            item = ws.next() => {
                 let Some(item) = item else { break Exit::Gone };
                 last_seen = Instant::now();
                 match item {
-                    Ok(AggregatedMessage::Text(text)) => {
-                        received_total.add();
+                    Ok(Message::Text(text)) => {
+                        received_total.add_n(1);
                         let frame = match rate.admit(last_seen) {
                             Admit::Yes => decode_client_frame(&text),
                             Admit::Close => break Exit::Close(CloseCode::RateLimited.code()),
@@ -294,21 +481,33 @@ async fn run(
                             break Exit::Close(CloseCode::Internal.code());
                         }
                     }
-                    Ok(AggregatedMessage::Binary(_)) => break Exit::Close(CloseCode::Binary.code()),
-                    Ok(AggregatedMessage::Ping(b)) => {
-                        if ws.pong(&b).await.is_err() {
+                    Ok(Message::Binary(_)) => break Exit::Close(CloseCode::Binary.code()),
+                    // The pong tungstenite queued goes out with this flush.
+                    Ok(Message::Ping(_)) => {
+                        if ws.flush().await.is_err() {
                             break Exit::Gone;
                         }
                     }
-                    Ok(AggregatedMessage::Pong(_)) => {}
-                    Ok(AggregatedMessage::Close(_)) => break Exit::Close(CloseCode::Normal.code()),
-                    Err(ProtocolError::Overflow) => break Exit::Close(CloseCode::TooLarge.code()),
-                    Err(ProtocolError::Io(e)) if e.to_string().contains("maximum continuation size") => {
-                        break Exit::Close(CloseCode::TooLarge.code());
+                    Ok(Message::Pong(_) | Message::Frame(_)) => {}
+                    // tungstenite queued the echo of the client's close; send it and finish.
+                    Ok(Message::Close(_)) => {
+                        let _ = tokio::time::timeout(CLOSE_FLUSH, ws.flush()).await;
+                        break Exit::Gone;
+                    }
+                    Err(WsError::Capacity(_)) => break Exit::Close(CloseCode::TooLarge.code()),
+                    // PROTOCOL.md ("Additions"): bad UTF-8 is a protocol violation, 1002.
+                    Err(WsError::Utf8(_)) => break Exit::Close(PROTOCOL_ERROR),
+                    // The client's socket ended without a close frame: nothing to answer.
+                    Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                        break Exit::Gone;
+                    }
+                    Err(WsError::Protocol(e)) => {
+                        debug!(conn = conn_id, error = %e, "websocket protocol error");
+                        break Exit::Close(PROTOCOL_ERROR);
                     }
                     Err(e) => {
-                        debug!(conn = conn_id, error = %e, "websocket protocol error");
-                        break Exit::Close(1002);
+                        debug!(conn = conn_id, error = %e, "websocket read failed");
+                        break Exit::Gone;
                     }
                 }
             }
@@ -318,7 +517,7 @@ async fn run(
                 if last_seen.elapsed() >= hb * 2 {
                     break Exit::Close(CloseCode::HeartbeatTimeout.code());
                 }
-                if ws.ping(b"").await.is_err() {
+                if ws.send(Message::Ping(Bytes::new())).await.is_err() {
                     break Exit::Gone;
                 }
             }
@@ -330,9 +529,69 @@ async fn run(
             metrics::counter!("warren_closes_total", "code" => code.to_string()).increment(1);
         }
         debug!(player = %ident.player, conn = conn_id, code, "closing connection");
-        close(ws, code).await;
+        let closing = Box::pin(close(ws, code));
+        closing.await;
     }
     finish(&slot);
+}
+
+/// The player's session for this connection: a new one, or the one `resume` names.
+async fn connect(
+    edge: &Edge,
+    ident: &Identity,
+    resume: Option<String>,
+    conn: Conn,
+) -> Option<ActorRef<SessionMsg>> {
+    let host = edge.ctx.hosts().sessions.clone();
+    let connect = call_t!(
+        host,
+        |reply| SessionHostMsg::Connect {
+            player: ident.player.clone(),
+            name: ident.name.clone(),
+            mmr: ident.mmr,
+            resume,
+            conn,
+            reply,
+        },
+        5000
+    );
+    match connect {
+        Ok(Some(s)) => Some(s),
+        other => {
+            warn!(player = %ident.player, ok = other.is_ok(), "no session for connection");
+            None
+        }
+    }
+}
+
+/// RFC 6455 close code for a frame that breaks the WebSocket protocol.
+const PROTOCOL_ERROR: u16 = 1002;
+
+/// Writes `first` and whatever else is queued already (up to [`WRITE_BATCH`] frames), then
+/// flushes once: one write for all of them. Gives the number of frames written.
+async fn write_batch(
+    ws: &mut WebSocketStream<TcpStream>,
+    first: Outbound,
+    outbound: &mut tokio::sync::mpsc::Receiver<Outbound>,
+) -> Result<u64, WsError> {
+    ws.feed(text(first)).await?;
+    let mut n = 1;
+    while n < WRITE_BATCH as u64 {
+        let Ok(frame) = outbound.try_recv() else {
+            break;
+        };
+        ws.feed(text(frame)).await?;
+        n += 1;
+    }
+    ws.flush().await?;
+    Ok(n)
+}
+
+/// A queued frame as a text message, without copying it.
+fn text(frame: Outbound) -> Message {
+    let bytes = frame.into_bytes();
+    // Outbound frames are UTF-8 by type (`ByteString`), so this check always passes.
+    Message::Text(Utf8Bytes::try_from(bytes).unwrap_or_else(|_| Utf8Bytes::from_static("")))
 }
 
 /// Queues an input without `rid` straight into its realtime room when the connection's fast path
@@ -378,13 +637,19 @@ fn finish(_slot: &Slot) {
 /// reads again does not hold the task.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
-/// Sends the close frame, bounded in time.
-async fn close(ws: actix_ws::Session, code: u16) {
-    let reason = CloseReason {
-        code: code.into(),
-        description: Some(reason_text(code).into()),
+/// Sends the close frame and waits for the client's answer, bounded in time, so that the close
+/// frame is read before the socket goes away.
+async fn close(mut ws: WebSocketStream<TcpStream>, code: u16) {
+    let frame = CloseFrame {
+        code: WsCloseCode::from(code),
+        reason: reason_text(code).into(),
     };
-    let _ = tokio::time::timeout(CLOSE_FLUSH, ws.close(Some(reason))).await;
+    let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
 }
 
 fn reason_text(code: u16) -> &'static str {

@@ -89,7 +89,14 @@ async fn the_report_matches_what_the_node_counted() {
     let before = counter(&node, "warren_messages_received_total").await;
     let r = run(config(&node, Scenario::Dice, 2)).await;
     assert!(r.rounds >= 2, "{}", r.text());
-    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    // Dice players send each request as soon as the previous one is answered, so a fast node
+    // lets them past the default 50 messages a second; the load tester sends those again after
+    // a pause. No other error may occur.
+    assert!(
+        r.errors.keys().all(|code| code == "rate_limited"),
+        "{:?}",
+        r.errors
+    );
     assert_eq!(r.latency_ms.count, r.acked);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(

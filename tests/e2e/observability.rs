@@ -48,6 +48,13 @@ async fn every_contract_metric_is_exposed_typed_and_promtool_clean() {
         )
         .await;
         d.until_type("room_state").await;
+        // The host counts the restart once the revived room is up, which may be just after the
+        // room's resync reached the player.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while crate::healing::metric(&node, "warren_room_restarts_total").await < 1.0 {
+            assert!(std::time::Instant::now() < deadline, "no restart counted");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
     let (status, body) = node.http("GET", "/metrics", None, None).await.unwrap();
     assert_eq!(status, 200);
@@ -103,6 +110,19 @@ async fn every_contract_metric_is_exposed_typed_and_promtool_clean() {
         out.status.success() && report.trim().is_empty(),
         "promtool check metrics:\n{report}"
     );
+
+    // Clients that vanish without a close frame are gone, not closed by the server with a code.
+    drop((a, b, c));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crate::healing::metric(&node, "warren_connections").await > 0.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections not released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, body) = node.http("GET", "/metrics", None, None).await.unwrap();
+    assert!(!body.contains("warren_closes_total{"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

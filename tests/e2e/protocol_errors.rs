@@ -329,3 +329,126 @@ async fn guests_disabled_is_404_and_loopback_admin_without_token() {
     let (s, body) = node.http("GET", "/v1/cluster", None, None).await.unwrap();
     assert_eq!(s, 200, "{body}");
 }
+
+/// Sends `request` on a new connection and reads until the node closes it: the raw response.
+async fn raw_exchange(node: &Node, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect((node.host.as_str(), node.port))
+        .await
+        .unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("the node closes the connection")
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The status and JSON body of a whole response.
+fn status_and_json(response: &str) -> (u16, Value) {
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_requests_that_are_not_websocket_handshakes_get_a_json_error() {
+    let node = Node::start(&[]).await;
+    let tok = token("hs", &[]);
+    let upgrade = |path: &str, extra: &str| {
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{extra}\r\n"
+        )
+    };
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let v13 = "Sec-WebSocket-Version: 13\r\n";
+
+    // A plain GET of the WebSocket path.
+    let (s, body) = node.http("GET", "/v1/ws", None, None).await.unwrap();
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+
+    // A handshake without a key, or of another WebSocket version.
+    let path = format!("/v1/ws?token={tok}");
+    for extra in [v13.to_owned(), format!("{key}Sec-WebSocket-Version: 8\r\n")] {
+        let (s, body) =
+            status_and_json(&raw_exchange(&node, upgrade(&path, &extra).as_bytes()).await);
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (400, Some("bad_request")),
+            "{extra}: {body}"
+        );
+    }
+
+    // A refusal carries the JSON error as a body, with its type.
+    let response = raw_exchange(
+        &node,
+        upgrade("/v1/ws?token=garbage", &format!("{key}{v13}")).as_bytes(),
+    )
+    .await;
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{response}"
+    );
+    let (s, body) = status_and_json(&response);
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+
+    // A head over 16 KiB.
+    let big = format!("{key}{v13}X-Padding: {}\r\n", "p".repeat(17 * 1024));
+    let (s, body) = status_and_json(&raw_exchange(&node, upgrade(&path, &big).as_bytes()).await);
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (431, Some("request_header_fields_too_large"))
+    );
+
+    // An upgrade as the second request of a kept-alive connection.
+    let both = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n{}",
+        upgrade(&path, &format!("{key}{v13}"))
+    );
+    let response = raw_exchange(&node, both.as_bytes()).await;
+    let second = &response[response.find("HTTP/1.1 400").expect(&response)..];
+    let (s, body) = status_and_json(second);
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (400, Some("bad_request")),
+        "{response}"
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    // The query is read as the URL encodes it, and the handshake still succeeds after all this.
+    let mut c = node.connect_with(&format!("token={tok}&resume=")).await;
+    assert_eq!(c.welcome["player"], "hs");
+    c.send(json!({"type":"ping","rid":1})).await;
+    assert_eq!(c.until_type("ok").await["rid"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_frame_that_is_not_utf8_closes_with_1002() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let node = Node::start(&[]).await;
+    let mut c = node.connect("bytes").await;
+    let frame = Frame::message(vec![0x22, 0xff, 0xfe, 0x22], OpCode::Data(Data::Text), true);
+    c.send_raw(Message::Frame(frame)).await;
+    assert_eq!(c.close_code().await, 1002);
+}

@@ -1,0 +1,230 @@
+//! The listener's front: every accepted connection comes here first. It reads the request line and
+//! sends `GET /v1/ws` to the WebSocket edge (`super::ws`), which owns its socket from the handshake
+//! on; every other request goes to actix-web's HTTP/1 service on the same connection, with the bytes
+//! already read replayed in front of the socket.
+//!
+//! The WebSocket path does not go through actix-http's dispatcher, which allocates an 8 KiB read and
+//! an 8 KiB write buffer per connection for as long as the connection lives (BENCHMARKS.md, "Idle
+//! sessions"); a WebSocket connection here holds only its own small buffers.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_http::{HttpService, KeepAlive, Protocol};
+use actix_service::{
+    IntoServiceFactory as _, Service, ServiceFactory, fn_factory, fn_service, map_config,
+};
+use actix_web::dev::AppConfig;
+use actix_web::{App, web};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use super::Edge;
+
+/// The most a request line may take before the connection is answered 414.
+const MAX_REQUEST_LINE: usize = 8 * 1024;
+
+/// How long a client may take to send its request line (and, for `/v1/ws`, its head).
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The per-worker service of the node's listener: routes each connection (module doc).
+pub(crate) fn service(
+    edge: Arc<Edge>,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = (), InitError = ()> {
+    let data = web::Data::from(edge.clone());
+    let http = HttpService::build()
+        .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
+        .client_request_timeout(REQUEST_TIMEOUT)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .finish(map_config(
+            App::new()
+                .app_data(data)
+                .configure(super::http::routes)
+                .into_factory(),
+            |_| AppConfig::default(),
+        ));
+    fn_factory(move || {
+        let http = http.new_service(());
+        let edge = edge.clone();
+        async move {
+            let http = Rc::new(http.await.map_err(|e| {
+                tracing::error!(error = ?e, "cannot start the HTTP service");
+            })?);
+            Ok(fn_service(move |io: TcpStream| {
+                let http = http.clone();
+                let edge = edge.clone();
+                async move {
+                    route(io, edge, http).await;
+                    Ok::<(), ()>(())
+                }
+            }))
+        }
+    })
+}
+
+/// Reads the request line, then hands the connection to the WebSocket edge or to actix-web.
+async fn route<S>(mut io: TcpStream, edge: Arc<Edge>, http: Rc<S>)
+where
+    S: Service<(Prefixed, Protocol, Option<SocketAddr>), Response = ()>,
+    S::Error: std::fmt::Debug,
+{
+    // Frames are small and latency matters more than segment count.
+    let _ = io.set_nodelay(true);
+    let peer = io.peer_addr().ok();
+    let mut head = Vec::with_capacity(512);
+    // Boxed, as the handshake is: the connection's task stays the size of its socket loop.
+    let line = Box::pin(first_line(&mut io, &mut head));
+    let Some(line) = line.await else {
+        return;
+    };
+    if line.is_websocket {
+        super::ws::serve(io, head, edge).await;
+    } else {
+        let call = Box::pin(http.call((Prefixed::new(head, io), Protocol::Http1, peer)));
+        if let Err(e) = call.await {
+            debug!(error = ?e, "http connection error");
+        }
+    }
+}
+
+/// Reads the request line within [`REQUEST_TIMEOUT`], answering 408 when it does not come.
+async fn first_line(io: &mut TcpStream, head: &mut Vec<u8>) -> Option<RequestLine> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, read_request_line(io, head)).await {
+        Ok(Ok(line)) => line,
+        Ok(Err(e)) => {
+            debug!(error = %e, "connection ended before its request line");
+            None
+        }
+        Err(_) => {
+            super::http::refuse(io, 408, "request_timeout", "no request received in time").await;
+            None
+        }
+    }
+}
+
+/// What the request line says.
+struct RequestLine {
+    /// `GET /v1/ws…`.
+    is_websocket: bool,
+}
+
+/// Reads into `head` until it holds a whole request line. `None`: the client closed first, or
+/// sent a line too long to be a request line (answered 414).
+async fn read_request_line(
+    io: &mut TcpStream,
+    head: &mut Vec<u8>,
+) -> io::Result<Option<RequestLine>> {
+    loop {
+        if let Some(end) = head.iter().position(|&b| b == b'\n') {
+            return Ok(Some(RequestLine {
+                is_websocket: is_websocket_line(&head[..end]),
+            }));
+        }
+        if head.len() >= MAX_REQUEST_LINE {
+            super::http::refuse(io, 414, "uri_too_long", "the request line is too long").await;
+            return Ok(None);
+        }
+        if head.capacity() == head.len() {
+            head.reserve(head.len().min(MAX_REQUEST_LINE - head.len()));
+        }
+        if io.read_buf(head).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// `GET /v1/ws HTTP/1.1`, with or without a query.
+fn is_websocket_line(line: &[u8]) -> bool {
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    method == b"GET" && path == b"/v1/ws"
+}
+
+/// A socket with bytes already read from it put back in front.
+pub(crate) struct Prefixed {
+    prefix: Vec<u8>,
+    at: usize,
+    io: TcpStream,
+}
+
+impl Prefixed {
+    fn new(prefix: Vec<u8>, io: TcpStream) -> Self {
+        Self { prefix, at: 0, io }
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.prefix.len() {
+            let n = buf.remaining().min(this.prefix.len() - this.at);
+            buf.put_slice(&this.prefix[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_get_of_the_websocket_path_is_the_websocket_edge() {
+        assert!(is_websocket_line(b"GET /v1/ws HTTP/1.1\r"));
+        assert!(is_websocket_line(b"GET /v1/ws?token=a&resume=b HTTP/1.1\r"));
+        assert!(!is_websocket_line(b"POST /v1/ws HTTP/1.1\r"));
+        assert!(!is_websocket_line(b"GET /v1/wsx HTTP/1.1\r"));
+        assert!(!is_websocket_line(b"GET /v1/ws/ HTTP/1.1\r"));
+        assert!(!is_websocket_line(b"GET /healthz HTTP/1.1\r"));
+        assert!(!is_websocket_line(b"garbage"));
+    }
+}
