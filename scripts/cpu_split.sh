@@ -49,7 +49,8 @@ measure colyseus "$cpid" "ws://127.0.0.1:$cport" colyseus
 kill "$cpid"; wait "$cpid" 2>/dev/null || true
 
 hport=$(free_port); kport=$(free_port)
-WARREN_HTTP__LISTEN=127.0.0.1:$hport WARREN_CLUSTER__LISTEN=127.0.0.1:$kport WARREN_AUTH__ALLOW_GUEST=true \
+# WARREN_BIN is this script's, not a node setting: the node refuses unknown WARREN_ variables.
+env -u WARREN_BIN WARREN_HTTP__LISTEN=127.0.0.1:$hport WARREN_CLUSTER__LISTEN=127.0.0.1:$kport WARREN_AUTH__ALLOW_GUEST=true \
   "$bin" >"$work/warren.log" 2>&1 &
 wpid=$!; pids+=("$wpid")
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$hport/readyz" 2>/dev/null && break; sleep 0.1; done
