@@ -57,10 +57,11 @@ pub(crate) fn service(
                 tracing::error!(error = ?e, "cannot start the HTTP service");
             })?);
             Ok(fn_service(move |io: TcpStream| {
-                let http = http.clone();
-                let edge = edge.clone();
+                // Boxed: actix-server's per-connection task holds this future twice over (as
+                // its argument and as the future it awaits), so it must be small.
+                let conn = Box::pin(route(io, edge.clone(), http.clone()));
                 async move {
-                    route(io, edge, http).await;
+                    conn.await;
                     Ok::<(), ()>(())
                 }
             }))
