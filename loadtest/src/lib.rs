@@ -133,6 +133,10 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Most connection attempts in flight at once.
     pub max_connecting: usize,
+    /// Most frames each client sends per second, bursts of [`scenarios::SEND_BURST`] aside;
+    /// 0: no cap. Arena inputs are not paced: they follow `arena.hz`. Keep it below the node's `limits.messages_per_sec` to measure the node, not
+    /// its rate limiter.
+    pub msg_rate: f64,
 }
 
 /// A running load: its counters, while it runs.
@@ -157,6 +161,8 @@ impl Run {
             stop: AtomicBool::new(false),
             seq: AtomicUsize::new(0),
             prefix,
+            send_interval: (cfg.msg_rate > 0.0)
+                .then(|| Duration::from_secs_f64(1.0 / cfg.msg_rate)),
         });
         Ok(Self { rec, shared })
     }

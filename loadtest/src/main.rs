@@ -68,6 +68,11 @@ struct Cli {
     /// Most connection attempts in flight at once.
     #[arg(long, default_value_t = 256)]
     max_connecting: usize,
+    /// Dice, matchmaking, churn: most frames each client sends per second (bursts of 10 aside);
+    /// 0: no cap. The default stays under a node's default limit of 50, so the run measures the
+    /// node, not its rate limiter. Arena inputs follow --hz.
+    #[arg(long, default_value_t = 40.0)]
+    msg_rate: f64,
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -117,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         chaos,
         admin_token: cli.admin_token.clone(),
         max_connecting: cli.max_connecting,
+        msg_rate: cli.msg_rate,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

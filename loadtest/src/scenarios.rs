@@ -28,6 +28,8 @@ pub struct Shared {
     pub seq: AtomicUsize,
     /// Prefix of player names, so that runs do not meet each other's sessions.
     pub prefix: String,
+    /// Least time between two frames of one client, on average (`--msg-rate`).
+    pub send_interval: Option<Duration>,
 }
 
 impl Shared {
@@ -46,6 +48,8 @@ pub struct Player {
     target: usize,
     ws: Option<Ws>,
     rid: u64,
+    /// The send schedule for `send_interval`: see [`Player::pace`].
+    next_send: Instant,
 }
 
 /// What a read gave.
@@ -80,6 +84,7 @@ impl Player {
             target,
             ws: None,
             rid: 0,
+            next_send: Instant::now(),
         };
         p.open(n, false).await.then_some(p)
     }
@@ -143,8 +148,18 @@ impl Player {
         false
     }
 
-    /// Sends a message; false when the connection is gone.
+    /// Sends a message once the client's send rate (`--msg-rate`) allows; false when the
+    /// connection is gone.
     pub async fn send(&mut self, v: &Value) -> bool {
+        if self.ws.is_none() {
+            return false;
+        }
+        self.pace().await;
+        self.send_now(v).await
+    }
+
+    /// Sends a message at once: for frames on a schedule of their own (arena inputs at `--hz`).
+    pub async fn send_now(&mut self, v: &Value) -> bool {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
@@ -154,6 +169,20 @@ impl Player {
         } else {
             false
         }
+    }
+
+    /// Waits until the client's send rate allows another frame (a generic cell rate algorithm:
+    /// `next_send` runs ahead of the clock by one interval per frame sent, and a frame waits
+    /// while it is more than `SEND_BURST` intervals ahead).
+    async fn pace(&mut self) {
+        let Some(interval) = self.shared.send_interval else {
+            return;
+        };
+        let limit = Instant::now() + interval * SEND_BURST;
+        if self.next_send > limit {
+            tokio::time::sleep(self.next_send - limit).await;
+        }
+        self.next_send = self.next_send.max(Instant::now()) + interval;
     }
 
     /// Sends a request with a fresh `rid`; returns the rid.
@@ -269,6 +298,9 @@ impl Player {
 
 /// How long a player waits before sending a request the node dropped for the rate limit again.
 const RATE_LIMIT_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Frames a client may send back to back before `--msg-rate` spaces them.
+pub const SEND_BURST: u32 = 10;
 
 /// A random number in [0, 1).
 fn random_fraction() -> f64 {
@@ -449,7 +481,7 @@ async fn arena_player(shared: Arc<Shared>, mut p: Player, room: String, hz: u32,
                 // Alternate directions so avatars stay inside the field.
                 if seq.is_multiple_of(50) { dx = -dx; }
                 let m = json!({"type":"input","seq":seq,"data":{"dx":dx,"dy":0}});
-                if p.send(&m).await {
+                if p.send_now(&m).await {
                     rec.inputs.fetch_add(1, Ordering::Relaxed);
                     pending.push_back((seq, Instant::now()));
                 }
@@ -632,6 +664,39 @@ pub async fn churn(shared: Arc<Shared>, i: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_paced_client_sends_a_burst_then_one_frame_per_interval() {
+        let interval = Duration::from_millis(2);
+        let shared = Arc::new(Shared {
+            targets: Vec::new(),
+            sources: Sources::parse("").unwrap(),
+            rec: Arc::new(Recorder::new()),
+            stop: AtomicBool::new(false),
+            seq: AtomicUsize::new(0),
+            prefix: String::new(),
+            send_interval: Some(interval),
+        });
+        let mut p = Player {
+            shared,
+            id: String::new(),
+            token: String::new(),
+            resume: String::new(),
+            target: 0,
+            ws: None,
+            rid: 0,
+            next_send: Instant::now(),
+        };
+        let t0 = Instant::now();
+        for _ in 0..40 {
+            p.pace().await;
+        }
+        // The first SEND_BURST + 1 frames go at once; each of the other 29 waits its interval.
+        let least = interval * (40 - SEND_BURST - 1);
+        assert!(t0.elapsed() >= least, "{:?} < {least:?}", t0.elapsed());
+        // The schedule is never more than the burst ahead of the clock.
+        assert!(p.next_send <= Instant::now() + interval * (SEND_BURST + 1));
+    }
 
     #[test]
     fn the_share_after_the_tick_is_measured_from_the_earliest_arrival() {

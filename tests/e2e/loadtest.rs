@@ -27,6 +27,7 @@ fn config(node: &Node, scenario: Scenario, count: usize) -> Config {
         chaos: Vec::new(),
         admin_token: None,
         max_connecting: 16,
+        msg_rate: 40.0,
     }
 }
 
@@ -89,14 +90,9 @@ async fn the_report_matches_what_the_node_counted() {
     let before = counter(&node, "warren_messages_received_total").await;
     let r = run(config(&node, Scenario::Dice, 2)).await;
     assert!(r.rounds >= 2, "{}", r.text());
-    // Dice players send each request as soon as the previous one is answered, so a fast node
-    // lets them past the default 50 messages a second; the load tester sends those again after
-    // a pause. No other error may occur.
-    assert!(
-        r.errors.keys().all(|code| code == "rate_limited"),
-        "{:?}",
-        r.errors
-    );
+    // Dice players send each request as soon as the previous one is answered; paced at 40 frames
+    // a second, they stay under the node's default limit of 50, so no error at all.
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.latency_ms.count, r.acked);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -107,6 +103,12 @@ async fn the_report_matches_what_the_node_counted() {
     // Matchmaking: each ticket counted once; the node matched pairs.
     let r = run(config(&node, Scenario::Matchmaking, 6)).await;
     assert!(r.matches >= 6, "{}", r.text());
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert!(
+        r.closes.keys().all(|c| c.starts_with("1000")),
+        "{:?}",
+        r.closes
+    );
     assert!(counter(&node, "warren_matches_total").await * 2 >= r.matches);
     assert_eq!(r.match_wait_ms.count, r.matches);
 
