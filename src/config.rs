@@ -337,7 +337,7 @@ impl Config {
                 message_burst: l.message_burst,
                 rate_limit_close_ms: l.rate_limit_close_ms,
                 max_outbound_queue: l.max_outbound_queue,
-                max_connections: l.max_connections,
+                max_connections: crate::fdlimit::sessions(l.max_connections),
                 heartbeat_ms: l.heartbeat_ms,
             },
             rooms: RoomSettings {

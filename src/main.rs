@@ -11,6 +11,7 @@ use {futures_util as _, tokio_tungstenite as _, warren_loadtest as _};
 
 mod config;
 mod edge;
+mod fdlimit;
 mod shutdown;
 mod telemetry;
 
@@ -88,6 +89,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
         cfg.node.id.clone()
     };
     let version = env!("CARGO_PKG_VERSION").to_owned();
+    let open_files = fdlimit::raise(cfg.limits.max_connections);
     let metrics = telemetry::init_metrics(&node, &version).context("failed to set up metrics")?;
 
     let secret = if cfg.auth.jwt_secret.is_empty() {
@@ -189,6 +191,11 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
             .workers(workers)
             .disable_signals()
             .shutdown_timeout(2)
+            // The node's own limit answers 503 past `limits.max_connections`; actix-server's
+            // default (25,600 a worker) would instead stop accepting before it.
+            .max_concurrent_connections(
+                open_files.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            )
             .bind("warren-edge", &listen, move || edge::front::service(front_edge.clone()))
             .with_context(|| format!("failed to listen on http.listen {listen}"))?
             .run();

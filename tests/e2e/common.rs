@@ -58,15 +58,36 @@ impl Node {
         env: &[(&str, &str)],
         config: Option<&std::path::Path>,
     ) -> Node {
+        match netns {
+            Some(ns) => Self::start_wrapped(&["ip", "netns", "exec", ns], host, env, config).await,
+            None => Self::start_wrapped(&[], host, env, config).await,
+        }
+    }
+
+    /// Starts a node with open-files limits `soft` and `hard` (through util-linux's `prlimit`).
+    pub async fn start_with_open_files(env: &[(&str, &str)], soft: u32, hard: u32) -> Node {
+        let nofile = format!("--nofile={soft}:{hard}");
+        Self::start_wrapped(&["prlimit", &nofile, "--"], "127.0.0.1", env, None).await
+    }
+
+    /// Starts a node as the last argument of command `wrapper` (which must exec it, so that the
+    /// child's pid is the node's), or directly when `wrapper` is empty.
+    async fn start_wrapped(
+        wrapper: &[&str],
+        host: &str,
+        env: &[(&str, &str)],
+        config: Option<&std::path::Path>,
+    ) -> Node {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("warren-e2e-{port}.log"));
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_warren")]);
+        let bin = env!("CARGO_BIN_EXE_warren");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
                 c
             }
-            None => Command::new(env!("CARGO_BIN_EXE_warren")),
+            None => Command::new(bin),
         };
         if let Some(c) = config {
             cmd.arg("--config").arg(c);

@@ -163,3 +163,69 @@ async fn a_client_that_stops_reading_gets_4003_and_memory_stays_bounded() {
         "rss grew from {rss_before} KiB to {rss_after} KiB"
     );
 }
+
+/// A node whose open-files limit allows fewer sessions than `limits.max_connections` (200,000 by
+/// default) takes what its descriptors allow and answers the rest 503 `at_capacity`, rather than
+/// leaving them unanswered in the listen queue once the kernel refuses it a socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_files_limit_below_max_connections_caps_sessions_with_503() {
+    // The node keeps 256 descriptors for everything but sessions: 20 are left.
+    let node = Node::start_with_open_files(&[], 276, 276).await;
+    assert!(
+        node.logs()
+            .contains("allows fewer sessions than limits.max_connections"),
+        "{}",
+        node.logs()
+    );
+    let mut clients = Vec::new();
+    for i in 0..20 {
+        clients.push(node.connect(&format!("fd{i}")).await);
+    }
+    let extra = format!("token={}", token("fd-extra", &[]));
+    assert_eq!(node.refused(&extra).await, 503);
+    // The sessions it took still play, and a freed slot takes a new session.
+    clients[0].create_room("dice", json!({})).await;
+    clients.pop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio_tungstenite::connect_async(node.ws_url(&extra)).await {
+            Ok(_) => break,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status().as_u16(), 503)
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot was not freed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A soft open-files limit below the hard one is raised to it at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
+    let node =
+        Node::start_with_open_files(&[("WARREN_LIMITS__MAX_CONNECTIONS", "1000")], 276, 4096).await;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", node.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["4096", "4096"],
+        "{line}"
+    );
+    assert!(
+        !node.logs().contains("allows fewer sessions"),
+        "{}",
+        node.logs()
+    );
+    // More sessions than the soft limit it started with would allow.
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        clients.push(node.connect(&format!("fd{i}")).await);
+    }
+}

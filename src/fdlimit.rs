@@ -1,0 +1,77 @@
+//! The open-files limit: every session holds a socket, so it bounds the sessions a node can take.
+//!
+//! At start the node raises its soft limit to the hard one (as a server that expects many
+//! connections should; the soft default is often 1,024). If the limit is still too low for
+//! `limits.max_connections`, the node takes fewer sessions than configured, so the connections
+//! past the limit get the protocol's 503 `at_capacity` instead of hanging in the listen queue
+//! while the kernel refuses the node a socket.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+use tracing::{info, warn};
+
+/// Descriptors kept for everything but sessions: the listeners, cluster links, the runtime's
+/// own, HTTP requests, log and snapshot files, and the sockets that are answered 503.
+pub(crate) const RESERVED: usize = 256;
+
+/// Sessions the open-files limit allows; `usize::MAX` until [`raise`] ran.
+static CAP: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Raises the soft open-files limit to the hard limit and records the sessions it allows.
+/// Returns the open-files limit now in force (`None`: unlimited).
+pub(crate) fn raise(max_connections: usize) -> Option<u64> {
+    let lim = getrlimit(Resource::Nofile);
+    let mut soft = lim.current;
+    if soft.is_some() && soft != lim.maximum {
+        let wanted = Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        match setrlimit(Resource::Nofile, wanted) {
+            Ok(()) => {
+                info!(from = ?lim.current, to = ?lim.maximum, "raised the open-files limit");
+                soft = lim.maximum;
+            }
+            Err(e) => warn!(error = %e, "could not raise the open-files limit"),
+        }
+    }
+    let cap = cap_for(soft);
+    CAP.store(cap, Ordering::Relaxed);
+    if cap < max_connections {
+        warn!(
+            open_files = ?soft,
+            max_connections,
+            sessions = cap,
+            "the open-files limit allows fewer sessions than limits.max_connections: this node \
+             takes {cap} (raise `ulimit -n`, LimitNOFILE or the container's nofile limit)"
+        );
+    }
+    soft
+}
+
+/// Sessions an open-files limit allows.
+fn cap_for(open_files: Option<u64>) -> usize {
+    open_files.map_or(usize::MAX, |n| {
+        usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(RESERVED)
+    })
+}
+
+/// `limits.max_connections` as the open-files limit allows it.
+pub(crate) fn sessions(max_connections: usize) -> usize {
+    max_connections.min(CAP.load(Ordering::Relaxed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_keeps_descriptors_for_everything_but_sessions() {
+        assert_eq!(cap_for(None), usize::MAX);
+        assert_eq!(cap_for(Some(1_024)), 1_024 - RESERVED);
+        assert_eq!(cap_for(Some(100)), 0);
+    }
+}
