@@ -19,8 +19,8 @@ pub(crate) const RESERVED: usize = 256;
 static CAP: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Raises the soft open-files limit to the hard limit and records the sessions it allows.
-/// Returns the open-files limit now in force (`None`: unlimited).
-pub(crate) fn raise(max_connections: usize) -> Option<u64> {
+/// Returns the open-files limit now in force (`usize::MAX`: unlimited).
+pub(crate) fn raise(max_connections: usize) -> usize {
     let lim = getrlimit(Resource::Nofile);
     let mut soft = lim.current;
     if soft.is_some() && soft != lim.maximum {
@@ -47,16 +47,20 @@ pub(crate) fn raise(max_connections: usize) -> Option<u64> {
              takes {cap} (raise `ulimit -n`, LimitNOFILE or the container's nofile limit)"
         );
     }
-    soft
+    count(soft)
 }
 
-/// Sessions an open-files limit allows.
+/// A limit as a count (`None`, unlimited: `usize::MAX`).
+fn count(limit: Option<u64>) -> usize {
+    limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Sessions an open-files limit allows (no limit: no cap).
 fn cap_for(open_files: Option<u64>) -> usize {
-    open_files.map_or(usize::MAX, |n| {
-        usize::try_from(n)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(RESERVED)
-    })
+    match open_files {
+        None => usize::MAX,
+        Some(_) => count(open_files).saturating_sub(RESERVED),
+    }
 }
 
 /// `limits.max_connections` as the open-files limit allows it.

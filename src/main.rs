@@ -193,9 +193,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
             .shutdown_timeout(2)
             // The node's own limit answers 503 past `limits.max_connections`; actix-server's
             // default (25,600 a worker) would instead stop accepting before it.
-            .max_concurrent_connections(
-                open_files.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-            )
+            .max_concurrent_connections(open_files)
             .bind("warren-edge", &listen, move || edge::front::service(front_edge.clone()))
             .with_context(|| format!("failed to listen on http.listen {listen}"))?
             .run();

@@ -81,10 +81,10 @@ where
     let mut head = Vec::with_capacity(512);
     // Boxed, as the handshake is: the connection's task stays the size of its socket loop.
     let line = Box::pin(first_line(&mut io, &mut head));
-    let Some(line) = line.await else {
+    let Some(is_websocket) = line.await else {
         return;
     };
-    if line.is_websocket {
+    if is_websocket {
         super::ws::serve(io, head, edge).await;
     } else {
         let call = Box::pin(http.call((Prefixed::new(head, io), Protocol::Http1, peer)));
@@ -95,7 +95,8 @@ where
 }
 
 /// Reads the request line within [`REQUEST_TIMEOUT`], answering 408 when it does not come.
-async fn first_line(io: &mut TcpStream, head: &mut Vec<u8>) -> Option<RequestLine> {
+/// `Some(true)`: the line asks for the WebSocket edge ([`is_websocket_line`]).
+async fn first_line(io: &mut TcpStream, head: &mut Vec<u8>) -> Option<bool> {
     match tokio::time::timeout(REQUEST_TIMEOUT, read_request_line(io, head)).await {
         Ok(Ok(line)) => line,
         Ok(Err(e)) => {
@@ -109,24 +110,16 @@ async fn first_line(io: &mut TcpStream, head: &mut Vec<u8>) -> Option<RequestLin
     }
 }
 
-/// What the request line says.
-struct RequestLine {
-    /// `GET /v1/ws…`.
-    is_websocket: bool,
-}
-
-/// Reads into `head` until it holds a whole request line. `None`: the client closed first, or
-/// sent a line too long to be a request line (answered 414).
-async fn read_request_line(
-    io: &mut TcpStream,
-    head: &mut Vec<u8>,
-) -> io::Result<Option<RequestLine>> {
+/// Reads into `head` until it holds a whole request line, and tells whether it asks for the
+/// WebSocket edge. `None`: the client closed first, or sent a line too long to be a request line
+/// (answered 414).
+async fn read_request_line(io: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    let mut searched = 0;
     loop {
-        if let Some(end) = head.iter().position(|&b| b == b'\n') {
-            return Ok(Some(RequestLine {
-                is_websocket: is_websocket_line(&head[..end]),
-            }));
+        if let Some(end) = head[searched..].iter().position(|&b| b == b'\n') {
+            return Ok(Some(is_websocket_line(&head[..searched + end])));
         }
+        searched = head.len();
         if head.len() >= MAX_REQUEST_LINE {
             super::http::refuse(io, 414, "uri_too_long", "the request line is too long").await;
             return Ok(None);

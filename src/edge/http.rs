@@ -21,18 +21,23 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// A JSON error body: `{"error": code, "message": ...}`.
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    json!({ "error": code, "message": message })
+}
+
+/// A JSON error response ([`error_body`]).
 pub(crate) fn error(
     status: actix_web::http::StatusCode,
     code: &str,
     message: &str,
 ) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": code, "message": message }))
+    HttpResponse::build(status).json(error_body(code, message))
 }
 
 /// The same JSON error as a whole HTTP/1.1 response that closes the connection, for the paths that
 /// answer before actix-web has the connection (`super::front`, `super::ws`).
-pub(crate) fn raw_error(status: u16, code: &str, message: &str) -> Vec<u8> {
-    let body = json!({ "error": code, "message": message }).to_string();
+fn raw_error(status: u16, code: &str, message: &str) -> Vec<u8> {
+    let body = error_body(code, message).to_string();
     let reason = actix_web::http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
