@@ -154,6 +154,14 @@ pub enum SessionNote {
         /// The claim released.
         claim: String,
     },
+    /// The player's room was closed for good (it kept failing, or could not be restarted): the
+    /// session forgets it, then tells the player why. Cluster protocol 3 and later.
+    RoomClosed {
+        /// The room.
+        room: RoomId,
+        /// Why, for the player's `error` message.
+        why: String,
+    },
 }
 
 /// A player to seat in a new room: id, display name, node of the session.

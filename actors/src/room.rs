@@ -810,12 +810,6 @@ fn grid_start(since: Duration, grid: Duration, period: Duration) -> Duration {
     Duration::from_nanos((slots * grid.as_nanos()) as u64) + period
 }
 
-/// Pushes an `internal` error to the given seats (a room closed under them).
-pub(crate) fn notify_closed(ctx: &NodeCtx, seats: &[SeatRecord], why: &str) {
-    let frame = error_frame(None, ErrorCode::Internal, why);
-    route(ctx, seats.iter().map(|s| (s, frame.clone())));
-}
-
 /// Delivers frames to seats: local sessions directly, remote ones batched per node.
 fn route<'a>(ctx: &NodeCtx, items: impl Iterator<Item = (&'a SeatRecord, Outbound)>) {
     let mut remote: std::collections::HashMap<&NodeId, Vec<(PlayerId, Outbound)>> =

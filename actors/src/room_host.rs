@@ -15,8 +15,8 @@ use tracing::{error, info, warn};
 use warren_protocol::{GameName, RoomId};
 
 use crate::node::{Location, NodeCtx, RoomEntry, lock};
-use crate::remote::SeatPlan;
-use crate::room::{Room, RoomArgs, RoomMsg, RoomSnapshot, SeatRecord, notify_closed};
+use crate::remote::{SeatPlan, SessionNote};
+use crate::room::{Room, RoomArgs, RoomMsg, RoomSnapshot, SeatRecord};
 
 /// Why a room could not be created.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -422,14 +422,23 @@ impl RoomHostState {
         }
     }
 
+    /// Closes a room for good. Each seated player's session hears it through its mailbox, which
+    /// forgets the room before it tells the player, wherever that session lives.
     fn close(&mut self, room: &RoomId, seats: &[SeatRecord]) {
         self.forget(room);
-        notify_closed(&self.ctx, seats, "the room failed and was closed");
-        for p in seats.iter().map(|s| &s.player) {
-            if let Some(route) = self.ctx.sessions.route(p) {
-                let _ = route
-                    .session
-                    .cast(crate::session::SessionMsg::RoomClosed(room.clone()));
+        let why = "the room failed and was closed";
+        let peers = self.ctx.peers();
+        for s in seats {
+            let note = SessionNote::RoomClosed {
+                room: room.clone(),
+                why: why.to_owned(),
+            };
+            if s.home == self.ctx.node {
+                if let Some(route) = self.ctx.sessions.route(&s.player) {
+                    let _ = route.session.cast(crate::session::SessionMsg::Note(note));
+                }
+            } else if let Some(peers) = &peers {
+                peers.note(&s.home, s.player.clone(), note);
             }
         }
     }

@@ -75,8 +75,6 @@ pub enum SessionMsg {
     Note(SessionNote),
     /// Periodic check that the node holding the ticket is still there.
     CheckTicket(TicketId),
-    /// The player's room was closed for good.
-    RoomClosed(RoomId),
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -277,11 +275,14 @@ impl SessionState {
                 st.room_notify(&room, op).await;
             }
             SessionMsg::CheckTicket(ticket) => st.check_ticket(&me, ticket),
-            SessionMsg::RoomClosed(room) => {
+            // The room is forgotten before the player hears of it, so a request sent on hearing
+            // (a new `create_room`) finds the player free.
+            SessionMsg::Note(SessionNote::RoomClosed { room, why }) => {
                 if st.room.as_ref() == Some(&room) {
                     st.room = None;
                     st.publish_fast();
                 }
+                st.push(error_frame(None, ErrorCode::Internal, &why));
             }
         }
         Ok(())

@@ -27,11 +27,11 @@ use warren_actors::room_host::{RoomHostMsg, create_matched};
 use warren_actors::session::SessionMsg;
 use warren_actors::session_host::find_session;
 use warren_protocol::{
-    ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary, TicketId,
+    ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary, TicketId, error_frame,
 };
 
 use crate::membership::ClusterView;
-use crate::wire::{Body, Envelope, PROTO_INPUT, Wire};
+use crate::wire::{Body, Envelope, PROTO_INPUT, PROTO_ROOM_CLOSED, Wire};
 
 /// How long a request to another node may take before the caller gets `internal`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -482,9 +482,23 @@ impl Peers for ClusterPeers {
     }
 
     fn note(&self, node: &NodeId, player: PlayerId, note: SessionNote) {
-        if let Some(inbox) = inbox_of(node.as_str()) {
-            send(&inbox, Body::Note { player, note });
+        let Some(inbox) = inbox_of(node.as_str()) else {
+            return;
+        };
+        // A node of an older build cannot read this note: it gets the player's frame alone.
+        if let SessionNote::RoomClosed { why, .. } = &note
+            && !self.inner.view.speaks(node.as_str(), PROTO_ROOM_CLOSED)
+        {
+            let frame = error_frame(None, ErrorCode::Internal, why).to_string();
+            send(
+                &inbox,
+                Body::Deliver {
+                    frames: vec![(player, frame)],
+                },
+            );
+            return;
         }
+        send(&inbox, Body::Note { player, note });
     }
 
     fn claim(

@@ -12,10 +12,14 @@ use warren_protocol::{GameName, PlayerId, RoomId, RoomSummary, TicketId};
 /// kind only to peers whose protocol has it.
 /// - 1: every kind up to `HostedAt`.
 /// - 2: `Input`, a realtime input sent one way.
-pub const CLUSTER_PROTOCOL: u32 = 2;
+/// - 3: the `RoomClosed` session note.
+pub const CLUSTER_PROTOCOL: u32 = 3;
 
 /// The protocol that added [`Body::Input`].
 pub const PROTO_INPUT: u32 = 2;
+
+/// The protocol that added [`SessionNote::RoomClosed`].
+pub const PROTO_ROOM_CLOSED: u32 = 3;
 
 /// A remotable actor's message: one postcard-encoded [`Envelope`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -366,6 +370,19 @@ mod tests {
         assert_eq!(back.body, Body::Heartbeat(st));
         assert_eq!(back.proto, CLUSTER_PROTOCOL);
         assert!(Envelope::decode(&Wire(vec![0xff, 0xff, 0xff])).is_err());
+    }
+
+    #[test]
+    fn a_room_closed_note_round_trips() {
+        let body = Body::Note {
+            player: "p".into(),
+            note: SessionNote::RoomClosed {
+                room: "n1.r".into(),
+                why: "the room failed and was closed".into(),
+            },
+        };
+        let back = Envelope::decode(&Envelope::encode(body.clone())).unwrap();
+        assert_eq!(back.body, body);
     }
 }
 

@@ -85,3 +85,42 @@ async fn a_room_that_keeps_crashing_is_closed_not_restarted_forever() {
     // The seat is gone: the player can create a new room.
     a.ok(json!({"type":"create_room","game":"dice"})).await;
 }
+
+/// The players of a room closed for good are free at once, on its node and on another: the session
+/// forgets the room before the player hears that it closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_room_frees_its_players_on_every_node() {
+    use crate::cluster::{COOKIE, start_env, wait_for};
+    use crate::common::free_port;
+    use std::time::Duration;
+
+    let (p1, p2) = (free_port(), free_port());
+    let budget = [("WARREN_ROOMS__MAX_RESTARTS", "0")];
+    let n1 = start_env("n1", p1, &format!("127.0.0.1:{p2}"), COOKIE, &budget).await;
+    let n2 = start_env("n2", p2, &format!("127.0.0.1:{p1}"), COOKIE, &budget).await;
+    let both = [("n1", "ready"), ("n2", "ready")];
+    wait_for(&n1, &both, Duration::from_secs(15)).await;
+    wait_for(&n2, &both, Duration::from_secs(15)).await;
+
+    let mut alice = n1.connect("alice").await;
+    let mut bob = n2.connect("bob").await;
+    let room = alice.create_room("crash", json!({})).await;
+    assert!(room.starts_with("n1."), "{room}");
+    bob.ok(json!({"type":"join_room","room":room})).await;
+    bob.until_type("room_state").await;
+
+    alice
+        .err(
+            json!({"type":"input","data":{"action":"panic"}}),
+            "internal",
+        )
+        .await;
+    for p in [&mut alice, &mut bob] {
+        let closed = p
+            .until(|m| m["type"] == "error" && m.get("rid").is_none())
+            .await;
+        assert_eq!(closed["code"], "internal", "{closed}");
+        // Sent on hearing it: the player is in no room any more.
+        p.ok(json!({"type":"create_room","game":"dice"})).await;
+    }
+}
