@@ -392,6 +392,7 @@ impl SessionState {
     }
 
     async fn detach(&mut self, me: &ActorRef<SessionMsg>) {
+        debug!(session = %self.id, player = %self.player, room = ?self.room, "connection detached, grace period starts");
         if let Some(c) = self.conn.take() {
             self.ctx.sessions.remove(&self.player, c.id);
         }

@@ -524,13 +524,18 @@ async fn run(open: Open) {
         }
     };
     let _ = session.cast(SessionMsg::ConnClosed(conn_id));
-    if let Exit::Close(code) = exit {
-        if code != CloseCode::Normal.code() {
-            metrics::counter!("warren_closes_total", "code" => code.to_string()).increment(1);
+    match exit {
+        Exit::Gone => {
+            debug!(player = %ident.player, conn = conn_id, "connection ended by the client")
         }
-        debug!(player = %ident.player, conn = conn_id, code, "closing connection");
-        let closing = Box::pin(close(ws, code));
-        closing.await;
+        Exit::Close(code) => {
+            if code != CloseCode::Normal.code() {
+                metrics::counter!("warren_closes_total", "code" => code.to_string()).increment(1);
+            }
+            debug!(player = %ident.player, conn = conn_id, code, "closing connection");
+            let closing = Box::pin(close(ws, code));
+            closing.await;
+        }
     }
     finish(&slot);
 }

@@ -306,6 +306,8 @@ async fn a_room_on_one_node_is_listed_joined_and_played_through_another() {
     let mut bob = n2.connect("bob").await;
     let room = alice.create_room("dice", json!({"turn_ms":1000})).await;
     assert!(room.starts_with("n1."), "{room}");
+    // Synced before bob joins: his join then reaches alice as an event, not folded into her state.
+    alice.until_type("room_state").await;
 
     // Listed cluster-wide, and joined from the other node.
     let listed = bob.ok(json!({"type":"list_rooms","game":"dice"})).await;

@@ -12,7 +12,11 @@ async fn alice_and_bob_in_dice(node: &Node) -> (Client, Client, String) {
         .as_str()
         .unwrap()
         .to_owned();
+    // Each player's room_state follows its `ok`; what happens in the room before it reaches the
+    // player folded into that state, not as events. Both are synced before the tests act.
+    a.until_type("room_state").await;
     b.ok(json!({"type":"join_room","room":room})).await;
+    b.until_type("room_state").await;
     a.until_event("player_joined").await;
     (a, b, room)
 }

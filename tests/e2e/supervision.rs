@@ -65,6 +65,8 @@ async fn a_room_that_keeps_crashing_is_closed_not_restarted_forever() {
     let node = Node::start(&[("WARREN_ROOMS__MAX_RESTARTS", "2")]).await;
     let mut a = node.connect("alice").await;
     a.ok(json!({"type":"create_room","game":"crash"})).await;
+    // The room_state after the `ok`; each restart sends another.
+    a.until_type("room_state").await;
     for _ in 0..2 {
         a.err(
             json!({"type":"input","data":{"action":"panic"}}),
