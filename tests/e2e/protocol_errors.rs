@@ -452,3 +452,70 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1002() {
     c.send_raw(Message::Frame(frame)).await;
     assert_eq!(c.close_code().await, 1002);
 }
+
+/// The answers of the listener's front and the WebSocket handshake to requests that are too slow
+/// or too large: 408 when nothing (or not the whole head) arrives within 5 s, 414 for a request
+/// line over 8 KiB, 431 for more than 64 headers. Each is a JSON error, and the connection ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_or_oversized_requests_get_408_414_and_431() {
+    let node = Node::start(&[]).await;
+    let tok = token("hs", &[]);
+    let head = format!(
+        "GET /v1/ws?token={tok} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    );
+    let expect = |what: &str, response: &str, status: u16, code: &str| {
+        assert!(
+            response
+                .to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{what}: {response}"
+        );
+        let (s, body) = status_and_json(response);
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (status, Some(code)),
+            "{what}: {response}"
+        );
+    };
+
+    // Silent clients: one sends nothing, one stops inside the upgrade's head. Both wait together.
+    let silent = raw_exchange(&node, b"");
+    let unfinished = raw_exchange(&node, head.as_bytes());
+    let (silent, unfinished) = tokio::join!(silent, unfinished);
+    expect("nothing sent", &silent, 408, "request_timeout");
+    expect("head unfinished", &unfinished, 408, "request_timeout");
+
+    // A request line longer than 8 KiB, with or without its end.
+    let long = format!(
+        "GET /v1/ws?token={tok}&pad={} HTTP/1.1\r\n\r\n",
+        "p".repeat(9 * 1024)
+    );
+    expect(
+        "long line",
+        &raw_exchange(&node, long.as_bytes()).await,
+        414,
+        "uri_too_long",
+    );
+    let endless = format!("GET /{}", "p".repeat(9 * 1024));
+    expect(
+        "endless line",
+        &raw_exchange(&node, endless.as_bytes()).await,
+        414,
+        "uri_too_long",
+    );
+
+    // 65 headers in a head well under the size limit.
+    let many: String = (0..65).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let crowded = format!("{head}{many}\r\n");
+    expect(
+        "65 headers",
+        &raw_exchange(&node, crowded.as_bytes()).await,
+        431,
+        "request_header_fields_too_large",
+    );
+
+    // None of it stopped the node from taking a proper handshake.
+    let mut c = node.connect("after").await;
+    c.ok(json!({"type":"ping"})).await;
+}
