@@ -118,3 +118,42 @@ async fn after_the_grace_period_the_player_is_removed() {
     assert_eq!(a2.welcome["resumed"], false);
     a2.err(json!({"type":"leave_room"}), "not_in_room").await;
 }
+
+/// A joining player's events start after its `room_state`: what happened in the room before that
+/// state (here a `ready` racing the join) is in it, never sent to the player as an event too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_players_events_continue_from_its_room_state() {
+    let node = Node::start(&[]).await;
+    for round in 0..10 {
+        let mut a = node.connect(&format!("a{round}")).await;
+        let mut b = node.connect(&format!("b{round}")).await;
+        let room = a.create_room("dice", json!({})).await;
+        a.until_type("room_state").await;
+        // Not waited for: the join and the ready race.
+        a.send(json!({"type":"ready","rid":100})).await;
+        b.ok(json!({"type":"join_room","room":room})).await;
+        let first = b.next().await;
+        assert_eq!(first["type"], "room_state", "before the state: {first}");
+        let version = first["version"].as_u64().unwrap();
+        let a_ready = first["players"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["player"] == format!("a{round}").as_str() && p["ready"] == true);
+        if !a_ready {
+            let ev = b.until_event("player_ready").await;
+            assert_eq!(ev["version"].as_u64().unwrap(), version + 1, "{ev}");
+        }
+        // The next change reaches b as the event right after the state's version (or the one
+        // after the ready's).
+        a.ok(json!({"type":"chat","text":"x"})).await;
+        a.ok(json!({"type":"leave_room"})).await;
+        let left = b.until_event("player_left").await;
+        let expected = if a_ready { version + 1 } else { version + 2 };
+        assert_eq!(left["version"].as_u64().unwrap(), expected, "{left}");
+        b.never_within(std::time::Duration::ZERO, "a second player_ready", |m| {
+            m["type"] == "room_event" && m["event"]["kind"] == "player_ready"
+        })
+        .await;
+    }
+}
