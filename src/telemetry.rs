@@ -75,6 +75,10 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
         "Rooms restarted from their snapshot after a failure, by game"
     );
     describe_counter!(
+        "warren_session_restarts_total",
+        "Player sessions restarted after a failure (their connection closed with 1011)"
+    );
+    describe_counter!(
         "warren_room_migrations_total",
         "Rooms moved to another node, by outcome"
     );

@@ -75,6 +75,12 @@ pub enum SessionMsg {
     Note(SessionNote),
     /// Periodic check that the node holding the ticket is still there.
     CheckTicket(TicketId),
+    /// This session replaces one that failed (same id, registration `epoch`), with no connection:
+    /// it finds the player's seat and starts the grace period.
+    Restarted {
+        /// The registration epoch of the failed session.
+        epoch: u64,
+    },
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -91,6 +97,11 @@ pub struct SessionArgs {
     /// Rating for matchmaking.
     pub mmr: i64,
 }
+
+/// With the `test-hooks` feature only: a `chat` with this text makes the session fail, so
+/// end-to-end tests can watch it restart.
+#[cfg(feature = "test-hooks")]
+pub const FAIL_SESSION_HOOK: &str = "test-hooks: fail the session";
 
 /// The session actor.
 pub struct Session;
@@ -275,6 +286,11 @@ impl SessionState {
                 st.room_notify(&room, op).await;
             }
             SessionMsg::CheckTicket(ticket) => st.check_ticket(&me, ticket),
+            SessionMsg::Restarted { epoch } => {
+                st.epoch = epoch;
+                st.room = st.find_seat().await;
+                st.detach(&me).await;
+            }
             // The room is forgotten before the player hears of it, so a request sent on hearing
             // (a new `create_room`) finds the player free.
             SessionMsg::Note(SessionNote::RoomClosed { room, why }) => {
@@ -524,6 +540,10 @@ impl SessionState {
     }
 
     async fn request(&mut self, ClientRequest { rid, req }: ClientRequest) {
+        #[cfg(feature = "test-hooks")]
+        if matches!(&req, Request::Chat { text } if text == FAIL_SESSION_HOOK) {
+            panic!("test hook: the session fails");
+        }
         match req {
             Request::Ping => self.reply_ok(rid, obj(json!({"server_time_ms": now_ms()}))),
             Request::ListRooms { game } => {

@@ -2,15 +2,16 @@
 //! first connection and hands later connections (resume or replacement) to the same one, decides
 //! whether a resume token is valid, and forgets a session once its grace period is over.
 //!
-//! Supervises the sessions; a session that fails is forgotten (its socket sees a closed mailbox
-//! and closes with 1011, and the client resumes).
+//! Supervises the sessions. A session that fails is restarted under the same id, detached: its
+//! connection is closed with 1011, the new session finds the player's seat and starts the grace
+//! period, and the client resumes with the token it holds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{error, warn};
-use warren_protocol::{PlayerId, SessionId};
+use warren_protocol::{CloseCode, PlayerId, SessionId};
 
 use crate::node::{Conn, NodeCtx};
 use crate::session::{Session, SessionArgs, SessionMsg};
@@ -70,6 +71,7 @@ struct Entry {
     session: ActorRef<SessionMsg>,
     id: SessionId,
     epoch: u64,
+    mmr: i64,
 }
 
 /// The session host actor.
@@ -146,7 +148,7 @@ impl Actor for SessionHost {
 
     async fn handle_supervisor_evt(
         &self,
-        _me: ActorRef<SessionHostMsg>,
+        me: ActorRef<SessionHostMsg>,
         evt: SupervisionEvent,
         st: &mut SessionHostState,
     ) -> Result<(), ActorProcessingErr> {
@@ -155,23 +157,64 @@ impl Actor for SessionHost {
             SupervisionEvent::ActorFailed(cell, err) => (cell, Some(err)),
             _ => return Ok(()),
         };
-        if let Some(player) = st.by_actor.remove(&cell.get_id()) {
-            if let Some(err) = failed {
-                error!(player = %player, error = %err, "session failed");
-            }
-            if st
-                .players
-                .get(&player)
-                .is_some_and(|e| e.session.get_id() == cell.get_id())
-            {
-                st.players.remove(&player);
-            }
+        let Some(player) = st.by_actor.remove(&cell.get_id()) else {
+            return Ok(());
+        };
+        let current = st
+            .players
+            .get(&player)
+            .is_some_and(|e| e.session.get_id() == cell.get_id());
+        if !current {
+            return Ok(());
         }
+        let Some(err) = failed else {
+            st.players.remove(&player);
+            return Ok(());
+        };
+        error!(player = %player, error = %err, "session failed; restarting it");
+        metrics::counter!("warren_session_restarts_total").increment(1);
+        // Its connection: the socket task would notice the dead session only at the client's
+        // next frame.
+        if let Some(route) = st.ctx.sessions.route(&player)
+            && route.session.get_id() == cell.get_id()
+        {
+            st.ctx.sessions.remove(&player, route.conn.id);
+            route.conn.close(CloseCode::Internal);
+        }
+        st.restart(&me, player).await;
         Ok(())
     }
 }
 
 impl SessionHostState {
+    /// Starts the failed session of `player` again, same id, without a connection.
+    async fn restart(&mut self, me: &ActorRef<SessionHostMsg>, player: PlayerId) {
+        let Some(old) = self.players.remove(&player) else {
+            return;
+        };
+        let args = SessionArgs {
+            ctx: self.ctx.clone(),
+            id: old.id.clone(),
+            player: player.clone(),
+            mmr: old.mmr,
+        };
+        let session = match Actor::spawn_linked(None, Session, args, me.get_cell()).await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                warn!(player = %player, error = %e, "session failed to restart");
+                return;
+            }
+        };
+        if session
+            .cast(SessionMsg::Restarted { epoch: old.epoch })
+            .is_err()
+        {
+            return;
+        }
+        self.by_actor.insert(session.get_id(), player.clone());
+        self.players.insert(player, Entry { session, ..old });
+    }
+
     async fn connect(
         &mut self,
         me: &ActorRef<SessionHostMsg>,
@@ -237,6 +280,7 @@ impl SessionHostState {
                 session: session.clone(),
                 id,
                 epoch,
+                mmr,
             },
         );
         Some(session)

@@ -126,3 +126,63 @@ async fn a_closed_room_frees_its_players_on_every_node() {
         p.ok(json!({"type":"create_room","game":"dice"})).await;
     }
 }
+
+/// A session that fails is restarted: the connection closes with 1011 at once, the room hears the
+/// player disconnected, and resuming with the token keeps the seat. Uses the `test-hooks` chat
+/// that fails the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_session_closes_with_1011_and_the_player_resumes_into_its_seat() {
+    use crate::common::token;
+    let node = Node::start(&[]).await;
+    let mut a = node.connect("alice").await;
+    let mut b = node.connect("bob").await;
+    let room = a.create_room("dice", json!({})).await;
+    a.until_type("room_state").await;
+    b.ok(json!({"type":"join_room","room":room})).await;
+    b.until_type("room_state").await;
+    a.until_event("player_joined").await;
+    let resume = a.resume_token();
+    let session = a.welcome["session"].clone();
+
+    a.send(json!({"type":"chat","text":"test-hooks: fail the session","rid":9}))
+        .await;
+    assert_eq!(a.close_code().await, 1011);
+    let e = b.until_event("player_disconnected").await;
+    assert_eq!(e["event"]["player"], "alice");
+
+    let mut a2 = node
+        .connect_with(&format!("token={}&resume={resume}", token("alice", &[])))
+        .await;
+    assert_eq!(a2.welcome["resumed"], true, "{}", a2.welcome);
+    assert_eq!(a2.welcome["session"], session);
+    let st = a2.until_type("room_state").await;
+    assert_eq!(st["room"], room.as_str());
+    assert_eq!(
+        b.until_event("player_reconnected").await["event"]["player"],
+        "alice"
+    );
+    a2.ok(json!({"type":"ready"})).await;
+    let (_, metrics) = node.http("GET", "/metrics", None, None).await.unwrap();
+    assert!(
+        metrics.contains("warren_session_restarts_total 1"),
+        "{metrics}"
+    );
+}
+
+/// A restarted session that is never resumed ends with its grace period, like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_session_not_resumed_leaves_its_room_after_the_grace_period() {
+    let node = Node::start(&[("WARREN_ROOMS__RECONNECT_GRACE_MS", "400")]).await;
+    let mut a = node.connect("alice").await;
+    let mut b = node.connect("bob").await;
+    let room = a.create_room("dice", json!({})).await;
+    a.until_type("room_state").await;
+    b.ok(json!({"type":"join_room","room":room})).await;
+    b.until_type("room_state").await;
+    a.send(json!({"type":"chat","text":"test-hooks: fail the session"}))
+        .await;
+    assert_eq!(a.close_code().await, 1011);
+    b.until_event("player_disconnected").await;
+    let left = b.until_event("player_left").await;
+    assert_eq!(left["event"]["player"], "alice");
+}
