@@ -43,6 +43,8 @@ const LIST_TIMEOUT: Duration = Duration::from_millis(500);
 /// backup (failure detection plus adoption take a few seconds).
 const ADOPTION_WAIT: Duration = Duration::from_secs(10);
 const ADOPTION_POLL: Duration = Duration::from_millis(20);
+/// How often a request to another node checks that the node is still reachable.
+const REACHABLE_CHECK: Duration = Duration::from_millis(100);
 
 /// The `pg` group of a node's inbox.
 pub fn group(node: &str) -> String {
@@ -160,21 +162,36 @@ impl ClusterPeers {
         let body = body(corr, self.inner.node.clone());
         let kind = body.kind();
         send(&inbox, body);
-        let me = self.clone();
+        // Forgets the request when it ends unanswered: timed out, or dropped by a caller that
+        // stopped waiting.
+        let forget = Forget {
+            peers: self.clone(),
+            corr,
+        };
         let started = std::time::Instant::now();
         Box::pin(async move {
+            let _forget = forget;
             match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(r)) => {
                     metrics::histogram!("warren_cluster_request_seconds", "kind" => kind)
                         .record(started.elapsed().as_secs_f64());
                     Some(r)
                 }
-                _ => {
-                    me.pending().remove(&corr);
-                    None
-                }
+                _ => None,
             }
         })
+    }
+}
+
+/// Removes a pending request's entry when dropped (a no-op once its reply took it).
+struct Forget {
+    peers: ClusterPeers,
+    corr: u64,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.peers.pending().remove(&self.corr);
     }
 }
 
@@ -273,18 +290,32 @@ impl ClusterPeers {
             }
         }
         let (room2, op2) = (room.clone(), op.clone());
-        let reply = me
-            .request(
-                node.as_str(),
-                |corr, from| Body::RoomOp {
-                    corr,
-                    from,
-                    room: room2,
-                    op: op2,
-                },
-                REQUEST_TIMEOUT,
-            )
-            .await;
+        let request = me.request(
+            node.as_str(),
+            |corr, from| Body::RoomOp {
+                corr,
+                from,
+                room: room2,
+                op: op2,
+            },
+            REQUEST_TIMEOUT,
+        );
+        tokio::pin!(request);
+        // A node cut off or dead while the request waits will not answer: this node's view
+        // learns it within the failure timeout, and the request then follows the room to where
+        // it comes back instead of waiting out REQUEST_TIMEOUT.
+        let mut check = tokio::time::interval(REACHABLE_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let reply = loop {
+            tokio::select! {
+                r = &mut request => break r,
+                _ = check.tick() => {
+                    if !me.reachable(node) {
+                        return None;
+                    }
+                }
+            }
+        };
         match reply {
             Some(Reply::Op(r)) => Some(r),
             Some(Reply::Moved(to)) => {
