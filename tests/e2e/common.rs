@@ -484,6 +484,23 @@ impl Client {
     }
 }
 
+/// `a` and `b` connected, `a` creating a `game` room and `b` joining it, both synced (each has its
+/// `room_state`, and `a` has seen `b` join): what happens in the room from then on reaches both
+/// as events. Returns the room.
+pub async fn two_in_room(node: &Node, a: &str, b: &str, game: &str) -> (Client, Client, String) {
+    let mut ca = node.connect(a).await;
+    let mut cb = node.connect(b).await;
+    let room = ca.create_room(game, serde_json::json!({})).await;
+    // Each player's room_state follows its `ok`; what happens in the room before it reaches the
+    // player folded into that state, not as events.
+    ca.until_type("room_state").await;
+    cb.ok(serde_json::json!({"type":"join_room","room":room}))
+        .await;
+    cb.until_type("room_state").await;
+    ca.until_event("player_joined").await;
+    (ca, cb, room)
+}
+
 /// Both players of a dice room send `ready`; returns the round's turn order as seen by `a`.
 pub async fn start_dice_round(a: &mut Client, b: &mut Client) -> Vec<String> {
     a.ok(serde_json::json!({"type":"ready"})).await;

@@ -2,29 +2,12 @@
 
 use serde_json::json;
 
-use crate::common::{Client, Node, token};
-
-/// Alice creates a dice room and Bob joins it; returns both and the room id.
-async fn alice_and_bob_in_dice(node: &Node) -> (Client, Client, String) {
-    let mut a = node.connect("alice").await;
-    let mut b = node.connect("bob").await;
-    let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // Each player's room_state follows its `ok`; what happens in the room before it reaches the
-    // player folded into that state, not as events. Both are synced before the tests act.
-    a.until_type("room_state").await;
-    b.ok(json!({"type":"join_room","room":room})).await;
-    b.until_type("room_state").await;
-    a.until_event("player_joined").await;
-    (a, b, room)
-}
+use crate::common::{Node, token, two_in_room};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_within_grace_keeps_the_seat() {
     let node = Node::start(&[]).await;
-    let (a, mut b, room) = alice_and_bob_in_dice(&node).await;
+    let (a, mut b, room) = two_in_room(&node, "alice", "bob", "dice").await;
     assert_eq!(a.welcome["resumed"], false);
     assert_eq!(a.welcome["node"], "n1");
     assert_eq!(a.welcome["heartbeat_ms"], 15000);
@@ -105,7 +88,7 @@ async fn a_second_connection_replaces_the_first_with_4002() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_grace_period_the_player_is_removed() {
     let node = Node::start(&[("WARREN_ROOMS__RECONNECT_GRACE_MS", "400")]).await;
-    let (a, mut b, _room) = alice_and_bob_in_dice(&node).await;
+    let (a, mut b, _room) = two_in_room(&node, "alice", "bob", "dice").await;
     let resume = a.resume_token();
     drop(a);
     b.until_event("player_disconnected").await;

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::common::Node;
+use crate::common::{Node, two_in_room};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_room_restarts_from_its_snapshot() {
@@ -134,13 +134,7 @@ async fn a_closed_room_frees_its_players_on_every_node() {
 async fn a_failed_session_closes_with_1011_and_the_player_resumes_into_its_seat() {
     use crate::common::token;
     let node = Node::start(&[]).await;
-    let mut a = node.connect("alice").await;
-    let mut b = node.connect("bob").await;
-    let room = a.create_room("dice", json!({})).await;
-    a.until_type("room_state").await;
-    b.ok(json!({"type":"join_room","room":room})).await;
-    b.until_type("room_state").await;
-    a.until_event("player_joined").await;
+    let (mut a, mut b, room) = two_in_room(&node, "alice", "bob", "dice").await;
     let resume = a.resume_token();
     let session = a.welcome["session"].clone();
 
@@ -173,12 +167,7 @@ async fn a_failed_session_closes_with_1011_and_the_player_resumes_into_its_seat(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_session_not_resumed_leaves_its_room_after_the_grace_period() {
     let node = Node::start(&[("WARREN_ROOMS__RECONNECT_GRACE_MS", "400")]).await;
-    let mut a = node.connect("alice").await;
-    let mut b = node.connect("bob").await;
-    let room = a.create_room("dice", json!({})).await;
-    a.until_type("room_state").await;
-    b.ok(json!({"type":"join_room","room":room})).await;
-    b.until_type("room_state").await;
+    let (mut a, mut b, _room) = two_in_room(&node, "alice", "bob", "dice").await;
     a.send(json!({"type":"chat","text":"test-hooks: fail the session"}))
         .await;
     assert_eq!(a.close_code().await, 1011);
