@@ -426,13 +426,13 @@ impl RoomHostState {
     /// forgets the room before it tells the player, wherever that session lives.
     fn close(&mut self, room: &RoomId, seats: &[SeatRecord]) {
         self.forget(room);
-        let why = "the room failed and was closed";
+        let closed = SessionNote::RoomClosed {
+            room: room.clone(),
+            why: "the room failed and was closed".to_owned(),
+        };
         let peers = self.ctx.peers();
         for s in seats {
-            let note = SessionNote::RoomClosed {
-                room: room.clone(),
-                why: why.to_owned(),
-            };
+            let note = closed.clone();
             if s.home == self.ctx.node {
                 if let Some(route) = self.ctx.sessions.route(&s.player) {
                     let _ = route.session.cast(crate::session::SessionMsg::Note(note));

@@ -290,7 +290,7 @@ impl ClusterPeers {
             }
         }
         let (room2, op2) = (room.clone(), op.clone());
-        let request = me.request(
+        let mut request = me.request(
             node.as_str(),
             |corr, from| Body::RoomOp {
                 corr,
@@ -300,7 +300,6 @@ impl ClusterPeers {
             },
             REQUEST_TIMEOUT,
         );
-        tokio::pin!(request);
         // A node cut off or dead while the request waits will not answer: this node's view
         // learns it within the failure timeout, and the request then follows the room to where
         // it comes back instead of waiting out REQUEST_TIMEOUT.
