@@ -24,6 +24,7 @@ pub mod inputs;
 pub mod matchmaking;
 pub mod migrate;
 pub mod node;
+pub mod outq;
 pub mod pool;
 pub mod pool_host;
 pub mod remote;

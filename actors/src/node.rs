@@ -12,13 +12,14 @@ use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
 use futures_util::task::AtomicWaker;
 use ractor::ActorRef;
-use tokio::sync::mpsc;
 use warren_protocol::{CloseCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary};
 
 use crate::game::GameRegistry;
 use crate::inputs::{FastInput, InputBox};
+use crate::outq;
 use crate::pool_host::PoolHostMsg;
 use crate::remote::Peers;
 use crate::resume::ResumeKey;
@@ -220,7 +221,7 @@ impl CloseSignal {
 pub struct Conn {
     /// Unique per connection.
     pub id: u64,
-    tx: mpsc::Sender<Outbound>,
+    tx: outq::Sender<Outbound>,
     close: Arc<CloseSignal>,
     /// The realtime input path of this connection ([`crate::inputs`]).
     pub fast: Arc<FastInput>,
@@ -228,8 +229,8 @@ pub struct Conn {
 
 impl Conn {
     /// A connection handle and the receiving end its socket task drains.
-    pub fn new(id: u64, queue: usize) -> (Self, mpsc::Receiver<Outbound>, Arc<CloseSignal>) {
-        let (tx, rx) = mpsc::channel(queue.max(1));
+    pub fn new(id: u64, queue: usize) -> (Self, outq::Receiver<Outbound>, Arc<CloseSignal>) {
+        let (tx, rx) = outq::queue(queue);
         let close = Arc::new(CloseSignal::default());
         (
             Self {
@@ -248,11 +249,11 @@ impl Conn {
     pub fn send(&self, msg: Outbound) -> bool {
         match self.tx.try_send(msg) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(outq::Refused::Full) => {
                 self.close.close(CloseCode::TooSlow);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(outq::Refused::Closed) => false,
         }
     }
 

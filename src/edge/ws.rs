@@ -577,12 +577,12 @@ const PROTOCOL_ERROR: u16 = 1002;
 async fn write_batch(
     ws: &mut WebSocketStream<TcpStream>,
     first: Outbound,
-    outbound: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    outbound: &mut warren_actors::outq::Receiver<Outbound>,
 ) -> Result<u64, WsError> {
     ws.feed(text(first)).await?;
     let mut n = 1;
     while n < WRITE_BATCH as u64 {
-        let Ok(frame) = outbound.try_recv() else {
+        let Some(frame) = outbound.try_recv() else {
             break;
         };
         ws.feed(text(frame)).await?;
