@@ -58,6 +58,9 @@ pub struct NodeCtx {
     pub resume_key: ResumeKey,
     /// Tickets waiting in the pools hosted here (a drain waits for them to be handed over).
     pub tickets: AtomicU64,
+    /// The ticket of each session of this node that holds one, kept in step by the session, so
+    /// the session that replaces a failed one takes its ticket up again.
+    pub(crate) held_tickets: Mutex<HashMap<PlayerId, crate::session::Queued>>,
     /// Where rooms hand each new snapshot for replication to their backup node (set by the
     /// cluster layer; a node running alone replicates nothing).
     replication: OnceLock<mpsc::UnboundedSender<(RoomId, Arc<Vec<u8>>)>>,
@@ -98,6 +101,7 @@ impl NodeCtx {
             sessions: Sessions::default(),
             directory: Directory::default(),
             snapshots: Mutex::new(HashMap::new()),
+            held_tickets: Mutex::new(HashMap::new()),
             resume_key,
             tickets: AtomicU64::new(0),
             replication: OnceLock::new(),

@@ -18,7 +18,7 @@ use warren_protocol::{
     Request, RoomId, ServerMsg, SessionId, TicketId, encode, error_frame, ok_frame,
 };
 
-use crate::node::{Conn, NodeCtx, Route, now_ms};
+use crate::node::{Conn, NodeCtx, Route, lock, now_ms};
 use crate::pool_host::{owner_of, send_pool};
 use crate::remote::{OpResult, PoolKey, PoolWire, RoomOp, SessionNote, TicketWire};
 use crate::room::{self, RoomMsg};
@@ -157,6 +157,9 @@ impl Actor for Session {
         if let Some(c) = st.conn.take() {
             st.ctx.sessions.remove(&st.player, c.id);
         }
+        if st.ticket.take().is_some() {
+            st.save_ticket();
+        }
         Ok(())
     }
 
@@ -237,6 +240,9 @@ impl SessionState {
                         }
                         _ => false,
                     };
+                if ok {
+                    st.save_ticket();
+                }
                 let _ = reply.send(ok);
             }
             SessionMsg::Note(SessionNote::Release { ticket, claim }) => {
@@ -245,6 +251,7 @@ impl SessionState {
                     && q.claim.as_ref() == Some(&claim)
                 {
                     q.claim = None;
+                    st.save_ticket();
                 }
             }
             SessionMsg::Note(SessionNote::MatchFound {
@@ -266,6 +273,7 @@ impl SessionState {
                     return Ok(());
                 }
                 st.ticket = None;
+                st.save_ticket();
                 st.room = Some(room.clone());
                 st.push(encode(&ServerMsg::MatchFound {
                     ticket: &ticket,
@@ -289,6 +297,13 @@ impl SessionState {
             SessionMsg::Restarted { epoch } => {
                 st.epoch = epoch;
                 st.room = st.find_seat().await;
+                // The failed session's ticket: the detach below treats it as on any dropped
+                // connection (a queued ticket leaves its pool; one claimed for a match stays).
+                st.ticket = lock(&st.ctx.held_tickets).get(&st.player).cloned();
+                if let Some(q) = &st.ticket {
+                    let check = q.id.clone();
+                    drop(me.send_after(TICKET_CHECK, move || SessionMsg::CheckTicket(check)));
+                }
                 st.detach(&me).await;
             }
             // The room is forgotten before the player hears of it, so a request sent on hearing
@@ -498,6 +513,7 @@ impl SessionState {
             self.ticket = Some(q);
             return false;
         }
+        self.save_ticket();
         let msg = PoolWire::Remove {
             pool: q.pool,
             ticket: q.id,
@@ -505,6 +521,19 @@ impl SessionState {
         };
         send_pool(&self.ctx, &q.owner, msg);
         true
+    }
+
+    /// Puts the session's ticket (or its absence) in the node's table of held tickets.
+    fn save_ticket(&self) {
+        let mut held = lock(&self.ctx.held_tickets);
+        match &self.ticket {
+            Some(q) => {
+                held.insert(self.player.clone(), q.clone());
+            }
+            None => {
+                held.remove(&self.player);
+            }
+        }
     }
 
     /// Queues the ticket again on the pool's current owner when the node it was sent to has left
@@ -521,6 +550,8 @@ impl SessionState {
             let owner = owner_of(&self.ctx, &q.pool.label());
             info!(player = %self.player, from = %q.owner, to = %owner, "the ticket's node left the cluster; queueing again");
             q.owner = owner.clone();
+            // An owned copy, so the table can be updated once it is sent.
+            let q = q.clone();
             let msg = PoolWire::Enqueue {
                 pool: q.pool.clone(),
                 seats: q.seats,
@@ -535,6 +566,7 @@ impl SessionState {
                 hops: 0,
             };
             send_pool(&self.ctx, &owner, msg);
+            self.save_ticket();
         }
         drop(me.send_after(TICKET_CHECK, move || SessionMsg::CheckTicket(ticket)));
     }
@@ -851,6 +883,7 @@ impl SessionState {
             since_ms,
             claim: None,
         });
+        self.save_ticket();
         let check = id.clone();
         drop(
             self.me
@@ -868,7 +901,8 @@ fn obj(v: Value) -> Map<String, Value> {
 }
 
 /// The player's ticket.
-struct Queued {
+#[derive(Clone)]
+pub(crate) struct Queued {
     id: TicketId,
     pool: PoolKey,
     seats: u32,

@@ -1,6 +1,8 @@
 //! A room whose game panics is restarted from its snapshot (test-only `crash` game, built with the
 //! `test-hooks` feature only).
 
+use std::time::{Duration, Instant};
+
 use serde_json::json;
 
 use crate::common::{Node, two_in_room};
@@ -174,4 +176,54 @@ async fn a_failed_session_not_resumed_leaves_its_room_after_the_grace_period() {
     b.until_event("player_disconnected").await;
     let left = b.until_event("player_left").await;
     assert_eq!(left["event"]["player"], "alice");
+}
+
+/// A failed session's ticket is handled as on any dropped connection: it leaves its pool at once,
+/// rather than wait there for a match its player no longer knows of. The player, resumed, queues
+/// again and is matched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sessions_ticket_leaves_its_pool_and_the_player_queues_again() {
+    use crate::common::token;
+    let node = Node::start(&[]).await;
+    let waiting = "warren_matchmaking_tickets{pool=\"dice:default\"}";
+    let mut a = node.connect("alice").await;
+    let resume = a.resume_token();
+    a.ok(json!({"type":"queue","game":"dice"})).await;
+    until_metric(&node, waiting, 1.0).await;
+
+    a.send(json!({"type":"chat","text":"test-hooks: fail the session"}))
+        .await;
+    assert_eq!(a.close_code().await, 1011);
+    until_metric(&node, waiting, 0.0).await;
+
+    let mut a2 = node
+        .connect_with(&format!("token={}&resume={resume}", token("alice", &[])))
+        .await;
+    assert_eq!(a2.welcome["resumed"], true, "{}", a2.welcome);
+    a2.ok(json!({"type":"queue","game":"dice"})).await;
+    let mut b = node.connect("bob").await;
+    b.ok(json!({"type":"queue","game":"dice"})).await;
+    let ma = a2.until_type("match_found").await;
+    let mb = b.until_type("match_found").await;
+    assert_eq!(ma["room"], mb["room"]);
+}
+
+/// Waits up to 5 s for the metric line `series` to read `value`.
+async fn until_metric(node: &Node, series: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, body) = node.http("GET", "/metrics", None, None).await.unwrap();
+        let now = body
+            .lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if now == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} is {now:?}, not {value}, after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
