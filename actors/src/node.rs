@@ -12,9 +12,9 @@ use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use tokio::sync::mpsc;
 use futures_util::task::AtomicWaker;
 use ractor::ActorRef;
+use tokio::sync::mpsc;
 use warren_protocol::{CloseCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary};
 
 use crate::game::GameRegistry;
