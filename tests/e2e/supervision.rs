@@ -212,17 +212,13 @@ async fn a_failed_sessions_ticket_leaves_its_pool_and_the_player_queues_again() 
 async fn until_metric(node: &Node, series: &str, value: f64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (_, body) = node.http("GET", "/metrics", None, None).await.unwrap();
-        let now = body
-            .lines()
-            .find_map(|l| l.strip_prefix(series))
-            .and_then(|v| v.trim().parse::<f64>().ok());
-        if now == Some(value) {
+        let now = crate::healing::metric(node, series).await;
+        if now == value {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{series} is {now:?}, not {value}, after 5 s"
+            "{series} is {now}, not {value}, after 5 s"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
