@@ -16,7 +16,43 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub const SECRET: &str = "e2e-test-secret";
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// A loopback port nothing listens on, for a node, a cluster listener or Prometheus.
+///
+/// The port comes from outside the kernel's ephemeral range, walked by a counter: a port that
+/// the kernel picked for `bind(0)` and that was then released can be handed out again as the
+/// source port of any outgoing connection (the tests open thousands) before the node binds it,
+/// and the node then fails with "Address already in use". Ports below the ephemeral range are
+/// only ever taken by explicit binds, and the counter keeps the tests of this process apart.
 pub fn free_port() -> u16 {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static RANGE: OnceLock<Option<(u32, u32)>> = OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let range = *RANGE.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+        let mut bounds = text.split_whitespace().map(|b| b.parse::<u32>().ok());
+        let (low, high) = (bounds.next()??, bounds.next()??);
+        // 4,000 ports or more below the ephemeral range, else above it.
+        if low >= 5_024 {
+            Some((1_024.max(low.saturating_sub(12_000)), low))
+        } else if high <= 61_535 {
+            Some((high + 1, 65_536))
+        } else {
+            None
+        }
+    });
+    if let Some((low, high)) = range {
+        let span = high - low;
+        // Another test process on the machine starts elsewhere in the range.
+        let start = std::process::id().wrapping_mul(7_919) % span;
+        for _ in 0..span {
+            let step = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = (low + (start + step) % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
