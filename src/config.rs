@@ -8,7 +8,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 use toml::{Table, Value};
-use warren_actors::settings::{Limits, MatchSettings, RoomSettings, Settings};
+use warren_actors::settings::{
+    Limits, MatchSettings, RoomSettings, SEAT_SEARCH_MARGIN_MS, Settings,
+};
 
 /// The embedded default configuration.
 pub(crate) const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -347,6 +349,7 @@ impl Config {
                 restart_window_ms: r.restart_window_ms,
                 rebalance_per_sec: r.rebalance_per_sec,
                 tick_grid_ms: r.tick_grid_ms,
+                seat_search_ms: self.cluster.failure_timeout_ms + SEAT_SEARCH_MARGIN_MS,
             },
             matchmaking: MatchSettings {
                 initial_window: m.initial_window,

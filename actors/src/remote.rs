@@ -162,6 +162,16 @@ pub enum SessionNote {
         /// Why, for the player's `error` message.
         why: String,
     },
+    /// A room revived after its node died holds the player's seat, and the player's session died
+    /// with that node: a session of the player that holds no seat (the client reconnected here)
+    /// takes it back. Sent to every reachable node, as the room cannot know where the player
+    /// reconnected. Cluster protocol 4 and later.
+    SeatWaiting {
+        /// The room.
+        room: RoomId,
+        /// Where it lives now.
+        at: crate::node::Location,
+    },
 }
 
 /// A player to seat in a new room: id, display name, node of the session.
@@ -215,6 +225,9 @@ pub trait Peers: Send + Sync + 'static {
         ticket: TicketId,
         claim: String,
     ) -> BoxFuture<bool>;
+    /// Tells the sessions of `players` on every other reachable node that `room`, now at `at`,
+    /// holds their seats ([`SessionNote::SeatWaiting`]).
+    fn seat_waiting(&self, room: &RoomId, at: &crate::node::Location, players: &[PlayerId]);
     /// Tells every other reachable node where a room lives now.
     fn announce(&self, room: RoomId, to: crate::node::Location);
     /// The room holding `player`'s seat on any other reachable node.

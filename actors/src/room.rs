@@ -180,6 +180,12 @@ pub enum RoomMsg {
         /// The dead node.
         home: NodeId,
     },
+    /// The room was adopted after its node died and is in the directory now: tell the sessions
+    /// of its orphaned seats' players, wherever they reconnected, that their seats wait here.
+    CallOrphans,
+    /// These nodes left the cluster (died or were cut off): seats whose sessions were there are
+    /// disconnected and released after the reconnect grace unless their players come back.
+    HomesLost(Arc<Vec<NodeId>>),
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -426,6 +432,14 @@ impl Actor for Room {
                 }
             }
             RoomMsg::Snapshot => st.write_snapshot(),
+            RoomMsg::CallOrphans => st.call_orphans(),
+            RoomMsg::HomesLost(nodes) => {
+                // A node that left and is back already (a restart) holds live sessions again.
+                let peers = st.ctx.peers().cloned();
+                st.orphan_seats_of(&myself, false, |home| {
+                    nodes.contains(home) && !peers.as_ref().is_some_and(|p| p.reachable(home))
+                })
+            }
             RoomMsg::OrphanGrace { player, home } => {
                 if st
                     .seat_of(&player)
@@ -527,9 +541,16 @@ impl RoomState {
         }
     }
 
+    /// Seats a player, or gives a player who already holds a seat here its seat back (its session
+    /// lost track of the room: it resumed on another node before the room came back there).
     fn join(&mut self, player: PlayerId, name: String, home: NodeId) -> Result<(), ErrorCode> {
-        if self.seat_of(&player).is_some() {
-            return Err(ErrorCode::AlreadyInRoom);
+        if let Some(i) = self.seat_of(&player) {
+            if self.seats[i].rec.home != home {
+                self.seats[i].rec.home = home;
+                self.write_snapshot();
+            }
+            self.set_connected(&player, true);
+            return Ok(());
         }
         if self.seats.len() as u32 >= self.game.seats() {
             return Err(ErrorCode::RoomFull);
@@ -639,20 +660,80 @@ impl RoomState {
     /// any more are disconnected, and released after the reconnect grace unless their players
     /// resume on another node (their sessions, which would have done that, died with the node).
     fn orphan_seats(&mut self, myself: &ActorRef<RoomMsg>) {
-        let Some(peers) = self.ctx.peers() else {
+        let Some(peers) = self.ctx.peers().cloned() else {
             return;
         };
+        let here = self.ctx.node.clone();
+        self.orphan_seats_of(myself, true, |home| *home != here && !peers.reachable(home));
+    }
+
+    /// Disconnects the seats whose sessions lived on a node for which `lost` holds, and releases
+    /// each after the reconnect grace unless its player comes back to a session anywhere.
+    /// `quiet` while the room starts (an adoption): the revived state shows the seats, no event.
+    fn orphan_seats_of(
+        &mut self,
+        myself: &ActorRef<RoomMsg>,
+        quiet: bool,
+        lost: impl Fn(&NodeId) -> bool,
+    ) {
         let grace = Duration::from_millis(self.ctx.settings.load().rooms.reconnect_grace_ms);
+        let mut gone = Vec::new();
         for seat in &mut self.seats {
             let home = seat.rec.home.clone();
-            if home == self.ctx.node || peers.reachable(&home) {
+            if !lost(&home) {
                 continue;
             }
-            seat.rec.connected = false;
+            if seat.rec.connected && !quiet {
+                gone.push(seat.rec.player.clone());
+            } else {
+                seat.rec.connected = false;
+            }
             seat.synced = false;
             let player = seat.rec.player.clone();
             drop(myself.send_after(grace, move || RoomMsg::OrphanGrace { player, home }));
         }
+        for player in gone {
+            self.set_connected(&player, false);
+        }
+    }
+
+    /// Tells the cluster that the seats of players whose sessions were lost with a node wait
+    /// here: a player who already reconnected elsewhere gets its seat back at once. A player who
+    /// reconnects later finds the seat when its new session asks the cluster for it.
+    fn call_orphans(&self) {
+        let Some(peers) = self.ctx.peers() else {
+            return;
+        };
+        let orphans: Vec<PlayerId> = self
+            .seats
+            .iter()
+            .filter(|s| {
+                !s.rec.connected && s.rec.home != self.ctx.node && !peers.reachable(&s.rec.home)
+            })
+            .map(|s| s.rec.player.clone())
+            .collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let Some(epoch) = self.ctx.directory.epoch_of(&self.id) else {
+            return;
+        };
+        let at = crate::node::Location {
+            node: self.ctx.node.clone(),
+            epoch,
+        };
+        let note = crate::remote::SessionNote::SeatWaiting {
+            room: self.id.clone(),
+            at: at.clone(),
+        };
+        for p in &orphans {
+            if let Some(route) = self.ctx.sessions.route(p) {
+                let _ = route
+                    .session
+                    .cast(crate::session::SessionMsg::Note(note.clone()));
+            }
+        }
+        peers.seat_waiting(&self.id, &at, &orphans);
     }
 
     fn set_connected(&mut self, player: &PlayerId, connected: bool) {

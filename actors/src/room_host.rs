@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use serde_json::{Map, Value};
 use tracing::{error, info, warn};
-use warren_protocol::{GameName, RoomId};
+use warren_protocol::{GameName, NodeId, RoomId};
 
 use crate::node::{Location, NodeCtx, RoomEntry, lock};
 use crate::remote::{SeatPlan, SessionNote};
@@ -74,6 +74,9 @@ pub enum RoomHostMsg {
     },
     /// Stop hosting every room (this node lost sight of the cluster's majority, which adopts them).
     DropAll,
+    /// These nodes left the cluster: every room here lets go of the seats whose sessions lived
+    /// there (disconnected now, released after the reconnect grace unless their players return).
+    HomesLost(Vec<NodeId>),
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -134,6 +137,14 @@ impl Actor for RoomHost {
                 let _ = reply.send(r);
             }
             RoomHostMsg::Drop { room, to } => st.drop_room(&room, to),
+            RoomHostMsg::HomesLost(nodes) => {
+                let nodes = Arc::new(nodes);
+                for room in st.ctx.directory.ids() {
+                    if let Some(actor) = st.ctx.directory.actor(&room) {
+                        let _ = actor.cast(RoomMsg::HomesLost(nodes.clone()));
+                    }
+                }
+            }
             RoomHostMsg::DropAll => {
                 let rooms = st.ctx.directory.ids();
                 warn!(rooms = rooms.len(), "no longer hosting any room");
@@ -417,7 +428,14 @@ impl RoomHostState {
             orphans,
         };
         match self.spawn(me, args, epoch).await {
-            Some(_) => Ok(game_name),
+            Some(actor) => {
+                // Only now is the room in the directory, where a session asking for the seat
+                // finds it: whichever of the two looks second sees the other.
+                if orphans {
+                    let _ = actor.cast(RoomMsg::CallOrphans);
+                }
+                Ok(game_name)
+            }
             None => Err(("the room actor failed to start".into(), seats)),
         }
     }

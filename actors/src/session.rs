@@ -18,7 +18,7 @@ use warren_protocol::{
     Request, RoomId, ServerMsg, SessionId, TicketId, encode, error_frame, ok_frame,
 };
 
-use crate::node::{Conn, NodeCtx, Route, lock, now_ms};
+use crate::node::{Conn, Location, NodeCtx, Route, lock, now_ms};
 use crate::pool_host::{owner_of, send_pool};
 use crate::remote::{OpResult, PoolKey, PoolWire, RoomOp, SessionNote, TicketWire};
 use crate::room::{self, RoomMsg};
@@ -75,6 +75,8 @@ pub enum SessionMsg {
     Note(SessionNote),
     /// Periodic check that the node holding the ticket is still there.
     CheckTicket(TicketId),
+    /// The seat search started at `gen` is over.
+    SeatSearchOver(u64),
     /// This session replaces one that failed (same id, registration `epoch`), with no connection:
     /// it finds the player's seat and starts the grace period.
     Restarted {
@@ -121,6 +123,10 @@ pub struct SessionState {
     epoch: u64,
     /// Frames of the current connection handled so far.
     handled: u64,
+    /// The player's seat is being looked for (a `welcome` said `recovering`): the generation of
+    /// the search's deadline timer.
+    seeking: Option<u64>,
+    search_gen: u64,
 }
 
 impl Actor for Session {
@@ -146,6 +152,8 @@ impl Actor for Session {
             grace_gen: 0,
             epoch: 0,
             handled: 0,
+            seeking: None,
+            search_gen: 0,
         })
     }
 
@@ -294,6 +302,15 @@ impl SessionState {
                 st.room_notify(&room, op).await;
             }
             SessionMsg::CheckTicket(ticket) => st.check_ticket(&me, ticket),
+            SessionMsg::SeatSearchOver(generation) => {
+                if st.seeking == Some(generation) {
+                    debug!(session = %st.id, player = %st.player, "no room holds the player's seat; seat search over");
+                    st.end_search(None);
+                }
+            }
+            SessionMsg::Note(SessionNote::SeatWaiting { room, at }) => {
+                st.seat_waiting(room, at).await;
+            }
             SessionMsg::Restarted { epoch } => {
                 st.epoch = epoch;
                 st.room = st.find_seat().await;
@@ -374,12 +391,24 @@ impl SessionState {
         self.grace_gen += 1;
         self.epoch = epoch;
         self.name = name;
-        // A session of another node resumed here keeps its seat if the room still holds it.
-        let recovered = match recover && self.room.is_none() {
+        // A session of another node resumed here keeps its seat if the room still holds it. When
+        // no room does yet (its node died and the cluster has not revived it), the seat is looked
+        // for until `rooms.seat_search_ms`: the room calls for its player once it runs again.
+        let search = (recover || self.seeking.is_some()) && self.room.is_none();
+        let recovered = match search {
             true => self.find_seat().await,
             false => None,
         };
         let resumed = resumed || recovered.is_some();
+        if recovered.is_some() {
+            self.seeking = None;
+        } else if search && self.seeking.is_none() {
+            self.search_gen += 1;
+            let generation = self.search_gen;
+            self.seeking = Some(generation);
+            let wait = Duration::from_millis(self.ctx.settings.load().rooms.seat_search_ms);
+            drop(me.send_after(wait, move || SessionMsg::SeatSearchOver(generation)));
+        }
         let issued = now_ms();
         let token = self.ctx.resume_key.sign(&self.player, &self.id, issued);
         let hb = self.ctx.settings.load().limits.heartbeat_ms;
@@ -390,6 +419,7 @@ impl SessionState {
             node: &self.ctx.node,
             resume: &token,
             resumed,
+            recovering: self.seeking.is_some(),
             heartbeat_ms: hb,
         }));
         self.ctx.sessions.insert(
@@ -420,6 +450,35 @@ impl SessionState {
             return Some(room);
         }
         self.ctx.peers()?.find_seat(self.player.clone()).await
+    }
+
+    /// Ends the seat search a `welcome` announced, if one is on: the player learns where its seat
+    /// is, or that none was found.
+    fn end_search(&mut self, room: Option<&RoomId>) {
+        if self.seeking.take().is_some() {
+            self.push(encode(&ServerMsg::RecoveryDone { room }));
+        }
+    }
+
+    /// A room revived after its node died holds the player's seat. A session that holds no seat
+    /// and no ticket takes it (the player reconnected here before the room came back); one that
+    /// has moved on leaves it to be released after the grace period.
+    async fn seat_waiting(&mut self, room: RoomId, at: Location) {
+        if self.room.is_some() || self.ticket.is_some() {
+            return;
+        }
+        info!(session = %self.id, player = %self.player, room = %room, "the player's seat is back; reattaching");
+        self.ctx.directory.learn(&room, at);
+        self.room = Some(room.clone());
+        self.end_search(Some(&room));
+        if self.conn.is_some() {
+            let op = RoomOp::Reconnected {
+                player: self.player.clone(),
+                home: self.ctx.node.clone(),
+            };
+            self.room_notify(&room, op).await;
+        }
+        self.publish_fast();
     }
 
     async fn detach(&mut self, me: &ActorRef<SessionMsg>) {
@@ -771,6 +830,7 @@ impl SessionState {
         match r {
             Ok(Ok((room, actor))) => {
                 self.room = Some(room.clone());
+                self.end_search(None);
                 self.reply_ok(rid, obj(json!({ "room": room })));
                 let _ = actor.cast(RoomMsg::Resync(self.player.clone()));
             }
@@ -790,7 +850,8 @@ impl SessionState {
     }
 
     async fn join_room(&mut self, rid: Option<u64>, room: RoomId) {
-        if self.room_link().is_some() {
+        // Joining the room that holds the player's seat reattaches it (a fresh `room_state`).
+        if self.room.as_ref() != Some(&room) && self.room_link().is_some() {
             return self.reply_err(
                 rid,
                 ErrorCode::AlreadyInRoom,
@@ -815,6 +876,7 @@ impl SessionState {
         match self.op_on(&room, RoomOp::Join { player, name, home }).await {
             Ok(()) => {
                 self.room = Some(room.clone());
+                self.end_search(Some(&room));
                 self.reply_ok(rid, obj(json!({ "room": room })));
                 self.room_notify(&room, RoomOp::Resync(self.player.clone()))
                     .await;
@@ -884,6 +946,7 @@ impl SessionState {
             claim: None,
         });
         self.save_ticket();
+        self.end_search(None);
         let check = id.clone();
         drop(
             self.me

@@ -262,20 +262,11 @@ impl SessionHostState {
                 return None;
             }
         };
-        session
-            .cast(SessionMsg::Attach {
-                conn,
-                resumed: false,
-                // A valid token naming a session this node does not have: one of another node
-                // (drained or dead), or one that expired here. The session looks for the seat.
-                recover: claims.is_some_and(|c| c.player == player),
-                name,
-                epoch,
-            })
-            .ok()?;
+        // Registered before it looks for the player's seat, so that a room revived meanwhile,
+        // calling for its player, finds this session.
         self.by_actor.insert(session.get_id(), player.clone());
         self.players.insert(
-            player,
+            player.clone(),
             Entry {
                 session: session.clone(),
                 id,
@@ -283,6 +274,20 @@ impl SessionHostState {
                 mmr,
             },
         );
+        let attach = SessionMsg::Attach {
+            conn,
+            resumed: false,
+            // A valid token naming a session this node does not have: one of another node
+            // (drained or dead), or one that expired here. The session looks for the seat.
+            recover: claims.is_some_and(|c| c.player == player),
+            name,
+            epoch,
+        };
+        if session.cast(attach).is_err() {
+            self.by_actor.remove(&session.get_id());
+            self.players.remove(&player);
+            return None;
+        }
         Some(session)
     }
 }

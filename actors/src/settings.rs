@@ -37,7 +37,15 @@ pub struct RoomSettings {
     /// Realtime rooms' timers start on a node-wide grid of this step, so rooms tick together in a
     /// few slots per period (fewer wake-ups, a little more latency); 0 turns the grid off.
     pub tick_grid_ms: u64,
+    /// How long a session resumed from a node that is gone looks for the player's seat while the
+    /// cluster brings that node's rooms back: failure detection (`cluster.failure_timeout_ms`)
+    /// plus [`SEAT_SEARCH_MARGIN_MS`] for the adoption itself.
+    pub seat_search_ms: u64,
 }
+
+/// What the seat search adds to the failure timeout: the adopting node's next look at its
+/// members (every 100 ms) and the revival of every room of the dead node it holds a replica of.
+pub const SEAT_SEARCH_MARGIN_MS: u64 = 5000;
 
 /// Matchmaking windows (PROTOCOL.md "Matchmaking").
 #[derive(Clone, Debug, PartialEq)]

@@ -31,7 +31,7 @@ use warren_protocol::{
 };
 
 use crate::membership::ClusterView;
-use crate::wire::{Body, Envelope, PROTO_INPUT, PROTO_ROOM_CLOSED, Wire};
+use crate::wire::{Body, Envelope, PROTO_INPUT, PROTO_ROOM_CLOSED, PROTO_SEAT_WAITING, Wire};
 
 /// How long a request to another node may take before the caller gets `internal`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -529,6 +529,32 @@ impl Peers for ClusterPeers {
             return;
         }
         send(&inbox, Body::Note { player, note });
+    }
+
+    fn seat_waiting(&self, room: &RoomId, at: &Location, players: &[PlayerId]) {
+        // A node of an older build cannot read the note; its sessions find the seat when they
+        // ask (resume, join_room).
+        for node in self.reachable_others() {
+            if !self.inner.view.speaks(&node, PROTO_SEAT_WAITING) {
+                continue;
+            }
+            let Some(inbox) = inbox_of(&node) else {
+                continue;
+            };
+            for player in players {
+                let note = SessionNote::SeatWaiting {
+                    room: room.clone(),
+                    at: at.clone(),
+                };
+                send(
+                    &inbox,
+                    Body::Note {
+                        player: player.clone(),
+                        note,
+                    },
+                );
+            }
+        }
     }
 
     fn claim(

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use warren_actors::node::{Location, NodeCtx, now_ms};
 use warren_actors::room::RoomSnapshot;
 use warren_actors::room_host::RoomHostMsg;
-use warren_protocol::{CloseCode, RoomId};
+use warren_protocol::{CloseCode, NodeId, RoomId};
 
 use crate::inbox::{inbox_of, send};
 use crate::membership::ClusterView;
@@ -299,6 +299,8 @@ pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
 
 /// Applies the majority rule and adopts the rooms of dead nodes, until the process ends.
 pub async fn guard(ctx: Arc<NodeCtx>, view: Arc<ClusterView>, replicas: Arc<Replicas>) {
+    // Nodes whose loss the rooms here were told of.
+    let mut lost: HashSet<String> = HashSet::new();
     loop {
         tokio::time::sleep(GUARD_EVERY).await;
         if !view.majority() {
@@ -331,6 +333,17 @@ pub async fn guard(ctx: Arc<NodeCtx>, view: Arc<ClusterView>, replicas: Arc<Repl
             .map(|m| m.id)
             .collect();
         dead.extend(view.departed());
+        lost.retain(|n| dead.contains(n));
+        let newly: Vec<NodeId> = dead
+            .iter()
+            .filter(|n| lost.insert((*n).clone()))
+            .map(|n| NodeId::new(n.as_str()))
+            .collect();
+        if !newly.is_empty() {
+            // The sessions of those nodes are gone with them: seats here that they held wait
+            // for their players for the reconnect grace, then go.
+            let _ = ctx.hosts().rooms.cast(RoomHostMsg::HomesLost(newly));
+        }
         if dead.is_empty() || replicas.is_empty() {
             continue;
         }

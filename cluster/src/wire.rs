@@ -13,13 +13,17 @@ use warren_protocol::{GameName, PlayerId, RoomId, RoomSummary, TicketId};
 /// - 1: every kind up to `HostedAt`.
 /// - 2: `Input`, a realtime input sent one way.
 /// - 3: the `RoomClosed` session note.
-pub const CLUSTER_PROTOCOL: u32 = 3;
+/// - 4: the `SeatWaiting` session note.
+pub const CLUSTER_PROTOCOL: u32 = 4;
 
 /// The protocol that added [`Body::Input`].
 pub const PROTO_INPUT: u32 = 2;
 
 /// The protocol that added [`SessionNote::RoomClosed`].
 pub const PROTO_ROOM_CLOSED: u32 = 3;
+
+/// The protocol that added [`SessionNote::SeatWaiting`].
+pub const PROTO_SEAT_WAITING: u32 = 4;
 
 /// A remotable actor's message: one postcard-encoded [`Envelope`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -379,6 +383,22 @@ mod tests {
             note: SessionNote::RoomClosed {
                 room: "n1.r".into(),
                 why: "the room failed and was closed".into(),
+            },
+        };
+        let back = Envelope::decode(&Envelope::encode(body.clone())).unwrap();
+        assert_eq!(back.body, body);
+    }
+
+    #[test]
+    fn a_seat_waiting_note_round_trips() {
+        let body = Body::Note {
+            player: "p".into(),
+            note: SessionNote::SeatWaiting {
+                room: "n1.r".into(),
+                at: warren_actors::node::Location {
+                    node: "n2".into(),
+                    epoch: 3,
+                },
             },
         };
         let back = Envelope::decode(&Envelope::encode(body.clone())).unwrap();

@@ -112,6 +112,9 @@ impl Player {
                         rec.resumes.fetch_add(1, Ordering::Relaxed);
                     } else {
                         rec.resume_misses.fetch_add(1, Ordering::Relaxed);
+                        if welcome["recovering"] == true {
+                            rec.recovering.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
                 self.resume = welcome["resume"].as_str().unwrap_or_default().to_owned();
@@ -469,6 +472,8 @@ async fn arena_player(shared: Arc<Shared>, mut p: Player, room: String, hz: u32,
     let mut seq = 0u64;
     let mut last_update = Instant::now();
     let mut dx = 1;
+    // When the connection was lost, until the room's `room_state` arrives on a new one.
+    let mut lost_at: Option<Instant> = None;
     while !shared.stopped() {
         // Inputs sent on a lost connection may or may not have arrived; an ack that covers them
         // later still counts them.
@@ -501,9 +506,19 @@ async fn arena_player(shared: Arc<Shared>, mut p: Player, room: String, hz: u32,
                         }
                     }
                 }
-                Got::Msg(v) if v["type"] == "room_state" => clock.resync(&rec),
+                Got::Msg(v) if v["type"] == "room_state" => {
+                    clock.resync(&rec);
+                    if v["room"] == room.as_str() && let Some(at) = lost_at.take() {
+                        rec.seat_back(at.elapsed());
+                    }
+                }
                 Got::Msg(_) => {}
-                Got::Closed(_) => {}
+                Got::Closed(_) => {
+                    if lost_at.is_none() {
+                        lost_at = Some(Instant::now());
+                        rec.seats_lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             },
         }
     }

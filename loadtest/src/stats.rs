@@ -45,6 +45,10 @@ pub struct Recorder {
     pub resumes: AtomicU64,
     /// Reconnections with a resume token that did not.
     pub resume_misses: AtomicU64,
+    /// Of those, welcomes that said `recovering` (the seat was being looked for).
+    pub recovering: AtomicU64,
+    /// Realtime players that lost their connection while seated.
+    pub seats_lost: AtomicU64,
     /// Longest time a realtime player went without a `state` of its room, in µs.
     pub longest_pause_us: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
@@ -55,6 +59,7 @@ pub struct Recorder {
     /// sent (plus a millisecond of slack).
     pub missed_tick: AtomicU64,
     match_wait: Mutex<Histogram<u64>>,
+    seat_back: Mutex<Histogram<u64>>,
     timeline: Mutex<Vec<Second>>,
 }
 
@@ -98,6 +103,8 @@ impl Recorder {
             rounds: AtomicU64::new(0),
             resumes: AtomicU64::new(0),
             resume_misses: AtomicU64::new(0),
+            recovering: AtomicU64::new(0),
+            seats_lost: AtomicU64::new(0),
             longest_pause_us: AtomicU64::new(0),
             errors: Mutex::default(),
             closes: Mutex::default(),
@@ -105,6 +112,7 @@ impl Recorder {
             after_tick: Mutex::new(histogram()),
             missed_tick: AtomicU64::new(0),
             match_wait: Mutex::new(histogram()),
+            seat_back: Mutex::new(histogram()),
             timeline: Mutex::default(),
         }
     }
@@ -146,6 +154,12 @@ impl Recorder {
     pub fn match_wait(&self, d: Duration) {
         let _ = lock(&self.match_wait).record(d.as_micros().max(1) as u64);
         self.matches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A player that lost its connection while seated had its room's `room_state` again `d`
+    /// after the loss.
+    pub fn seat_back(&self, d: Duration) {
+        let _ = lock(&self.seat_back).record(d.as_micros().max(1) as u64);
     }
 
     /// A realtime player went `d` without an update.
@@ -214,6 +228,9 @@ impl Recorder {
             rounds: self.rounds.load(Ordering::Relaxed),
             resumes: self.resumes.load(Ordering::Relaxed),
             resume_misses: self.resume_misses.load(Ordering::Relaxed),
+            recovering: self.recovering.load(Ordering::Relaxed),
+            seats_lost: self.seats_lost.load(Ordering::Relaxed),
+            seat_back_ms: Latency::of(&lock(&self.seat_back)),
             longest_pause_ms: round(
                 self.longest_pause_us.load(Ordering::Relaxed) as f64 / 1000.0,
                 1,
@@ -360,6 +377,13 @@ pub struct Report {
     pub resumes: u64,
     /// Reconnections that did not resume.
     pub resume_misses: u64,
+    /// Of those, welcomes that said `recovering`: the seat was being looked for.
+    pub recovering: u64,
+    /// Realtime players that lost their connection while seated.
+    pub seats_lost: u64,
+    /// Of those, the ones that had their room's `room_state` again, and how long after the loss
+    /// (`count` is how many got their seat back).
+    pub seat_back_ms: Latency,
     /// Longest pause between a realtime player's updates.
     pub longest_pause_ms: f64,
     /// `error` frames by code.
@@ -439,8 +463,15 @@ impl Report {
         }
         if self.resumes + self.resume_misses > 0 {
             s += &format!(
-                "reconnections: {} resumed, {} not\n",
-                self.resumes, self.resume_misses
+                "reconnections: {} resumed, {} not ({} of them recovering their seat)\n",
+                self.resumes, self.resume_misses, self.recovering
+            );
+        }
+        if self.seats_lost > 0 {
+            let b = &self.seat_back_ms;
+            s += &format!(
+                "seats: {} players lost their connection while seated, {} got their seat back; ms from the loss p50 {} p99 {} max {}\n",
+                self.seats_lost, b.count, b.p50, b.p99, b.max
             );
         }
         if !self.errors.is_empty() {

@@ -56,8 +56,19 @@ pub enum ServerMsg<'a> {
         resume: &'a str,
         /// Whether this connection resumed an earlier one.
         resumed: bool,
+        /// The resume token named a session of another node that is gone, and no room holds the
+        /// player's seat yet: the seat is being looked for while the cluster recovers that node's
+        /// rooms, and one `recovery_done` follows. Sent only when true.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        recovering: bool,
         /// Ping interval.
         heartbeat_ms: u64,
+    },
+    /// The end of the seat search that a `welcome` with `recovering` started: `room` holds the
+    /// player's seat again (its `room_state` follows), or is null when no room did in time.
+    RecoveryDone {
+        /// The room, if the seat was found.
+        room: Option<&'a RoomId>,
     },
     /// A full resync of a room.
     RoomState {
@@ -171,6 +182,39 @@ mod tests {
         assert_eq!(v["ack"], 9);
         assert_eq!(v["tick"], 3);
         assert_eq!(v["room"], "r1");
+    }
+
+    #[test]
+    fn welcome_says_recovering_only_when_true() {
+        let (session, player, node) = ("s1".into(), "p".into(), "n1".into());
+        let welcome = |recovering| {
+            let f = encode(&ServerMsg::Welcome {
+                session: &session,
+                player: &player,
+                name: "p",
+                node: &node,
+                resume: "t",
+                resumed: false,
+                recovering,
+                heartbeat_ms: 15000,
+            });
+            serde_json::from_str::<Value>(&f).unwrap()
+        };
+        assert!(welcome(false).get("recovering").is_none());
+        assert_eq!(welcome(true)["recovering"], true);
+        let room = RoomId::from("n2.r");
+        let done: Value =
+            serde_json::from_str(&encode(&ServerMsg::RecoveryDone { room: Some(&room) })).unwrap();
+        assert_eq!(
+            done,
+            serde_json::json!({"type":"recovery_done","room":"n2.r"})
+        );
+        let none: Value =
+            serde_json::from_str(&encode(&ServerMsg::RecoveryDone { room: None })).unwrap();
+        assert_eq!(
+            none,
+            serde_json::json!({"type":"recovery_done","room":null})
+        );
     }
 
     #[test]

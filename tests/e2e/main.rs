@@ -23,5 +23,6 @@ mod observability;
 mod protocol_errors;
 mod rolling;
 mod sessions;
+mod stranded;
 #[cfg(feature = "test-hooks")]
 mod supervision;

@@ -139,8 +139,12 @@ async fn room_and_queue_errors() {
         "already_in_room",
     )
     .await;
-    a.err(json!({"type":"join_room","room":room}), "already_in_room")
-        .await;
+    // Joining the room that holds the seat reattaches it: `ok`, then a fresh `room_state`.
+    let again = a.ok(json!({"type":"join_room","room":room})).await;
+    assert_eq!(again["room"], room.as_str());
+    a.clear();
+    let fresh = a.until_type("room_state").await;
+    assert_eq!(fresh["room"], room.as_str());
     a.err(json!({"type":"queue","game":"dice"}), "already_in_room")
         .await;
     b.ok(json!({"type":"join_room","room":room})).await;
@@ -154,6 +158,9 @@ async fn room_and_queue_errors() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Another room, while seated: `already_in_room`.
+    a.err(json!({"type":"join_room","room":open}), "already_in_room")
+        .await;
     let listed = a.ok(json!({"type":"list_rooms"})).await;
     let rooms: Vec<Value> = listed["rooms"].as_array().unwrap().clone();
     assert!(rooms.iter().any(|r| r["room"] == open.as_str()
@@ -179,6 +186,9 @@ async fn room_and_queue_errors() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Another room, while seated: `already_in_room`.
+    a.err(json!({"type":"join_room","room":open}), "already_in_room")
+        .await;
     let listed = a.ok(json!({"type":"list_rooms"})).await;
     assert!(
         !listed["rooms"]
