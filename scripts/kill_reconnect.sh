@@ -14,7 +14,7 @@ rooms=${1:-60}
 seats=${2:-4}
 kill_at=${3:-8}
 duration=${4:-20}
-cargo build --release --quiet --bin warren --bin warren-loadtest
+cargo build --release --quiet --workspace --bins
 dir=target/kill-reconnect
 mkdir -p "$dir"
 pids=()

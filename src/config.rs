@@ -63,6 +63,10 @@ pub(crate) struct HttpSection {
     pub(crate) listen: String,
     /// Worker threads; 0 means one per core.
     pub(crate) workers: usize,
+    /// Idle kept-alive HTTP connections close after this long.
+    pub(crate) keep_alive_ms: u64,
+    /// Proxies whose forwarding headers are believed.
+    pub(crate) trusted_proxies: Vec<String>,
 }
 
 /// `[cluster]`.
@@ -103,6 +107,8 @@ pub(crate) struct AuthSection {
     pub(crate) allow_guest: bool,
     /// Guest token lifetime.
     pub(crate) guest_ttl_secs: u64,
+    /// Guest tokens per client address per minute.
+    pub(crate) guest_tokens_per_minute: u32,
     /// Admin bearer token.
     pub(crate) admin_token: String,
     /// Expiry leeway.
@@ -217,6 +223,12 @@ impl Config {
         };
         if self.http.listen.parse::<SocketAddr>().is_err() {
             return bad("http.listen", "must be an address like 127.0.0.1:7350");
+        }
+        if let Err(e) = crate::edge::client::TrustedProxies::parse(&self.http.trusted_proxies) {
+            return bad("http.trusted_proxies", &e);
+        }
+        if self.http.keep_alive_ms == 0 {
+            return bad("http.keep_alive_ms", "must be more than 0");
         }
         if self.cluster.listen.parse::<SocketAddr>().is_err() {
             return bad("cluster.listen", "must be an address like 127.0.0.1:7351");

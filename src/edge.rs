@@ -4,10 +4,12 @@
 //! the actors run on their own runtime.
 
 pub(crate) mod auth;
+pub(crate) mod client;
 pub(crate) mod front;
 pub(crate) mod http;
 pub(crate) mod ws;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
@@ -31,4 +33,27 @@ pub(crate) struct Edge {
     pub(crate) cluster: Arc<warren_cluster::membership::ClusterView>,
     /// Asks the node to drain (`/v1/admin/drain`).
     pub(crate) drain: mpsc::UnboundedSender<()>,
+    /// Idle kept-alive HTTP connections close after this long (`http.keep_alive_ms`).
+    pub(crate) keep_alive_ms: u64,
+    /// Whose forwarding headers count (`http.trusted_proxies`).
+    pub(crate) trusted: client::TrustedProxies,
+    /// Guest tokens per client address (`auth.guest_tokens_per_minute`).
+    pub(crate) guest_limit: client::PerAddress,
+}
+
+impl Edge {
+    /// The client's address of an HTTP request ([`client`]); `None` when the peer is unknown.
+    pub(crate) fn client_of(&self, req: &actix_web::HttpRequest) -> Option<IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        Some(self.trusted.client(peer, |name| {
+            req.headers().get_all(name).filter_map(|v| v.to_str().ok())
+        }))
+    }
+}
+
+/// Whether a request came through a proxy: it carries a forwarding header.
+pub(crate) fn forwarded(req: &actix_web::HttpRequest) -> bool {
+    ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| req.headers().contains_key(*h))
 }

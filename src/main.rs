@@ -178,6 +178,10 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
         conn_ids: AtomicU64::new(1),
         drain: drain_tx,
         cluster: cluster.view.clone(),
+        keep_alive_ms: cfg.http.keep_alive_ms,
+        // Checked when the configuration was read.
+        trusted: edge::client::TrustedProxies::parse(&cfg.http.trusted_proxies).unwrap_or_default(),
+        guest_limit: edge::client::PerAddress::new(cfg.auth.guest_tokens_per_minute),
     });
     let listen = cfg.http.listen.clone();
     let workers = if cfg.http.workers == 0 {

@@ -135,17 +135,21 @@ impl Auth {
     }
 
     /// Admin endpoints: the configured bearer token, or loopback clients when none is configured.
-    pub(crate) fn admin(&self, req: &HttpRequest) -> Result<(), AdminDenied> {
+    /// `client` is the request's client address ([`super::Edge::client_of`]); a request a proxy
+    /// forwarded is never a loopback client, even from a proxy on the node's own host.
+    pub(crate) fn admin(
+        &self,
+        req: &HttpRequest,
+        client: Option<IpAddr>,
+    ) -> Result<(), AdminDenied> {
         match &self.admin_token {
             Some(expected) => match bearer(req) {
                 Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
                 _ => Err(AdminDenied::Unauthorized),
             },
             None => {
-                let loopback = req
-                    .peer_addr()
-                    .map(|a| a.ip())
-                    .is_some_and(|ip: IpAddr| ip.is_loopback());
+                let loopback =
+                    !super::forwarded(req) && client.is_some_and(|ip: IpAddr| ip.is_loopback());
                 if loopback {
                     Ok(())
                 } else {
@@ -196,24 +200,39 @@ mod tests {
         let remote = TestRequest::default()
             .peer_addr("10.1.2.3:5000".parse().unwrap())
             .to_http_request();
-        assert_eq!(open.admin(&local), Ok(()));
-        assert_eq!(open.admin(&remote), Err(AdminDenied::Forbidden));
+        assert_eq!(
+            open.admin(&local, local.peer_addr().map(|a| a.ip())),
+            Ok(())
+        );
+        assert_eq!(
+            open.admin(&remote, remote.peer_addr().map(|a| a.ip())),
+            Err(AdminDenied::Forbidden)
+        );
+        // Through a proxy on the node's own host: not a loopback client.
+        let proxied = TestRequest::default()
+            .peer_addr("127.0.0.1:5000".parse().unwrap())
+            .insert_header(("X-Forwarded-For", "203.0.113.9"))
+            .to_http_request();
+        assert_eq!(
+            open.admin(&proxied, Some("127.0.0.1".parse().unwrap())),
+            Err(AdminDenied::Forbidden)
+        );
         let guarded = Auth::new(b"k", true, 60, "secret", 0);
-        assert_eq!(guarded.admin(&local), Err(AdminDenied::Unauthorized));
+        assert_eq!(guarded.admin(&local, None), Err(AdminDenied::Unauthorized));
         let with = |t: &str| {
             TestRequest::default()
                 .peer_addr("10.1.2.3:5000".parse().unwrap())
                 .insert_header(("Authorization", t))
                 .to_http_request()
         };
-        assert_eq!(guarded.admin(&with("Bearer secret")), Ok(()));
-        assert_eq!(guarded.admin(&with("bearer secret")), Ok(()));
+        assert_eq!(guarded.admin(&with("Bearer secret"), None), Ok(()));
+        assert_eq!(guarded.admin(&with("bearer secret"), None), Ok(()));
         assert_eq!(
-            guarded.admin(&with("Bearer nope")),
+            guarded.admin(&with("Bearer nope"), None),
             Err(AdminDenied::Unauthorized)
         );
         assert_eq!(
-            guarded.admin(&with("Basic secret")),
+            guarded.admin(&with("Basic secret"), None),
             Err(AdminDenied::Unauthorized)
         );
     }

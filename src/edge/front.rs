@@ -3,6 +3,12 @@
 //! on; every other request goes to actix-web's HTTP/1 service on the same connection, with the bytes
 //! already read replayed in front of the socket.
 //!
+//! A WebSocket upgrade can also come later on a kept-alive connection: proxies (ingress-nginx with
+//! its upstream keepalive pool, HAProxy's `http-reuse`) send it on an upstream connection that
+//! already carried plain requests. actix-http hands any request with `Upgrade: websocket` to
+//! [`upgrade`] with the connection and the bytes it read past the head; the WebSocket edge takes
+//! the connection from there exactly as if the upgrade had been its first request.
+//!
 //! The WebSocket path does not go through actix-http's dispatcher, which allocates an 8 KiB read and
 //! an 8 KiB write buffer per connection for as long as the connection lives (BENCHMARKS.md, "Idle
 //! sessions"); a WebSocket connection here holds only its own small buffers.
@@ -15,12 +21,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_http::{HttpService, KeepAlive, Protocol};
+use actix_codec::Framed;
+use actix_http::{HttpService, KeepAlive, Method, Protocol, Request, Version, h1};
 use actix_service::{
     IntoServiceFactory as _, Service, ServiceFactory, fn_factory, fn_service, map_config,
 };
 use actix_web::dev::AppConfig;
-use actix_web::{App, web};
+use actix_web::{App, HttpMessage as _, web};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
@@ -38,10 +45,22 @@ pub(crate) fn service(
     edge: Arc<Edge>,
 ) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = (), InitError = ()> {
     let data = web::Data::from(edge.clone());
+    let keep_alive = Duration::from_millis(edge.keep_alive_ms);
+    let upgrading = edge.clone();
     let http = HttpService::build()
-        .keep_alive(KeepAlive::Timeout(Duration::from_secs(5)))
+        .keep_alive(KeepAlive::Timeout(keep_alive))
         .client_request_timeout(REQUEST_TIMEOUT)
         .client_disconnect_timeout(Duration::from_secs(1))
+        .upgrade(fn_service(
+            move |(req, framed): (Request, Framed<Prefixed, h1::Codec>)| {
+                // Boxed: the dispatcher holds this future for the WebSocket's whole life.
+                let conn = Box::pin(upgrade(req, framed, upgrading.clone()));
+                async move {
+                    conn.await;
+                    Ok::<(), std::convert::Infallible>(())
+                }
+            },
+        ))
         .finish(map_config(
             App::new()
                 .app_data(data)
@@ -85,7 +104,7 @@ where
         return;
     };
     if is_websocket {
-        super::ws::serve(io, head, edge).await;
+        super::ws::serve(Prefixed::new(Vec::new(), io), head, edge).await;
     } else {
         let call = Box::pin(http.call((Prefixed::new(head, io), Protocol::Http1, peer)));
         if let Err(e) = call.await {
@@ -133,14 +152,80 @@ async fn read_request_line(io: &mut TcpStream, head: &mut Vec<u8>) -> io::Result
     }
 }
 
-/// `GET /v1/ws HTTP/1.1`, with or without a query.
+/// `GET /v1/ws HTTP/1.1`, with or without a query, in origin form or absolute form
+/// (`GET http://host/v1/ws HTTP/1.1`, as a proxy may send it).
 fn is_websocket_line(line: &[u8]) -> bool {
     let mut parts = line.split(|&b| b == b' ');
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
         return false;
     };
-    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    let path = origin(target)
+        .split(|&b| b == b'?')
+        .next()
+        .unwrap_or_default();
     method == b"GET" && path == b"/v1/ws"
+}
+
+/// A request target's path and query: the target itself in origin form, what follows the
+/// authority in absolute form (`http://host:port/path?query`; empty when there is no path).
+fn origin(target: &[u8]) -> &[u8] {
+    let lower = |n: usize| target.get(..n).map(<[u8]>::to_ascii_lowercase);
+    let scheme = if lower(7).as_deref() == Some(b"http://") {
+        7
+    } else if lower(8).as_deref() == Some(b"https://") {
+        8
+    } else {
+        return target;
+    };
+    let rest = &target[scheme..];
+    rest.iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .map_or(&[][..], |at| &rest[at..])
+}
+
+/// A request that asked for a WebSocket on a connection actix-web was serving (a later request
+/// of a kept-alive connection): the WebSocket edge answers it, from the request's head as it
+/// arrived and the bytes read past it. Any other path is refused.
+async fn upgrade(req: Request, framed: Framed<Prefixed, h1::Codec>, edge: Arc<Edge>) {
+    let parts = framed.into_parts();
+    let mut io = parts.io;
+    // Answers to requests pipelined ahead of the upgrade, not written yet: they go first.
+    if !parts.write_buf.is_empty() {
+        use tokio::io::AsyncWriteExt as _;
+        if io.write_all(&parts.write_buf).await.is_err() {
+            return;
+        }
+    }
+    if req.method() != Method::GET || req.path() != "/v1/ws" {
+        super::http::refuse(
+            &mut io,
+            404,
+            "not_found",
+            "WebSocket upgrades are served at GET /v1/ws",
+        )
+        .await;
+        return;
+    }
+    let mut head = request_head(&req);
+    head.extend_from_slice(&parts.read_buf);
+    super::ws::serve(io, head, edge).await;
+}
+
+/// A parsed request's head as bytes, as the WebSocket edge reads an upgrade request.
+fn request_head(req: &Request) -> Vec<u8> {
+    let version = match req.version() {
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    let mut head = format!("{} {} {version}\r\n", req.method(), req.uri()).into_bytes();
+    for (name, value) in req.headers() {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
 }
 
 /// A socket with bytes already read from it put back in front.
@@ -220,5 +305,22 @@ mod tests {
         assert!(!is_websocket_line(b"GET /v1/ws/ HTTP/1.1\r"));
         assert!(!is_websocket_line(b"GET /healthz HTTP/1.1\r"));
         assert!(!is_websocket_line(b"garbage"));
+    }
+
+    #[test]
+    fn absolute_form_targets_are_read_for_their_path() {
+        assert!(is_websocket_line(
+            b"GET http://example.com/v1/ws HTTP/1.1\r"
+        ));
+        assert!(is_websocket_line(
+            b"GET HTTPS://example.com:8443/v1/ws?token=a HTTP/1.1\r"
+        ));
+        assert!(!is_websocket_line(b"GET http://example.com HTTP/1.1\r"));
+        assert!(!is_websocket_line(
+            b"GET http://example.com?/v1/ws HTTP/1.1\r"
+        ));
+        assert!(!is_websocket_line(b"GET http://v1/ws HTTP/1.1\r"));
+        assert_eq!(origin(b"http://h/a?b"), b"/a?b");
+        assert_eq!(origin(b"/v1/ws"), b"/v1/ws");
     }
 }

@@ -15,7 +15,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/v1/auth/guest", web::post().to(guest))
-        .route("/v1/ws", web::get().to(ws_on_reused_connection))
+        .route("/v1/ws", web::get().to(ws_without_upgrade))
         .route("/v1/cluster", web::get().to(cluster))
         .route("/v1/admin/drain", web::post().to(drain));
 }
@@ -52,7 +52,10 @@ fn raw_error(status: u16, code: &str, message: &str) -> Vec<u8> {
 /// Answers a connection that actix-web does not have with a JSON error and ends it. What the client
 /// still sends is read and dropped for a moment first, so that closing a socket with unread bytes
 /// does not reset the connection before the client has read the answer.
-pub(crate) async fn refuse(io: &mut tokio::net::TcpStream, status: u16, code: &str, message: &str) {
+pub(crate) async fn refuse<Io>(io: &mut Io, status: u16, code: &str, message: &str)
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     if io
         .write_all(&raw_error(status, code, message))
@@ -75,20 +78,14 @@ pub(crate) async fn refuse(io: &mut tokio::net::TcpStream, status: u16, code: &s
     .await;
 }
 
-/// `GET /v1/ws` reaches actix-web only as a later request on a kept-alive HTTP connection: the
-/// WebSocket edge takes upgrades on the first request of a connection (`super::front`), as every
-/// WebSocket client sends them.
-async fn ws_on_reused_connection() -> HttpResponse {
-    let mut response = error(
+/// `GET /v1/ws` without `Upgrade: websocket` on a kept-alive connection (an upgrade on any request
+/// of a connection goes to the WebSocket edge: `super::front`).
+async fn ws_without_upgrade() -> HttpResponse {
+    error(
         actix_web::http::StatusCode::BAD_REQUEST,
         "bad_request",
-        "open the WebSocket on a new connection: the upgrade must be its first request",
-    );
-    // The client waits for a 101 that will not come: end the connection.
-    response
-        .head_mut()
-        .set_connection_type(actix_web::http::ConnectionType::Close);
-    response
+        "expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)",
+    )
 }
 
 async fn healthz() -> HttpResponse {
@@ -116,7 +113,7 @@ struct GuestBody {
     name: String,
 }
 
-async fn guest(edge: web::Data<Edge>, body: web::Bytes) -> HttpResponse {
+async fn guest(req: HttpRequest, edge: web::Data<Edge>, body: web::Bytes) -> HttpResponse {
     use actix_web::http::StatusCode;
     if !edge.auth.allow_guest {
         return error(
@@ -124,6 +121,25 @@ async fn guest(edge: web::Data<Edge>, body: web::Bytes) -> HttpResponse {
             "guests_disabled",
             "guest accounts are disabled on this server",
         );
+    }
+    // The node's own host (a loopback peer forwarding for no one: tools, tests, benchmarks) is
+    // not limited; a proxy forwarding for its clients is limited per client.
+    if let Some(client) = edge.client_of(&req)
+        && !(client.is_loopback() && !super::forwarded(&req))
+        && !edge.guest_limit.admit(client, std::time::Instant::now())
+    {
+        metrics::counter!("warren_guest_tokens_refused_total").increment(1);
+        tracing::debug!(client = %client, "guest token refused: rate limit of the client address");
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many guest tokens from this address; retry later",
+        );
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str("10") {
+            r.headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, v);
+        }
+        return r;
     }
     let Ok(GuestBody { name }) = serde_json::from_slice::<GuestBody>(&body) else {
         return error(
@@ -173,7 +189,7 @@ fn admin_denied(d: AdminDenied) -> HttpResponse {
 }
 
 async fn cluster(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {
-    if let Err(d) = edge.auth.admin(&req) {
+    if let Err(d) = edge.auth.admin(&req, edge.client_of(&req)) {
         return admin_denied(d);
     }
     // Peers are as of their last heartbeat; this node's own row is read live.
@@ -191,7 +207,7 @@ async fn cluster(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {
 }
 
 async fn drain(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {
-    if let Err(d) = edge.auth.admin(&req) {
+    if let Err(d) = edge.auth.admin(&req, edge.client_of(&req)) {
         return admin_denied(d);
     }
     let _ = edge.drain.send(());

@@ -13,7 +13,6 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use ractor::{ActorRef, call_t};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -33,7 +32,7 @@ use warren_protocol::{
 
 use super::Edge;
 use super::auth::{AuthError, Identity};
-use super::front::REQUEST_TIMEOUT;
+use super::front::{Prefixed, REQUEST_TIMEOUT};
 use super::http::refuse;
 
 #[derive(Deserialize)]
@@ -84,7 +83,7 @@ struct Accepted {
 
 /// `GET /v1/ws`: reads the rest of the request head (the request line is in `head` already),
 /// answers it, and on `101` runs the connection until it ends.
-pub(crate) async fn serve(io: TcpStream, head: Vec<u8>, edge: Arc<Edge>) {
+pub(crate) async fn serve(io: Prefixed, head: Vec<u8>, edge: Arc<Edge>) {
     // The handshake's state is boxed so that the connection's task, which lives as long as the
     // connection, is only as large as the socket loop needs.
     let open = Box::pin(handshake(io, head, edge));
@@ -100,7 +99,7 @@ pub(crate) async fn serve(io: TcpStream, head: Vec<u8>, edge: Arc<Edge>) {
 /// A connection past its `101`.
 struct Open {
     slot: Slot,
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<Prefixed>,
     ident: Identity,
     resume: Option<String>,
     limits: Limits,
@@ -108,7 +107,7 @@ struct Open {
 }
 
 /// Answers the upgrade request: a JSON error, or `101` and the connection.
-async fn handshake(mut io: TcpStream, mut head: Vec<u8>, edge: Arc<Edge>) -> Option<Open> {
+async fn handshake(mut io: Prefixed, mut head: Vec<u8>, edge: Arc<Edge>) -> Option<Open> {
     let accepted = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut io, &mut head)).await
     {
         Ok(Ok(true)) => accept(&head, &edge),
@@ -175,7 +174,7 @@ async fn handshake(mut io: TcpStream, mut head: Vec<u8>, edge: Arc<Edge>) -> Opt
 }
 
 /// Reads until `head` holds the whole request head. `false`: it would be larger than [`MAX_HEAD`].
-async fn read_head(io: &mut TcpStream, head: &mut Vec<u8>) -> std::io::Result<bool> {
+async fn read_head(io: &mut Prefixed, head: &mut Vec<u8>) -> std::io::Result<bool> {
     let mut searched = 0;
     loop {
         if let Some(at) = head[searched..].windows(4).position(|w| w == b"\r\n\r\n") {
@@ -575,7 +574,7 @@ const PROTOCOL_ERROR: u16 = 1002;
 /// Writes `first` and whatever else is queued already (up to [`WRITE_BATCH`] frames), then
 /// flushes once: one write for all of them. Gives the number of frames written.
 async fn write_batch(
-    ws: &mut WebSocketStream<TcpStream>,
+    ws: &mut WebSocketStream<Prefixed>,
     first: Outbound,
     outbound: &mut warren_actors::outq::Receiver<Outbound>,
 ) -> Result<u64, WsError> {
@@ -644,7 +643,7 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
 /// Sends the close frame and waits for the client's answer, bounded in time, so that the close
 /// frame is read before the socket goes away.
-async fn close(mut ws: WebSocketStream<TcpStream>, code: u16) {
+async fn close(mut ws: WebSocketStream<Prefixed>, code: u16) {
     let frame = CloseFrame {
         code: WsCloseCode::from(code),
         reason: reason_text(code).into(),

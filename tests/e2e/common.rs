@@ -292,16 +292,7 @@ impl Node {
         let (ws, _) = tokio_tungstenite::connect_async(self.ws_url(query))
             .await
             .expect("websocket connect");
-        let mut c = Client {
-            ws,
-            rid: 0,
-            welcome: Value::Null,
-            pending: Default::default(),
-        };
-        let welcome = c.next().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        c.welcome = welcome;
-        c
+        Client::open(ws).await
     }
 
     /// The status of an upgrade attempt that is expected to be refused.
@@ -361,6 +352,44 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client on an open WebSocket once its `welcome` arrived, or the close code the server
+    /// sent instead.
+    pub async fn try_open(
+        mut ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ) -> Result<Client, u16> {
+        let first = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out waiting for welcome");
+        match first {
+            Some(Ok(Message::Text(t))) => {
+                let welcome: Value = serde_json::from_str(&t).expect("server sent JSON");
+                assert_eq!(welcome["type"], "welcome", "{welcome}");
+                Ok(Client {
+                    ws,
+                    rid: 0,
+                    welcome,
+                    pending: Default::default(),
+                })
+            }
+            Some(Ok(Message::Close(c))) => Err(c.map_or(1005, |c| u16::from(c.code))),
+            other => panic!("no welcome: {other:?}"),
+        }
+    }
+
+    /// A client on an open WebSocket, once its `welcome` arrived.
+    pub async fn open(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        let mut c = Client {
+            ws,
+            rid: 0,
+            welcome: Value::Null,
+            pending: Default::default(),
+        };
+        let welcome = c.next().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        c.welcome = welcome;
+        c
+    }
+
     pub async fn send(&mut self, v: Value) {
         self.ws
             .send(Message::text(v.to_string()))

@@ -21,6 +21,7 @@ mod matchmaking;
 mod migration;
 mod observability;
 mod protocol_errors;
+mod proxies;
 mod rolling;
 mod sessions;
 mod stranded;
