@@ -4,7 +4,8 @@ with `kubernetes-validate --strict` (a misspelt field fails), and checks what Wa
 parallel pod management, the peer Service publishing not-ready pods, probes on /readyz and
 /healthz, a grace period longer than the preStop pause plus drain.timeout_ms, the ConfigMap
 carrying warren.toml, and the overlays' shapes (dev: one node, no HPA/PDB; prod: three or more
-nodes, anti-affinity, a ServiceMonitor).
+nodes, anti-affinity, a ServiceMonitor, an ingress-nginx Ingress exposing only the player
+endpoints with WebSocket timeouts over two heartbeats, a body size and TLS).
 
     pip install kubernetes-validate   # brings PyYAML
     python3 scripts/check_manifests.py
@@ -105,6 +106,34 @@ def shape(target, docs):
     if target.endswith("prod"):
         check("podAntiAffinity" in pod.get("affinity", {}), f"{target}: no anti-affinity across hosts")
         check(len(by_kind(docs, "ServiceMonitor")) == 1, f"{target}: no ServiceMonitor")
+        ingress(target, docs, tomllib.loads(toml_text or ""))
+
+
+def ingress(target, docs, cfg):
+    """prod's Ingress (ingress-nginx): WebSocket timeouts longer than two heartbeats, a body
+    size, TLS, the client Service as backend, and nothing but the player endpoints exposed."""
+    ing = by_kind(docs, "Ingress")
+    check(len(ing) == 1, f"{target}: expected one Ingress")
+    if not ing:
+        return
+    ann = ing[0]["metadata"].get("annotations", {})
+    heartbeat_s = cfg.get("limits", {}).get("heartbeat_ms", 15000) / 1000
+    for key in ("proxy-read-timeout", "proxy-send-timeout"):
+        value = int(ann.get(f"nginx.ingress.kubernetes.io/{key}", "60"))
+        check(value > 2 * heartbeat_s, f"{target}: Ingress {key} {value} s is not over two heartbeats")
+    check("nginx.ingress.kubernetes.io/proxy-body-size" in ann, f"{target}: Ingress sets no body size")
+    spec = ing[0]["spec"]
+    check(bool(spec.get("tls")), f"{target}: Ingress has no TLS section")
+    paths = [p for r in spec.get("rules", []) for p in r["http"]["paths"]]
+    exposed = {p["path"] for p in paths}
+    check("/v1/ws" in exposed and "/v1/auth/guest" in exposed,
+          f"{target}: Ingress does not route /v1/ws and /v1/auth/guest")
+    check(exposed <= {"/v1/ws", "/v1/auth/guest"},
+          f"{target}: Ingress exposes more than the player endpoints: {sorted(exposed)}")
+    for p in paths:
+        svc = p["backend"]["service"]
+        check(svc["name"] == "warren" and svc["port"].get("name") == "http",
+              f"{target}: Ingress path {p['path']} does not go to the warren Service's http port")
 
 
 for t in TARGETS:

@@ -45,9 +45,11 @@ impl Edge {
     /// The client's address of an HTTP request ([`client`]); `None` when the peer is unknown.
     pub(crate) fn client_of(&self, req: &actix_web::HttpRequest) -> Option<IpAddr> {
         let peer = req.peer_addr()?.ip();
-        Some(self.trusted.client(peer, |name| {
-            req.headers().get_all(name).filter_map(|v| v.to_str().ok())
-        }))
+        let values = |name| req.headers().get_all(name).filter_map(|v| v.to_str().ok());
+        Some(
+            self.trusted
+                .client(peer, values("forwarded"), values("x-forwarded-for")),
+        )
     }
 }
 

@@ -94,22 +94,24 @@ impl TrustedProxies {
         self.0.iter().any(|c| c.contains(ip))
     }
 
-    /// The client's address, given the connection's peer and a way to read request headers
-    /// (every value of a header, in order).
-    pub(crate) fn client<'a, I>(&self, peer: IpAddr, headers: impl Fn(&str) -> I) -> IpAddr
-    where
-        I: Iterator<Item = &'a str>,
-    {
+    /// The client's address, given the connection's peer and the values of the request's
+    /// `Forwarded` and `X-Forwarded-For` headers, in order.
+    pub(crate) fn client<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded: impl Iterator<Item = &'a str>,
+        x_forwarded_for: impl Iterator<Item = &'a str>,
+    ) -> IpAddr {
         if !self.trusts(peer) {
             return peer;
         }
         // `Forwarded` is the standard; a proxy that writes it is read from it alone.
-        let mut hops: Vec<Option<IpAddr>> = headers("forwarded")
+        let mut hops: Vec<Option<IpAddr>> = forwarded
             .flat_map(|v| v.split(','))
             .filter_map(forwarded_for)
             .collect();
         if hops.is_empty() {
-            hops = headers("x-forwarded-for")
+            hops = x_forwarded_for
                 .flat_map(|v| v.split(','))
                 .map(|h| parse_node(h.trim()))
                 .collect();
@@ -230,13 +232,12 @@ mod tests {
     fn client(trusted: &[&str], peer: &str, h: &[(&str, &str)]) -> IpAddr {
         let t = TrustedProxies::parse(&trusted.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             .unwrap();
-        t.client(ip(peer), |name| {
+        let values = |name: &'static str| {
             h.iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| *v)
-                .collect::<Vec<_>>()
-                .into_iter()
-        })
+        };
+        t.client(ip(peer), values("forwarded"), values("x-forwarded-for"))
     }
 
     #[test]

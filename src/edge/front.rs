@@ -239,6 +239,11 @@ impl Prefixed {
     fn new(prefix: Vec<u8>, io: TcpStream) -> Self {
         Self { prefix, at: 0, io }
     }
+
+    /// The connection's peer address.
+    pub(crate) fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.io.peer_addr().ok().map(|a| a.ip())
+    }
 }
 
 impl AsyncRead for Prefixed {

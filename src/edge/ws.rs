@@ -74,6 +74,8 @@ impl Refusal {
 
 /// An accepted upgrade, before the `101` is written.
 struct Accepted {
+    /// The client's address ([`super::client`]).
+    client: Option<std::net::IpAddr>,
     ident: Identity,
     resume: Option<String>,
     key: String,
@@ -108,9 +110,10 @@ struct Open {
 
 /// Answers the upgrade request: a JSON error, or `101` and the connection.
 async fn handshake(mut io: Prefixed, mut head: Vec<u8>, edge: Arc<Edge>) -> Option<Open> {
+    let peer = io.peer_ip();
     let accepted = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut io, &mut head)).await
     {
-        Ok(Ok(true)) => accept(&head, &edge),
+        Ok(Ok(true)) => accept(&head, &edge, peer),
         Ok(Ok(false)) => Err(Refusal::new(
             431,
             "request_header_fields_too_large",
@@ -163,13 +166,16 @@ async fn handshake(mut io: Prefixed, mut head: Vec<u8>, edge: Arc<Edge>) -> Opti
         .max_message_size(Some(limits.max_frame_bytes));
     let ws =
         WebSocketStream::from_partially_read(io, accepted.rest, Role::Server, Some(config)).await;
+    let conn_id = edge.conn_ids.fetch_add(1, Ordering::Relaxed);
+    // The client's address is logged once, here, rather than held for the connection's life.
+    debug!(player = %accepted.ident.player, conn = conn_id, client = ?accepted.client, "upgrade accepted");
     Some(Open {
         slot,
         ws,
         ident: accepted.ident,
         resume: accepted.resume,
         limits,
-        conn_id: edge.conn_ids.fetch_add(1, Ordering::Relaxed),
+        conn_id,
     })
 }
 
@@ -193,7 +199,7 @@ async fn read_head(io: &mut Prefixed, head: &mut Vec<u8>) -> std::io::Result<boo
 
 /// Checks an upgrade request: a WebSocket handshake, a valid player token, and a node that takes
 /// the connection.
-fn accept(head: &[u8], edge: &Edge) -> Result<Accepted, Refusal> {
+fn accept(head: &[u8], edge: &Edge, peer: Option<std::net::IpAddr>) -> Result<Accepted, Refusal> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(head) {
@@ -222,6 +228,16 @@ fn accept(head: &[u8], edge: &Edge) -> Result<Accepted, Refusal> {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .and_then(|h| std::str::from_utf8(h.value).ok())
     };
+    let values = |name: &'static str| {
+        req.headers
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .filter_map(|h| std::str::from_utf8(h.value).ok())
+    };
+    let client = peer.map(|p| {
+        edge.trusted
+            .client(p, values("forwarded"), values("x-forwarded-for"))
+    });
     let has_token = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
@@ -296,6 +312,7 @@ fn accept(head: &[u8], edge: &Edge) -> Result<Accepted, Refusal> {
         ));
     }
     Ok(Accepted {
+        client,
         ident,
         resume,
         key: key.to_owned(),

@@ -163,8 +163,9 @@ async fn a_node_with_the_wrong_cookie_never_becomes_a_member() {
     .await;
 }
 
-/// A throwaway CA and one certificate for the shared cluster name, made with the openssl CLI.
-fn make_certs(dir: &std::path::Path) {
+/// A throwaway CA and one certificate for the name `warren-cluster` (`ca.pem`, `node.pem`,
+/// `node.key` in `dir`), made with the openssl CLI.
+pub(crate) fn make_certs(dir: &std::path::Path) {
     std::fs::create_dir_all(dir).unwrap();
     let run = |args: &[&str]| {
         let out = std::process::Command::new("openssl")

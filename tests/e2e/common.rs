@@ -343,20 +343,22 @@ pub fn token_claims(claims: &Value, secret: &str) -> String {
     .unwrap()
 }
 
-pub struct Client {
-    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+/// A player's WebSocket (plain by default; `wss://` through a TLS stream).
+pub struct Client<S = MaybeTlsStream<TcpStream>> {
+    pub ws: WebSocketStream<S>,
     pub rid: u64,
     pub welcome: Value,
     /// Messages read while looking for another one, handed out by `next` in order.
     pub pending: std::collections::VecDeque<Value>,
 }
 
-impl Client {
+impl<S> Client<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     /// A client on an open WebSocket once its `welcome` arrived, or the close code the server
     /// sent instead.
-    pub async fn try_open(
-        mut ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    ) -> Result<Client, u16> {
+    pub async fn try_open(mut ws: WebSocketStream<S>) -> Result<Client<S>, u16> {
         let first = tokio::time::timeout(WAIT, ws.next())
             .await
             .expect("timed out waiting for welcome");
@@ -377,7 +379,7 @@ impl Client {
     }
 
     /// A client on an open WebSocket, once its `welcome` arrived.
-    pub async fn open(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+    pub async fn open(ws: WebSocketStream<S>) -> Client<S> {
         let mut c = Client {
             ws,
             rid: 0,

@@ -639,3 +639,130 @@ async fn through_nginxs_websocket_example() {
 async fn through_haproxy_reusing_connections_always() {
     through(Kind::Haproxy).await;
 }
+
+/// `wss://`: nginx terminates TLS (a certificate the test makes) in front of a node; players
+/// connect with `wss://` through it and play a dice round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_connect_with_wss_through_nginx_terminating_tls_and_play() {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use std::sync::Arc;
+
+    let node = Node::start(&[("WARREN_HTTP__TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let dir = std::env::temp_dir().join(format!("warren-wss-{}", free_port()));
+    crate::cluster::make_certs(&dir);
+    let proxy = Proxy::start(
+        Kind::IngressNginx,
+        &[node.port],
+        Some((&dir.join("node.pem"), &dir.join("node.key"))),
+    )
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let connect = |player: &'static str| {
+        let connector = connector.clone();
+        let port = proxy.port;
+        async move {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let name = ServerName::try_from("warren-cluster").unwrap();
+            let stream = connector
+                .connect(name, tcp)
+                .await
+                .expect("TLS handshake with nginx");
+            let url = format!(
+                "wss://warren-cluster:{port}/v1/ws?token={}",
+                token(player, &[])
+            );
+            let (ws, _) = tokio_tungstenite::client_async(url, stream)
+                .await
+                .expect("wss upgrade through nginx");
+            Client::open(ws).await
+        }
+    };
+    let mut a = connect("tls-a").await;
+    let mut b = connect("tls-b").await;
+    assert_eq!(a.welcome["player"], "tls-a");
+    let room = a.create_room("dice", json!({})).await;
+    b.ok(json!({"type":"join_room","room":room})).await;
+    a.until_type("room_state").await;
+    b.until_type("room_state").await;
+    a.ok(json!({"type":"ready"})).await;
+    b.ok(json!({"type":"ready"})).await;
+    let started = a.until_event("round_started").await;
+    for p in started["event"]["order"].as_array().unwrap() {
+        let c = if p == "tls-a" { &mut a } else { &mut b };
+        c.ok(json!({"type":"input","data":{"action":"roll"}})).await;
+    }
+    let over = b.until_event("round_over").await;
+    assert_eq!(
+        over["event"]["totals"].as_object().unwrap().len(),
+        2,
+        "{over}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The README's proxy configurations are the ones these tests run: every line of each README
+/// block, but for listen addresses and certificate paths, is a line of the tested configuration.
+#[test]
+fn the_readme_shows_the_proxy_configurations_the_tests_run() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = |marker: &str| -> Vec<String> {
+        let at = readme
+            .find(marker)
+            .unwrap_or_else(|| panic!("README lacks {marker}"));
+        let rest = &readme[at..];
+        let start = rest.find("```").unwrap();
+        let body = &rest[start..];
+        let body = &body[body.find('\n').unwrap() + 1..];
+        let end = body.find("```").unwrap();
+        body[..end].lines().map(str::to_owned).collect()
+    };
+    // Addresses differ (the tests pick ports); listen lines and certificates are the site's own.
+    let normal = |line: &str| -> String {
+        let mut out = line.trim().to_owned();
+        while let Some(at) = out.find("127.0.0.1:") {
+            let digits = out[at + 10..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .count();
+            out.replace_range(at..at + 10 + digits, "ADDR");
+        }
+        out.replace(" n0 ", " nN ")
+            .replace(" n1 ", " nN ")
+            .replace(" n2 ", " nN ")
+    };
+    let site_specific = |l: &str| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with("listen") || l.starts_with("ssl_") || l.starts_with("bind")
+    };
+    let dir = std::path::Path::new("/tmp/warren-readme-check");
+    for (marker, kind) in [
+        ("<!-- proxy:nginx -->", Kind::IngressNginx),
+        ("<!-- proxy:haproxy -->", Kind::Haproxy),
+    ] {
+        let tested: Vec<String> = config(kind, 1, &[2], dir, None)
+            .lines()
+            .map(normal)
+            .collect();
+        for line in block(marker) {
+            if site_specific(&line) {
+                continue;
+            }
+            assert!(
+                tested.contains(&normal(&line)),
+                "README {marker}: `{line}` is not in the tested {kind:?} configuration"
+            );
+        }
+    }
+}
