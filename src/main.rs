@@ -7,7 +7,9 @@
 
 // Dev-dependencies serve the end-to-end tests in tests/, not the unit tests of this binary.
 #[cfg(test)]
-use {futures_util as _, tokio_tungstenite as _, warren_loadtest as _};
+use {
+    futures_util as _, rustls as _, tokio_rustls as _, tokio_tungstenite as _, warren_loadtest as _,
+};
 
 mod config;
 mod edge;

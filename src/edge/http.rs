@@ -125,7 +125,7 @@ async fn guest(req: HttpRequest, edge: web::Data<Edge>, body: web::Bytes) -> Htt
     // The node's own host (a loopback peer forwarding for no one: tools, tests, benchmarks) is
     // not limited; a proxy forwarding for its clients is limited per client.
     if let Some(client) = edge.client_of(&req)
-        && !(client.is_loopback() && !super::forwarded(&req))
+        && (!client.is_loopback() || super::forwarded(&req))
         && !edge.guest_limit.admit(client, std::time::Instant::now())
     {
         metrics::counter!("warren_guest_tokens_refused_total").increment(1);
