@@ -70,3 +70,37 @@ pub async fn start_node(ctx: &Arc<NodeCtx>) -> Result<Hosts, SpawnErr> {
     ctx.set_hosts(hosts.clone());
     Ok(hosts)
 }
+
+#[cfg(test)]
+mod vendored_ractor {
+    //! Warren builds ractor from `vendor/ractor` (one change: boxed mailbox slots, 5 KiB less per
+    //! session; vendor/ractor/WARREN.md). These fail if a dependency ever pulls a ractor from the
+    //! registry instead, which would build and run, only heavier.
+
+    #[test]
+    fn the_mailboxes_are_the_patched_ones() {
+        let sender = std::any::type_name::<ractor::concurrency::MpscUnboundedSender<u8>>();
+        assert!(
+            sender.contains("boxed_unbounded"),
+            "ractor's unbounded sender is {sender}: the vendored, patched ractor is not in use"
+        );
+    }
+
+    #[test]
+    fn the_lock_file_has_one_ractor_and_it_is_the_vendored_one() {
+        let lock =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+        let packages: Vec<&str> = lock
+            .split("[[package]]")
+            .filter(|p| p.contains("\nname = \"ractor\"\n"))
+            .collect();
+        assert_eq!(packages.len(), 1, "more than one ractor in Cargo.lock");
+        assert!(packages[0].contains("\nversion = \"0.16.5\"\n"), "{}", packages[0]);
+        // A path dependency has no `source`; a registry one does.
+        assert!(
+            !packages[0].contains("source ="),
+            "ractor comes from a registry, not vendor/ractor: {}",
+            packages[0]
+        );
+    }
+}
