@@ -95,7 +95,11 @@ mod vendored_ractor {
             .filter(|p| p.contains("\nname = \"ractor\"\n"))
             .collect();
         assert_eq!(packages.len(), 1, "more than one ractor in Cargo.lock");
-        assert!(packages[0].contains("\nversion = \"0.16.5\"\n"), "{}", packages[0]);
+        assert!(
+            packages[0].contains("\nversion = \"0.16.5\"\n"),
+            "{}",
+            packages[0]
+        );
         // A path dependency has no `source`; a registry one does.
         assert!(
             !packages[0].contains("source ="),

@@ -258,21 +258,7 @@ fn round(x: f64, digits: i32) -> f64 {
 
 /// A close code and its name in PROTOCOL.md.
 fn close_name(code: u16) -> String {
-    use warren_protocol::CloseCode as C;
-    let name = [
-        C::Normal,
-        C::Binary,
-        C::TooLarge,
-        C::Internal,
-        C::HeartbeatTimeout,
-        C::Draining,
-        C::Replaced,
-        C::TooSlow,
-        C::RateLimited,
-    ]
-    .into_iter()
-    .find(|c| c.code() == code)
-    .map(|c| c.reason());
+    let name = warren_protocol::CloseCode::from_code(code).map(|c| c.reason());
     match (code, name) {
         (0, _) => "0 (no close frame)".to_owned(),
         (c, Some(n)) => format!("{c} ({n})"),

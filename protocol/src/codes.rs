@@ -70,6 +70,8 @@ impl ErrorCode {
 pub enum CloseCode {
     /// Normal closure.
     Normal = 1000,
+    /// The client broke the WebSocket protocol (bad masking, bad UTF-8 in a text frame, ...).
+    ProtocolError = 1002,
     /// The client sent a binary frame.
     Binary = 1003,
     /// The client sent a frame over `limits.max_frame_bytes`.
@@ -89,6 +91,25 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Every close code the server sends.
+    pub const ALL: [CloseCode; 10] = [
+        Self::Normal,
+        Self::ProtocolError,
+        Self::Binary,
+        Self::TooLarge,
+        Self::Internal,
+        Self::HeartbeatTimeout,
+        Self::Draining,
+        Self::Replaced,
+        Self::TooSlow,
+        Self::RateLimited,
+    ];
+
+    /// The close code with this number, if the server sends it.
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+
     /// The numeric code.
     pub fn code(self) -> u16 {
         self as u16
@@ -98,6 +119,7 @@ impl CloseCode {
     pub fn reason(self) -> &'static str {
         match self {
             Self::Normal => "normal",
+            Self::ProtocolError => "protocol error",
             Self::Binary => "binary frames are not supported",
             Self::TooLarge => "frame too large",
             Self::Internal => "internal error",
@@ -107,5 +129,22 @@ impl CloseCode {
             Self::TooSlow => "outbound queue full",
             Self::RateLimited => "rate limit exceeded",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_close_code_of_the_contract_round_trips() {
+        let contract = [1000, 1002, 1003, 1009, 1011, 4000, 4001, 4002, 4003, 4004];
+        for code in contract {
+            let c = CloseCode::from_code(code).unwrap_or_else(|| panic!("{code} missing"));
+            assert_eq!(c.code(), code);
+            assert!(!c.reason().is_empty());
+        }
+        assert_eq!(CloseCode::ALL.len(), contract.len());
+        assert_eq!(CloseCode::from_code(1001), None);
     }
 }

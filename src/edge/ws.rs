@@ -586,7 +586,7 @@ async fn connect(
 }
 
 /// RFC 6455 close code for a frame that breaks the WebSocket protocol.
-const PROTOCOL_ERROR: u16 = 1002;
+const PROTOCOL_ERROR: u16 = CloseCode::ProtocolError as u16;
 
 /// Writes `first` and whatever else is queued already (up to [`WRITE_BATCH`] frames), then
 /// flushes once: one write for all of them. Gives the number of frames written.
@@ -674,20 +674,7 @@ async fn close(mut ws: WebSocketStream<Prefixed>, code: u16) {
 }
 
 fn reason_text(code: u16) -> &'static str {
-    [
-        CloseCode::Normal,
-        CloseCode::Binary,
-        CloseCode::TooLarge,
-        CloseCode::Internal,
-        CloseCode::HeartbeatTimeout,
-        CloseCode::Draining,
-        CloseCode::Replaced,
-        CloseCode::TooSlow,
-        CloseCode::RateLimited,
-    ]
-    .into_iter()
-    .find(|c| c.code() == code)
-    .map_or("protocol error", CloseCode::reason)
+    CloseCode::from_code(code).map_or("closing", CloseCode::reason)
 }
 
 /// The `rate_limited` error for a dropped frame, with its `rid` when one can be read.
