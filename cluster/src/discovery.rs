@@ -14,7 +14,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::membership::ClusterView;
+use crate::membership::{ClusterView, MemberState};
 use crate::tls::Tls;
 
 const ROUND: Duration = Duration::from_millis(500);
@@ -40,7 +40,7 @@ pub(crate) async fn run(
             .members()
             .into_iter()
             .skip(1)
-            .filter(|m| m.state != "unreachable")
+            .filter(|m| m.state != MemberState::Unreachable)
             .map(|m| m.advertise)
             .collect();
         let live_addrs: HashSet<SocketAddr> = live.iter().filter_map(|a| a.parse().ok()).collect();

@@ -30,7 +30,7 @@ use warren_protocol::{
     ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary, TicketId, error_frame,
 };
 
-use crate::membership::ClusterView;
+use crate::membership::{ClusterView, MemberState};
 use crate::wire::{Body, Envelope, PROTO_INPUT, PROTO_ROOM_CLOSED, PROTO_SEAT_WAITING, Wire};
 
 /// How long a request to another node may take before the caller gets `internal`.
@@ -112,7 +112,7 @@ impl ClusterPeers {
             .members()
             .into_iter()
             .skip(1)
-            .filter(|m| m.state != "unreachable")
+            .filter(|m| m.state != MemberState::Unreachable)
             .map(|m| m.id)
             .collect()
     }
@@ -488,7 +488,7 @@ impl Peers for ClusterPeers {
             .view
             .members()
             .into_iter()
-            .filter(|m| m.state == "ready")
+            .filter(|m| m.state == MemberState::Ready)
             .map(|m| Candidate {
                 node: NodeId::new(m.id),
                 rooms: m.rooms,

@@ -38,8 +38,8 @@ pub type StatusFn = Arc<dyn Fn() -> LocalStatus + Send + Sync>;
 pub struct MemberView {
     /// Node id.
     pub id: String,
-    /// `ready`, `draining` or `unreachable`.
-    pub state: &'static str,
+    /// Ready, draining or unreachable, as this node sees it.
+    pub state: MemberState,
     /// Build version.
     pub version: String,
     /// Rooms hosted.
@@ -53,6 +53,32 @@ pub struct MemberView {
     /// message kinds newer than that must not be sent to it.
     #[serde(skip)]
     pub proto: u32,
+}
+
+/// A member's state as this node sees it (`/v1/cluster`, `warren_cluster_nodes{state}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberState {
+    /// Reachable and taking players and rooms.
+    Ready,
+    /// Reachable and draining.
+    Draining,
+    /// Silent for longer than the failure timeout.
+    Unreachable,
+}
+
+impl MemberState {
+    /// Every state, in the order metrics list them.
+    pub const ALL: [MemberState; 3] = [Self::Ready, Self::Draining, Self::Unreachable];
+
+    /// Its name in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Draining => "draining",
+            Self::Unreachable => "unreachable",
+        }
+    }
 }
 
 /// The latest view, readable without asking the actor.
@@ -80,7 +106,7 @@ impl ClusterView {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .any(|m| m.id == id && m.state != "unreachable")
+            .any(|m| m.id == id && m.state != MemberState::Unreachable)
     }
 
     /// Whether `id` is a reachable member whose build reads messages of cluster protocol `proto`.
@@ -89,7 +115,7 @@ impl ClusterView {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .any(|m| m.id == id && m.state != "unreachable" && m.proto >= proto)
+            .any(|m| m.id == id && m.state != MemberState::Unreachable && m.proto >= proto)
     }
 
     /// Addresses worth dialing: every member ever heard of, and every address peers gossiped.
@@ -124,14 +150,17 @@ impl ClusterView {
             .members
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let up = members.iter().filter(|m| m.state != "unreachable").count();
+        let up = members
+            .iter()
+            .filter(|m| m.state != MemberState::Unreachable)
+            .count();
         up * 2 > members.len().max(1)
     }
 
     fn set(&self, v: Vec<MemberView>, candidates: Vec<String>) {
         let mut ready: Vec<NodeId> = v
             .iter()
-            .filter(|m| m.state == "ready")
+            .filter(|m| m.state == MemberState::Ready)
             .map(|m| NodeId::new(m.id.clone()))
             .collect();
         ready.sort_unstable();
@@ -357,7 +386,7 @@ impl MembershipState {
         // How evenly rooms spread: max / mean rooms over reachable nodes (1 is even; 0 without rooms).
         let rooms: Vec<f64> = members
             .iter()
-            .filter(|m| m.state != "unreachable")
+            .filter(|m| m.state != MemberState::Unreachable)
             .map(|m| f64::from(m.rooms))
             .collect();
         let mean = rooms.iter().sum::<f64>() / rooms.len().max(1) as f64;
@@ -367,9 +396,9 @@ impl MembershipState {
             0.0
         };
         metrics::gauge!("warren_cluster_room_spread").set(spread);
-        for state in ["ready", "draining", "unreachable"] {
+        for state in MemberState::ALL {
             let n = members.iter().filter(|m| m.state == state).count();
-            metrics::gauge!("warren_cluster_nodes", "state" => state).set(n as f64);
+            metrics::gauge!("warren_cluster_nodes", "state" => state.as_str()).set(n as f64);
         }
         let mut candidates: Vec<String> = self.gossip.iter().cloned().collect();
         candidates.extend(self.peers.values().map(|p| p.status.advertise.clone()));
@@ -381,9 +410,9 @@ impl MembershipState {
 
 fn view_of(s: &NodeStatus, proto: u32, reachable: bool) -> MemberView {
     let state = match (reachable, s.state) {
-        (false, _) => "unreachable",
-        (true, NodeState::Ready) => "ready",
-        (true, NodeState::Draining) => "draining",
+        (false, _) => MemberState::Unreachable,
+        (true, NodeState::Ready) => MemberState::Ready,
+        (true, NodeState::Draining) => MemberState::Draining,
     };
     MemberView {
         id: s.id.clone(),
@@ -414,7 +443,7 @@ pub fn announce_leaving(node: &str) {
 mod tests {
     use super::*;
 
-    fn member(id: &str, state: &'static str, proto: u32) -> MemberView {
+    fn member(id: &str, state: MemberState, proto: u32) -> MemberView {
         MemberView {
             id: id.into(),
             state,
@@ -431,10 +460,10 @@ mod tests {
         let view = ClusterView::default();
         view.set(
             vec![
-                member("old", "ready", 1),
-                member("new", "ready", 2),
-                member("gone", "unreachable", 2),
-                member("draining", "draining", 2),
+                member("old", MemberState::Ready, 1),
+                member("new", MemberState::Ready, 2),
+                member("gone", MemberState::Unreachable, 2),
+                member("draining", MemberState::Draining, 2),
             ],
             Vec::new(),
         );

@@ -28,7 +28,7 @@ use warren_actors::room_host::RoomHostMsg;
 use warren_protocol::{CloseCode, NodeId, RoomId};
 
 use crate::inbox::{inbox_of, send};
-use crate::membership::ClusterView;
+use crate::membership::{ClusterView, MemberState};
 use crate::wire::{Body, Replica};
 
 /// Most snapshots in one `Replicate` message.
@@ -329,7 +329,7 @@ pub async fn guard(ctx: Arc<NodeCtx>, view: Arc<ClusterView>, replicas: Arc<Repl
         let mut dead: HashSet<String> = view
             .members()
             .into_iter()
-            .filter(|m| m.state == "unreachable")
+            .filter(|m| m.state == MemberState::Unreachable)
             .map(|m| m.id)
             .collect();
         dead.extend(view.departed());

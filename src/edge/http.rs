@@ -8,6 +8,7 @@ use warren_protocol::PlayerId;
 
 use super::Edge;
 use super::auth::AdminDenied;
+use warren_cluster::membership::MemberState;
 
 /// Routes of the node.
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
@@ -196,9 +197,9 @@ async fn cluster(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {
     let mut nodes = edge.cluster.members();
     if let Some(me) = nodes.first_mut() {
         me.state = if edge.ctx.is_draining() {
-            "draining"
+            MemberState::Draining
         } else {
-            "ready"
+            MemberState::Ready
         };
         me.rooms = edge.ctx.directory.len() as u32;
         me.sessions = edge.ctx.sessions.len() as u32;
