@@ -62,6 +62,7 @@ fn main() -> ExitCode {
     match run(cli.config, cfg) {
         Ok(Outcome::Drained) => ExitCode::SUCCESS,
         Ok(Outcome::Forced) => ExitCode::from(1),
+        Ok(Outcome::Failed) => ExitCode::from(3),
         Err(e) => {
             eprintln!("warren: {e:#}");
             ExitCode::from(1)
@@ -121,10 +122,18 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()
         .context("failed to start the actor runtime")?;
+    let (fatal_tx, fatal) = tokio::sync::mpsc::unbounded_channel();
+    let sup = actors
+        .block_on(warren_actors::start_supervisor(&ctx, fatal_tx))
+        .context("failed to start the node's supervisor")?;
     actors
-        .block_on(warren_actors::start_node(&ctx))
+        .block_on(warren_actors::start_node(&ctx, &sup))
         .context("failed to start the node's actors")?;
-    actors.spawn(telemetry::metrics_upkeep(metrics.clone()));
+    {
+        let _guard = actors.enter();
+        let upkeep = actors.spawn(telemetry::metrics_upkeep(metrics.clone()));
+        warren_actors::supervisor::watch(&sup, "metrics upkeep", upkeep);
+    }
     let cluster_listen: std::net::SocketAddr = cfg
         .cluster
         .listen
@@ -165,12 +174,17 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
             },
             status,
             ctx.clone(),
+            &sup,
         ))
         .with_context(|| {
             format!("failed to start the cluster listener on cluster.listen {cluster_listen}")
         })?;
 
-    actors.spawn(warren_actors::migrate::rebalance(ctx.clone()));
+    {
+        let _guard = actors.enter();
+        let rebalance = actors.spawn(warren_actors::migrate::rebalance(ctx.clone()));
+        warren_actors::supervisor::watch(&sup, "rebalance", rebalance);
+    }
     let (drain_tx, drain_rx) = tokio::sync::mpsc::unbounded_channel();
     let edge = Arc::new(Edge {
         ctx: ctx.clone(),
@@ -210,6 +224,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
             config_file,
             logs,
             config: cfg.clone(),
+            fatal,
         };
         let outcome = actors.spawn(shutdown::run(lifecycle));
         info!(node = %node, version = %version, http = %listen, games = ?ctx.games.names(), "warren node ready");

@@ -29,6 +29,9 @@ pub(crate) enum Outcome {
     Drained,
     /// A second SIGTERM cut the drain short: exit 1.
     Forced,
+    /// A vital part of the node failed (`warren_actors::supervisor`): exit 3 at once, as a crash
+    /// would, so that the cluster adopts the rooms.
+    Failed,
 }
 
 /// Everything the lifecycle task needs.
@@ -45,6 +48,8 @@ pub(crate) struct Lifecycle {
     pub(crate) logs: LogReload,
     /// The config the node started with.
     pub(crate) config: Config,
+    /// Failures of the node's vital parts, from its supervisor.
+    pub(crate) fatal: mpsc::UnboundedReceiver<String>,
 }
 
 /// Runs until the node should exit.
@@ -66,6 +71,11 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
             _ = term.recv() => { info!("SIGTERM: draining"); break; }
             _ = int.recv() => { info!("SIGINT: draining"); break; }
             Some(()) = lc.drain_rx.recv() => { info!("drain requested by an admin"); break; }
+            Some(why) = lc.fatal.recv() => {
+                error!(failure = %why, "the node failed; exiting without a drain (its rooms come back on their backups)");
+                lc.server.stop(false).await;
+                return Outcome::Failed;
+            }
             _ = hup.recv() => reload(&lc),
         }
     }

@@ -1,7 +1,7 @@
 //! Warren's actors on one node: sessions, rooms, the room host, matchmaking pools, and the games.
 //!
 //! ```text
-//! start_node
+//! NodeSupervisor     a failure of any host ends the node (see `supervisor`)
 //! ├── RoomHost       spawns and supervises rooms; restarts a failed room from its snapshot
 //! │   └── Room*      one per room: seats, a Game, timers, snapshot
 //! ├── PoolHost       one pool per (game, mode)
@@ -35,31 +35,51 @@ pub mod room_host;
 pub mod session;
 pub mod session_host;
 pub mod settings;
+pub mod supervisor;
 
 use std::sync::Arc;
 
-use ractor::{Actor, SpawnErr};
+use ractor::{Actor, ActorRef, SpawnErr};
+use tokio::sync::mpsc;
 
 use crate::node::{Hosts, NodeCtx};
+use crate::supervisor::{NodeSupervisor, NodeSupervisorMsg};
 
-/// Spawns the node's host actors on the current tokio runtime and records them in `ctx`.
-pub async fn start_node(ctx: &Arc<NodeCtx>) -> Result<Hosts, SpawnErr> {
-    let (rooms, _) = Actor::spawn(
+/// Starts the node's supervisor ([`supervisor`]); a failure of anything it watches is sent to
+/// `fatal`, on which the node exits.
+pub async fn start_supervisor(
+    ctx: &NodeCtx,
+    fatal: mpsc::UnboundedSender<String>,
+) -> Result<ActorRef<NodeSupervisorMsg>, SpawnErr> {
+    let name = format!("{}/supervisor", ctx.node);
+    Ok(Actor::spawn(Some(name), NodeSupervisor, fatal).await?.0)
+}
+
+/// Spawns the node's host actors, linked to the supervisor, on the current tokio runtime and
+/// records them in `ctx`.
+pub async fn start_node(
+    ctx: &Arc<NodeCtx>,
+    sup: &ActorRef<NodeSupervisorMsg>,
+) -> Result<Hosts, SpawnErr> {
+    let (rooms, _) = Actor::spawn_linked(
         Some(format!("{}/rooms", ctx.node)),
         room_host::RoomHost,
         ctx.clone(),
+        sup.get_cell(),
     )
     .await?;
-    let (pools, _) = Actor::spawn(
+    let (pools, _) = Actor::spawn_linked(
         Some(format!("{}/pools", ctx.node)),
         pool_host::PoolHost,
         ctx.clone(),
+        sup.get_cell(),
     )
     .await?;
-    let (sessions, _) = Actor::spawn(
+    let (sessions, _) = Actor::spawn_linked(
         Some(format!("{}/sessions", ctx.node)),
         session_host::SessionHost,
         ctx.clone(),
+        sup.get_cell(),
     )
     .await?;
     let hosts = Hosts {

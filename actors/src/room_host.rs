@@ -77,6 +77,10 @@ pub enum RoomHostMsg {
     /// These nodes left the cluster: every room here lets go of the seats whose sessions lived
     /// there (disconnected now, released after the reconnect grace unless their players return).
     HomesLost(Vec<NodeId>),
+    /// With the `test-hooks` feature only: the host fails, so end-to-end tests can watch the node
+    /// react.
+    #[cfg(feature = "test-hooks")]
+    FailForTest,
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -137,6 +141,8 @@ impl Actor for RoomHost {
                 let _ = reply.send(r);
             }
             RoomHostMsg::Drop { room, to } => st.drop_room(&room, to),
+            #[cfg(feature = "test-hooks")]
+            RoomHostMsg::FailForTest => panic!("test hook: the room host fails"),
             RoomHostMsg::HomesLost(nodes) => {
                 let nodes = Arc::new(nodes);
                 for room in st.ctx.directory.ids() {

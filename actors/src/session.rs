@@ -105,6 +105,10 @@ pub struct SessionArgs {
 #[cfg(feature = "test-hooks")]
 pub const FAIL_SESSION_HOOK: &str = "test-hooks: fail the session";
 
+/// With the `test-hooks` feature only: a `chat` with this text makes the node's `RoomHost` fail.
+#[cfg(feature = "test-hooks")]
+pub const FAIL_ROOM_HOST_HOOK: &str = "test-hooks: fail the room host";
+
 /// The session actor.
 pub struct Session;
 
@@ -634,6 +638,11 @@ impl SessionState {
         #[cfg(feature = "test-hooks")]
         if matches!(&req, Request::Chat { text } if text == FAIL_SESSION_HOOK) {
             panic!("test hook: the session fails");
+        }
+        #[cfg(feature = "test-hooks")]
+        if matches!(&req, Request::Chat { text } if text == FAIL_ROOM_HOST_HOOK) {
+            let _ = self.ctx.hosts().rooms.cast(RoomHostMsg::FailForTest);
+            return;
         }
         match req {
             Request::Ping => self.reply_ok(rid, obj(json!({"server_time_ms": now_ms()}))),

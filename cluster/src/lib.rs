@@ -29,7 +29,9 @@ use ractor::Actor;
 use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{IncomingEncryptionMode, NodeServer};
 
+use ractor::ActorRef;
 use warren_actors::node::NodeCtx;
+use warren_actors::supervisor::{NodeSupervisorMsg, watch};
 
 use crate::membership::{ClusterView, Membership, MembershipArgs, StatusFn};
 
@@ -85,12 +87,15 @@ pub struct Cluster {
     pub view: Arc<ClusterView>,
 }
 
-/// Starts the node server, membership and discovery on the current tokio runtime.
+/// Starts the node server, membership and discovery on the current tokio runtime, its actors
+/// linked to the node's supervisor and its tasks watched by it.
 pub async fn start(
     cfg: ClusterConfig,
     status: StatusFn,
     ctx: Arc<NodeCtx>,
+    sup: &ActorRef<NodeSupervisorMsg>,
 ) -> Result<Cluster, ClusterError> {
+    let name = |what: &str| Some(format!("{}/{what}", cfg.node));
     let advertise = if cfg.advertise.is_empty() {
         cfg.listen.to_string()
     } else {
@@ -118,7 +123,7 @@ pub async fn start(
         Some(NodeConnectionMode::Isolated),
     )
     .with_listen_addr(cfg.listen.ip());
-    let (server, _) = Actor::spawn(None, server, ())
+    let (server, _) = Actor::spawn_linked(name("node-server"), server, (), sup.get_cell())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
     let view = Arc::new(ClusterView::default());
@@ -131,7 +136,7 @@ pub async fn start(
         status,
         view: view.clone(),
     };
-    Actor::spawn(None, Membership, args)
+    Actor::spawn_linked(name("membership"), Membership, args, sup.get_cell())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
     let peers = inbox::ClusterPeers::new(ctx.clone(), view.clone(), cfg.batch_delivery);
@@ -141,7 +146,7 @@ pub async fn start(
         peers: peers.clone(),
         replicas: replicas.clone(),
     };
-    Actor::spawn(None, inbox::NodeInbox, inbox_args)
+    Actor::spawn_linked(name("inbox"), inbox::NodeInbox, inbox_args, sup.get_cell())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
     ctx.set_peers(Arc::new(peers));
@@ -149,14 +154,17 @@ pub async fn start(
     if let Ok(a) = advertise.parse::<SocketAddr>() {
         own.push(a);
     }
-    tokio::spawn(replication::replicate(ctx.clone(), view.clone()));
-    tokio::spawn(replication::guard(ctx.clone(), view.clone(), replicas));
-    tokio::spawn(discovery::run(
+    let replicate = tokio::spawn(replication::replicate(ctx.clone(), view.clone()));
+    watch(sup, "replication", replicate);
+    let guard = tokio::spawn(replication::guard(ctx.clone(), view.clone(), replicas));
+    watch(sup, "guard", guard);
+    let discovery = tokio::spawn(discovery::run(
         server.clone(),
         cfg.seeds,
         own,
         view.clone(),
         tls,
     ));
+    watch(sup, "discovery", discovery);
     Ok(Cluster { view })
 }

@@ -223,3 +223,37 @@ async fn until_metric(node: &Node, series: &str, value: f64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A vital part of a node fails (its `RoomHost`, through a test hook): the node does not go on
+/// looking ready while broken. It exits at once with code 3 and says why, and the cluster takes
+/// over as after a crash: its room comes back on another node for the player connected there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_room_host_fails_exits_with_3_and_its_rooms_come_back_elsewhere() {
+    let mut nodes = crate::cluster_matchmaking::trio().await;
+    let mut a = nodes[0].connect("host-a").await;
+    let mut b = nodes[1].connect("host-b").await;
+    let room = a.create_room("dice", json!({})).await;
+    assert!(room.starts_with("n1."), "{room}");
+    a.until_type("room_state").await;
+    b.ok(json!({"type":"join_room","room":room})).await;
+    b.until_type("room_state").await;
+    a.until_event("player_joined").await;
+    b.clear();
+
+    a.send(json!({"type":"chat","text":"test-hooks: fail the room host"}))
+        .await;
+    let code = nodes[0].wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(3), "{}", nodes[0].logs());
+    let logs = nodes[0].logs();
+    assert!(
+        logs.contains("a vital part of the node is gone") && logs.contains("n1/rooms"),
+        "{logs}"
+    );
+    let back = b
+        .until_what("the room's room_state from its new host", |m| {
+            m["type"] == "room_state" && m["room"] == room.as_str()
+        })
+        .await;
+    assert_eq!(back["state"]["phase"], "waiting", "{back}");
+    b.ok(json!({"type":"ready"})).await;
+}
