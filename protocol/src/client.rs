@@ -86,6 +86,51 @@ impl Request {
     }
 }
 
+impl ClientRequest {
+    /// The request as a client sends it: one JSON text frame, which [`decode_client_frame`] reads
+    /// back as this request.
+    pub fn encode(&self) -> String {
+        let mut obj = Map::new();
+        obj.insert("type".into(), Value::from(self.req.kind()));
+        if let Some(rid) = self.rid {
+            obj.insert("rid".into(), Value::from(rid));
+        }
+        let mut put = |k: &str, v: Value| {
+            obj.insert(k.into(), v);
+        };
+        match &self.req {
+            Request::CreateRoom {
+                game,
+                params,
+                private,
+            } => {
+                put("game", Value::from(game.as_str()));
+                put("params", Value::Object(params.clone()));
+                put("private", Value::from(*private));
+            }
+            Request::JoinRoom { room } => put("room", Value::from(room.as_str())),
+            Request::ListRooms { game } => {
+                if let Some(g) = game {
+                    put("game", Value::from(g.as_str()));
+                }
+            }
+            Request::Input { data, seq } => {
+                put("data", Value::Object(data.clone()));
+                if let Some(seq) = seq {
+                    put("seq", Value::from(*seq));
+                }
+            }
+            Request::Chat { text } => put("text", Value::from(text.as_str())),
+            Request::Queue { game, mode } => {
+                put("game", Value::from(game.as_str()));
+                put("mode", Value::from(mode.as_str()));
+            }
+            Request::LeaveRoom | Request::Ready | Request::Unqueue | Request::Ping => {}
+        }
+        Value::Object(obj).to_string()
+    }
+}
+
 /// Why a frame could not be decoded, with the `rid` to answer with when one was readable.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{message}")]
@@ -293,6 +338,54 @@ mod tests {
             decode_client_frame(empty).unwrap_err().code,
             ErrorCode::BadRequest
         );
+    }
+
+    #[test]
+    fn every_request_encodes_to_a_frame_that_decodes_back() {
+        let data = |v: Value| match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let all = [
+            Request::CreateRoom {
+                game: "dice".into(),
+                params: data(serde_json::json!({"seats": 3})),
+                private: true,
+            },
+            Request::JoinRoom { room: "n1.r".into() },
+            Request::LeaveRoom,
+            Request::ListRooms { game: None },
+            Request::ListRooms {
+                game: Some("arena".into()),
+            },
+            Request::Ready,
+            Request::Input {
+                data: data(serde_json::json!({"dx": 1, "dy": -0.5})),
+                seq: Some(9),
+            },
+            Request::Input {
+                data: data(serde_json::json!({"action": "roll"})),
+                seq: None,
+            },
+            Request::Chat {
+                text: "hi \"there\"".into(),
+            },
+            Request::Queue {
+                game: "dice".into(),
+                mode: "ranked".into(),
+            },
+            Request::Unqueue,
+            Request::Ping,
+        ];
+        for (i, req) in all.into_iter().enumerate() {
+            for rid in [None, Some(i as u64)] {
+                let r = ClientRequest {
+                    rid,
+                    req: req.clone(),
+                };
+                assert_eq!(decode_client_frame(&r.encode()).unwrap(), r);
+            }
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::ids::{GameName, NodeId, PlayerId, RoomId, SessionId, TicketId};
 pub type Outbound = ByteString;
 
 /// One seat of a room as clients see it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct PlayerView {
     /// The seated player.
     pub player: PlayerId,

@@ -1,0 +1,356 @@
+//! warren-client: a typed Rust client of Warren's WebSocket protocol (PROTOCOL.md), for game
+//! clients written in Rust (Bevy, macroquad, a headless bot) and for tools.
+//!
+//! [`connect`] opens a connection and gives two halves:
+//! - a [`Client`], cheap to clone, that sends requests: each request with a `rid` is a future
+//!   resolving to its `ok` fields or its error ([`Client::request`]); inputs without a `rid` are
+//!   sent one way ([`Client::send`]);
+//! - a [`Pushes`] stream of everything else the server sends (`room_state`, `room_event`, `state`,
+//!   `chat`, `match_found`, `recovery_done`, errors without a `rid`), ending with the close.
+//!
+//! Resume after a dropped connection with the token of the last `welcome`
+//! ([`Client::resume_token`]): `connect(url, token, Some(resume))`.
+//!
+//! ```no_run
+//! # async fn play() -> Result<(), warren_client::ClientError> {
+//! use warren_client::{Push, Request, connect};
+//! let (client, mut pushes) = connect("ws://127.0.0.1:7350", "<jwt>", None).await?;
+//! let room = client.create_room("dice", Default::default()).await?;
+//! client.request(Request::Ready).await?;
+//! while let Some(push) = pushes.next().await {
+//!     match push {
+//!         Push::Message(m) => println!("{m:?}"),
+//!         Push::Closed { code, .. } => println!("closed with {code:?}"),
+//!     }
+//! }
+//! # let _ = room;
+//! # Ok(())
+//! # }
+//! ```
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+pub use warren_protocol::{
+    ClientRequest, CloseCode, ErrorCode, GameName, PlayerId, Request, RoomId, ServerMessage,
+    TicketId, Welcome,
+};
+
+/// Pushes buffered before the client reads them; past it the connection stops reading, and the
+/// server, whose own queue then fills, closes it with 4003 (too slow).
+pub const PUSH_BUFFER: usize = 4096;
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The WebSocket could not be opened (refused upgrades carry the server's status).
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The server answered with something other than a `welcome` first.
+    #[error("no welcome: {0}")]
+    NoWelcome(String),
+    /// The server refused the request.
+    #[error("{code:?}: {message}")]
+    Refused {
+        /// The error code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The connection ended before the answer came.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+/// What the server pushes, and how the connection ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Push {
+    /// A message that answers no request.
+    Message(ServerMessage),
+    /// The connection ended: the server's close code (PROTOCOL.md "Close codes") if it sent one.
+    Closed {
+        /// Close code.
+        code: Option<u16>,
+        /// Its reason text.
+        reason: String,
+    },
+}
+
+/// The stream of pushes of one connection.
+pub struct Pushes {
+    rx: mpsc::Receiver<Push>,
+}
+
+impl Pushes {
+    /// The next push; `None` after [`Push::Closed`].
+    pub async fn next(&mut self) -> Option<Push> {
+        self.rx.recv().await
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Map<String, Value>, ClientError>>>>>;
+
+/// Sends requests on one connection. Clones share it.
+#[derive(Clone)]
+pub struct Client {
+    out: mpsc::UnboundedSender<Message>,
+    pending: Pending,
+    next_rid: Arc<AtomicU64>,
+    welcome: Arc<Welcome>,
+}
+
+/// Opens a connection to the node at `url` (`ws://host:port` or `wss://…`; the path `/v1/ws` is
+/// added unless given) as the player of `token`, resuming a session with `resume` when given.
+pub async fn connect(
+    url: &str,
+    token: &str,
+    resume: Option<&str>,
+) -> Result<(Client, Pushes), ClientError> {
+    let base = url.trim_end_matches('/');
+    let mut target = if base.ends_with("/v1/ws") {
+        base.to_owned()
+    } else {
+        format!("{base}/v1/ws")
+    };
+    if let Some(r) = resume {
+        target.push_str("?resume=");
+        target.push_str(&encode_query(r));
+    }
+    let mut request = target
+        .into_client_request()
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    request.headers_mut().insert("authorization", bearer);
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    let welcome = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => match ServerMessage::decode(&t) {
+                Ok(ServerMessage::Welcome(w)) => break w,
+                _ => return Err(ClientError::NoWelcome(t.to_string())),
+            },
+            Some(Ok(Message::Close(c))) => {
+                let why = c.map_or_else(String::new, |c| format!("{} {}", c.code, c.reason));
+                return Err(ClientError::NoWelcome(format!("closed: {why}")));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(ClientError::Connect(e.to_string())),
+            None => return Err(ClientError::NoWelcome("connection ended".into())),
+        }
+    };
+    let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
+    let (push_tx, rx) = mpsc::channel(PUSH_BUFFER);
+    let pending: Pending = Arc::default();
+    let client = Client {
+        out,
+        pending: pending.clone(),
+        next_rid: Arc::new(AtomicU64::new(1)),
+        welcome: Arc::new(welcome),
+    };
+    // The connection's task: writes what the client queues, reads and dispatches what the
+    // server sends (answering pings as it reads), and fails every waiting request when it ends.
+    tokio::spawn(async move {
+        let closed = loop {
+            tokio::select! {
+                msg = outgoing.recv() => match msg {
+                    Some(m) => {
+                        if ws.send(m).await.is_err() {
+                            break (None, String::new());
+                        }
+                    }
+                    // Every `Client` is gone: close normally.
+                    None => {
+                        let _ = ws.close(None).await;
+                        break (Some(CloseCode::Normal.code()), String::new());
+                    }
+                },
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(t))) => {
+                        let Ok(msg) = ServerMessage::decode(&t) else { continue };
+                        if let Some(push) = dispatch(&pending, msg)
+                            && push_tx.send(Push::Message(push)).await.is_err()
+                        {
+                            // Nobody reads the pushes any more; requests still work.
+                        }
+                    }
+                    Some(Ok(Message::Close(c))) => {
+                        break c.map_or((None, String::new()), |c| (Some(u16::from(c.code)), c.reason.to_string()));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break (None, String::new()),
+                },
+            }
+        };
+        for (_, waiter) in lock(&pending).drain() {
+            let _ = waiter.send(Err(ClientError::Closed));
+        }
+        let _ = push_tx
+            .send(Push::Closed {
+                code: closed.0,
+                reason: closed.1,
+            })
+            .await;
+    });
+    Ok((client, Pushes { rx }))
+}
+
+/// Hands a reply to its waiting request; anything else is a push.
+fn dispatch(pending: &Pending, msg: ServerMessage) -> Option<ServerMessage> {
+    let (rid, answer) = match msg {
+        ServerMessage::Ok { rid, fields } => (rid, Ok(fields)),
+        ServerMessage::Error {
+            rid: Some(rid),
+            code,
+            message,
+        } => (rid, Err(ClientError::Refused { code, message })),
+        other => return Some(other),
+    };
+    if let Some(waiter) = lock(pending).remove(&rid) {
+        let _ = waiter.send(answer);
+    }
+    None
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Percent-encodes a query value (resume tokens are base64url with a dot; this keeps any value safe).
+fn encode_query(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Client {
+    /// The connection's `welcome`.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// The token to resume this session with on the next connection.
+    pub fn resume_token(&self) -> &str {
+        &self.welcome.resume
+    }
+
+    /// Sends a request with a fresh `rid` and waits for its answer: the `ok`'s fields, or the
+    /// server's refusal.
+    pub async fn request(&self, req: Request) -> Result<Map<String, Value>, ClientError> {
+        let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(rid, tx);
+        let frame = ClientRequest {
+            rid: Some(rid),
+            req,
+        }
+        .encode();
+        if self.out.send(Message::text(frame)).is_err() {
+            lock(&self.pending).remove(&rid);
+            return Err(ClientError::Closed);
+        }
+        rx.await.unwrap_or(Err(ClientError::Closed))
+    }
+
+    /// Sends a request without a `rid`: no answer (its errors come as pushes). For realtime
+    /// inputs.
+    pub fn send(&self, req: Request) -> Result<(), ClientError> {
+        let frame = ClientRequest { rid: None, req }.encode();
+        self.out
+            .send(Message::text(frame))
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// `create_room`: the new room's id (its `room_state` follows as a push).
+    pub async fn create_room(
+        &self,
+        game: &str,
+        params: Map<String, Value>,
+    ) -> Result<RoomId, ClientError> {
+        let ok = self
+            .request(Request::CreateRoom {
+                game: game.into(),
+                params,
+                private: false,
+            })
+            .await?;
+        Ok(RoomId::new(
+            ok.get("room").and_then(Value::as_str).unwrap_or_default(),
+        ))
+    }
+
+    /// `join_room` (its `room_state` follows as a push).
+    pub async fn join_room(&self, room: &RoomId) -> Result<(), ClientError> {
+        self.request(Request::JoinRoom { room: room.clone() })
+            .await
+            .map(drop)
+    }
+
+    /// `input` with a `rid`: resolves once the room applied it (or refused it).
+    pub async fn input(&self, data: Map<String, Value>) -> Result<(), ClientError> {
+        self.request(Request::Input { data, seq: None })
+            .await
+            .map(drop)
+    }
+
+    /// `queue`: the ticket.
+    pub async fn queue(&self, game: &str, mode: &str) -> Result<TicketId, ClientError> {
+        let ok = self
+            .request(Request::Queue {
+                game: game.into(),
+                mode: mode.into(),
+            })
+            .await?;
+        Ok(TicketId::new(
+            ok.get("ticket").and_then(Value::as_str).unwrap_or_default(),
+        ))
+    }
+
+    /// Closes the connection normally (1000). Waiting requests fail with [`ClientError::Closed`].
+    pub fn close(&self) {
+        let _ = self.out.send(Message::Close(None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_go_to_their_requests_and_the_rest_is_pushed() {
+        let pending: Pending = Arc::default();
+        let (tx, mut rx) = oneshot::channel();
+        lock(&pending).insert(7, tx);
+        let ok = ServerMessage::decode(r#"{"type":"ok","rid":7,"room":"n1.r"}"#).unwrap();
+        assert_eq!(dispatch(&pending, ok), None);
+        assert_eq!(rx.try_recv().unwrap().unwrap()["room"], "n1.r");
+        let push = ServerMessage::decode(r#"{"type":"error","code":"internal","message":"x"}"#)
+            .unwrap();
+        assert!(dispatch(&pending, push).is_some());
+        // A reply nobody waits for is dropped, not pushed.
+        let late = ServerMessage::decode(r#"{"type":"ok","rid":99}"#).unwrap();
+        assert_eq!(dispatch(&pending, late), None);
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode_query("a.b-c_d~"), "a.b-c_d~");
+        assert_eq!(encode_query("a+b/c="), "a%2Bb%2Fc%3D");
+    }
+}
