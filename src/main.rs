@@ -8,7 +8,8 @@
 // Dev-dependencies serve the end-to-end tests in tests/, not the unit tests of this binary.
 #[cfg(test)]
 use {
-    futures_util as _, rustls as _, tokio_rustls as _, tokio_tungstenite as _, warren_loadtest as _,
+    futures_util as _, rustls as _, tokio_rustls as _, tokio_tungstenite as _, warren_client as _,
+    warren_loadtest as _,
 };
 
 mod config;

@@ -111,10 +111,22 @@ pub struct Client {
 
 /// Opens a connection to the node at `url` (`ws://host:port` or `wss://…`; the path `/v1/ws` is
 /// added unless given) as the player of `token`, resuming a session with `resume` when given.
+/// `wss://` trusts the public roots (webpki-roots); see [`connect_with`] for others.
 pub async fn connect(
     url: &str,
     token: &str,
     resume: Option<&str>,
+) -> Result<(Client, Pushes), ClientError> {
+    connect_with(url, token, resume, None).await
+}
+
+/// [`connect`], with the TLS configuration of `wss://` given (a private CA, a pinned
+/// certificate).
+pub async fn connect_with(
+    url: &str,
+    token: &str,
+    resume: Option<&str>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<(Client, Pushes), ClientError> {
     let base = url.trim_end_matches('/');
     let mut target = if base.ends_with("/v1/ws") {
@@ -132,9 +144,11 @@ pub async fn connect(
     let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|e| ClientError::Connect(e.to_string()))?;
     request.headers_mut().insert("authorization", bearer);
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
+            .await
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
     let welcome = loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => match ServerMessage::decode(&t) {
@@ -162,12 +176,17 @@ pub async fn connect(
     // The connection's task: writes what the client queues, reads and dispatches what the
     // server sends (answering pings as it reads), and fails every waiting request when it ends.
     tokio::spawn(async move {
+        // Set once this side sent its close: the connection then ends with that code.
+        let mut closing: Option<u16> = None;
         let closed = loop {
             tokio::select! {
-                msg = outgoing.recv() => match msg {
+                msg = outgoing.recv(), if closing.is_none() => match msg {
                     Some(m) => {
+                        if matches!(m, Message::Close(_)) {
+                            closing = Some(CloseCode::Normal.code());
+                        }
                         if ws.send(m).await.is_err() {
-                            break (None, String::new());
+                            break (closing, String::new());
                         }
                     }
                     // Every `Client` is gone: close normally.
@@ -186,10 +205,10 @@ pub async fn connect(
                         }
                     }
                     Some(Ok(Message::Close(c))) => {
-                        break c.map_or((None, String::new()), |c| (Some(u16::from(c.code)), c.reason.to_string()));
+                        break c.map_or((closing, String::new()), |c| (Some(u16::from(c.code)), c.reason.to_string()));
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break (None, String::new()),
+                    Some(Err(_)) | None => break (closing, String::new()),
                 },
             }
         };
@@ -340,8 +359,8 @@ mod tests {
         let ok = ServerMessage::decode(r#"{"type":"ok","rid":7,"room":"n1.r"}"#).unwrap();
         assert_eq!(dispatch(&pending, ok), None);
         assert_eq!(rx.try_recv().unwrap().unwrap()["room"], "n1.r");
-        let push = ServerMessage::decode(r#"{"type":"error","code":"internal","message":"x"}"#)
-            .unwrap();
+        let push =
+            ServerMessage::decode(r#"{"type":"error","code":"internal","message":"x"}"#).unwrap();
         assert!(dispatch(&pending, push).is_some());
         // A reply nobody waits for is dropped, not pushed.
         let late = ServerMessage::decode(r#"{"type":"ok","rid":99}"#).unwrap();

@@ -352,7 +352,9 @@ mod tests {
                 params: data(serde_json::json!({"seats": 3})),
                 private: true,
             },
-            Request::JoinRoom { room: "n1.r".into() },
+            Request::JoinRoom {
+                room: "n1.r".into(),
+            },
             Request::LeaveRoom,
             Request::ListRooms { game: None },
             Request::ListRooms {

@@ -157,7 +157,10 @@ mod tests {
         let ServerMessage::Welcome(w) = read(&welcome) else {
             panic!("{welcome}");
         };
-        assert_eq!((w.player.as_str(), w.resumed, w.recovering), ("p", true, false));
+        assert_eq!(
+            (w.player.as_str(), w.resumed, w.recovering),
+            ("p", true, false)
+        );
 
         let room: RoomId = "n1.r".into();
         let game: GameName = "dice".into();
@@ -192,7 +195,10 @@ mod tests {
             version: 5,
             event: &event,
         });
-        assert!(matches!(read(&ev), ServerMessage::RoomEvent { version: 5, .. }));
+        assert!(matches!(
+            read(&ev),
+            ServerMessage::RoomEvent { version: 5, .. }
+        ));
         let chat = encode(&ServerMsg::Chat {
             room: &room,
             player: &player,
@@ -225,17 +231,36 @@ mod tests {
             }
         );
         let push = error_frame(None, ErrorCode::Internal, "gone");
-        assert!(matches!(read(&push), ServerMessage::Error { rid: None, .. }));
+        assert!(matches!(
+            read(&push),
+            ServerMessage::Error { rid: None, .. }
+        ));
         let st = state_frame("\"n1.r\"", 7, 2, r#"{"players":{}}"#);
-        assert!(matches!(read(&st), ServerMessage::State { tick: 7, ack: 2, .. }));
+        assert!(matches!(
+            read(&st),
+            ServerMessage::State {
+                tick: 7,
+                ack: 2,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn additions_to_the_protocol_read_without_error() {
-        assert_eq!(read(r#"{"type":"from_the_future","x":1}"#), ServerMessage::Unknown);
+        assert_eq!(
+            read(r#"{"type":"from_the_future","x":1}"#),
+            ServerMessage::Unknown
+        );
         let w = read(
             r#"{"type":"welcome","session":"s","player":"p","name":"p","node":"n","resume":"r","resumed":false,"heartbeat_ms":1,"extra":true}"#,
         );
-        assert!(matches!(w, ServerMessage::Welcome(Welcome { recovering: false, .. })));
+        assert!(matches!(
+            w,
+            ServerMessage::Welcome(Welcome {
+                recovering: false,
+                ..
+            })
+        ));
     }
 }

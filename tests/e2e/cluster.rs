@@ -212,7 +212,7 @@ pub(crate) fn make_certs(dir: &std::path::Path) {
     run(&csr);
     std::fs::write(
         dir.join("ext.cnf"),
-        "subjectAltName=DNS:warren-cluster\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+        "subjectAltName=DNS:warren-cluster,DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
     )
     .unwrap();
     run(&[

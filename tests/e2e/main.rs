@@ -8,6 +8,7 @@
     clippy::unwrap_used
 )]
 
+mod client;
 mod cluster;
 mod cluster_matchmaking;
 mod common;

@@ -667,7 +667,8 @@ async fn players_connect_with_wss_through_nginx_terminating_tls_and_play() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tls = Arc::new(tls);
+    let connector = tokio_rustls::TlsConnector::from(tls.clone());
     let connect = |player: &'static str| {
         let connector = connector.clone();
         let port = proxy.port;
@@ -708,6 +709,21 @@ async fn players_connect_with_wss_through_nginx_terminating_tls_and_play() {
         2,
         "{over}"
     );
+
+    // The typed Rust client, trusting the same CA, plays over wss:// too.
+    let url = format!("wss://localhost:{}", proxy.port);
+    let (rc, mut pushes) =
+        warren_client::connect_with(&url, &token("tls-rust", &[]), None, Some(tls.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("wss:// with warren-client: {e}"));
+    assert_eq!(rc.welcome().player.as_str(), "tls-rust");
+    let room = rc.create_room("dice", Default::default()).await.unwrap();
+    crate::client::until(
+        &mut pushes,
+        |m| matches!(m, warren_client::ServerMessage::RoomState { room: r, .. } if *r == room),
+    )
+    .await;
+    rc.request(warren_client::Request::Ready).await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
