@@ -211,7 +211,7 @@ mod tests {
             ticket: &ticket,
             room: &room,
             game: &game,
-            players: &[player.clone()],
+            players: std::slice::from_ref(&player),
         });
         assert!(matches!(read(&found), ServerMessage::MatchFound { .. }));
         let done = encode(&ServerMsg::RecoveryDone { room: None });

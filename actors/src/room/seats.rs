@@ -1,0 +1,269 @@
+//! The room's seats: joining, leaving, ready, inputs, chat, connections coming and going, seats
+//! orphaned by a node that died, and full resyncs.
+
+use std::time::Duration;
+
+use ractor::ActorRef;
+use serde_json::{Map, Value, json};
+use warren_protocol::{ErrorCode, NodeId, PlayerId, PlayerView, ServerMsg, encode, error_frame};
+
+use super::{RoomMsg, RoomState, Seat, SeatRecord, route};
+use crate::game::GameError;
+use crate::inputs::QueuedInput;
+
+impl RoomState {
+    /// Seats a player, or gives a player who already holds a seat here its seat back (its session
+    /// lost track of the room: it resumed on another node before the room came back there).
+    pub(super) fn join(
+        &mut self,
+        player: PlayerId,
+        name: String,
+        home: NodeId,
+    ) -> Result<(), ErrorCode> {
+        if let Some(i) = self.seat_of(&player) {
+            if self.seats[i].rec.home != home {
+                self.seats[i].rec.home = home;
+                self.write_snapshot();
+            }
+            self.set_connected(&player, true);
+            return Ok(());
+        }
+        if self.seats.len() as u32 >= self.game.seats() {
+            return Err(ErrorCode::RoomFull);
+        }
+        let seat = (0..)
+            .find(|i| self.seats.iter().all(|s| s.rec.seat != *i))
+            .unwrap_or(0);
+        let rec = SeatRecord {
+            player: player.clone(),
+            name: name.clone(),
+            seat,
+            connected: true,
+            ready: false,
+            home,
+        };
+        let at = self
+            .seats
+            .iter()
+            .position(|s| s.rec.seat > seat)
+            .unwrap_or(self.seats.len());
+        self.seats.insert(at, Seat { rec, synced: false });
+        self.refresh_views();
+        let pre = vec![json!({"kind":"player_joined","player":player,"name":name,"seat":seat})];
+        self.with_game_pre(pre, |g, ctx| {
+            g.on_join(ctx, &player);
+            Ok(())
+        })
+        .ok();
+        self.write_snapshot();
+        Ok(())
+    }
+
+    pub(super) fn leave(&mut self, player: &PlayerId) -> Result<(), ErrorCode> {
+        let Some(i) = self.seat_of(player) else {
+            return Err(ErrorCode::NotInRoom);
+        };
+        self.seats.remove(i);
+        self.refresh_views();
+        let pre = vec![json!({"kind":"player_left","player":player})];
+        self.with_game_pre(pre, |g, ctx| {
+            g.on_leave(ctx, player);
+            Ok(())
+        })
+        .ok();
+        self.write_snapshot();
+        Ok(())
+    }
+
+    pub(super) fn ready(&mut self, player: &PlayerId) -> Result<(), GameError> {
+        let Some(i) = self.seat_of(player) else {
+            return Err(GameError {
+                code: ErrorCode::NotInRoom,
+                message: "not in this room".into(),
+            });
+        };
+        let was = self.seats[i].rec.ready;
+        self.seats[i].rec.ready = true;
+        self.refresh_views();
+        let pre = vec![json!({"kind":"player_ready","player":player})];
+        let r = self.with_game_pre(pre, |g, ctx| g.on_ready(ctx, player));
+        if r.is_err() {
+            self.seats[i].rec.ready = was;
+            self.refresh_views();
+        }
+        r
+    }
+
+    pub(super) fn input(
+        &mut self,
+        player: &PlayerId,
+        seq: Option<u64>,
+        data: &Map<String, Value>,
+    ) -> Result<(), GameError> {
+        if self.seat_of(player).is_none() {
+            return Err(GameError {
+                code: ErrorCode::NotInRoom,
+                message: "not in this room".into(),
+            });
+        }
+        self.with_game(|g, ctx| g.on_input(ctx, player, seq, data))
+    }
+
+    /// Applies inputs that took the realtime path, in their order; errors go to their senders.
+    pub(super) fn apply_queued(&mut self, queued: &mut Vec<QueuedInput>) {
+        for q in queued.drain(..) {
+            if let Err(e) = self.input(&q.player, q.seq, &q.data) {
+                self.send_one(&q.player, error_frame(None, e.code, &e.message));
+            }
+        }
+    }
+
+    pub(super) fn chat(&mut self, player: &PlayerId, text: &str) {
+        let Some(i) = self.seat_of(player) else {
+            return;
+        };
+        let name = self.seats[i].rec.name.clone();
+        let frame = encode(&ServerMsg::Chat {
+            room: &self.id,
+            player,
+            name: &name,
+            text,
+        });
+        self.broadcast(frame);
+    }
+
+    /// After a restart or an adoption: seats whose session was on a node that is not reachable
+    /// any more are disconnected, and released after the reconnect grace unless their players
+    /// resume on another node (their sessions, which would have done that, died with the node).
+    pub(super) fn orphan_seats(&mut self, myself: &ActorRef<RoomMsg>) {
+        let Some(peers) = self.ctx.peers().cloned() else {
+            return;
+        };
+        let here = self.ctx.node.clone();
+        self.orphan_seats_of(myself, true, |home| *home != here && !peers.reachable(home));
+    }
+
+    /// Disconnects the seats whose sessions lived on a node for which `lost` holds, and releases
+    /// each after the reconnect grace unless its player comes back to a session anywhere.
+    /// `quiet` while the room starts (an adoption): the revived state shows the seats, no event.
+    pub(super) fn orphan_seats_of(
+        &mut self,
+        myself: &ActorRef<RoomMsg>,
+        quiet: bool,
+        lost: impl Fn(&NodeId) -> bool,
+    ) {
+        let grace = Duration::from_millis(self.ctx.settings.load().rooms.reconnect_grace_ms);
+        let mut gone = Vec::new();
+        for seat in &mut self.seats {
+            let home = seat.rec.home.clone();
+            if !lost(&home) {
+                continue;
+            }
+            if seat.rec.connected && !quiet {
+                gone.push(seat.rec.player.clone());
+            } else {
+                seat.rec.connected = false;
+            }
+            seat.synced = false;
+            let player = seat.rec.player.clone();
+            drop(myself.send_after(grace, move || RoomMsg::OrphanGrace { player, home }));
+        }
+        for player in gone {
+            self.set_connected(&player, false);
+        }
+    }
+
+    /// Tells the cluster that the seats of players whose sessions were lost with a node wait
+    /// here: a player who already reconnected elsewhere gets its seat back at once. A player who
+    /// reconnects later finds the seat when its new session asks the cluster for it.
+    pub(super) fn call_orphans(&self) {
+        let Some(peers) = self.ctx.peers() else {
+            return;
+        };
+        let orphans: Vec<PlayerId> = self
+            .seats
+            .iter()
+            .filter(|s| {
+                !s.rec.connected && s.rec.home != self.ctx.node && !peers.reachable(&s.rec.home)
+            })
+            .map(|s| s.rec.player.clone())
+            .collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let Some(epoch) = self.ctx.directory.epoch_of(&self.id) else {
+            return;
+        };
+        let at = crate::node::Location {
+            node: self.ctx.node.clone(),
+            epoch,
+        };
+        let note = crate::remote::SessionNote::SeatWaiting {
+            room: self.id.clone(),
+            at: at.clone(),
+        };
+        for p in &orphans {
+            if let Some(route) = self.ctx.sessions.route(p) {
+                let _ = route
+                    .session
+                    .cast(crate::session::SessionMsg::Note(note.clone()));
+            }
+        }
+        peers.seat_waiting(&self.id, &at, &orphans);
+    }
+
+    pub(super) fn set_connected(&mut self, player: &PlayerId, connected: bool) {
+        let Some(i) = self.seat_of(player) else {
+            return;
+        };
+        let seat = &mut self.seats[i];
+        if seat.rec.connected == connected {
+            return;
+        }
+        seat.rec.connected = connected;
+        seat.synced = false;
+        let kind = if connected {
+            "player_reconnected"
+        } else {
+            "player_disconnected"
+        };
+        self.publish(&json!({"kind": kind, "player": player}));
+        self.write_snapshot();
+    }
+
+    pub(super) fn resync(&mut self, player: &PlayerId) {
+        let Some(i) = self.seat_of(player) else {
+            return;
+        };
+        let players: Vec<PlayerView> = self
+            .seats
+            .iter()
+            .map(|s| PlayerView {
+                player: s.rec.player.clone(),
+                name: s.rec.name.clone(),
+                seat: s.rec.seat,
+                connected: s.rec.connected,
+                ready: s.rec.ready,
+            })
+            .collect();
+        let state = self.game.state_json();
+        let frame = encode(&ServerMsg::RoomState {
+            room: &self.id,
+            game: &self.game_name,
+            version: self.version,
+            players: &players,
+            state: &state,
+        });
+        let rec = &self.seats[i].rec;
+        // A remote player's frame is on its way; a local one only if the player is connected here.
+        let sent = if rec.home == self.ctx.node {
+            self.ctx.sessions.send(player, frame)
+        } else {
+            route(&self.ctx, std::iter::once((rec, frame)));
+            true
+        };
+        if sent {
+            self.seats[i].synced = true;
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The player's requests (PROTOCOL.md "Client → server"), answered in the order they arrived.
+
+use ractor::call;
+use serde_json::{Map, Value, json};
+use warren_protocol::{ClientRequest, ErrorCode, GameName, Request, RoomId, TicketId};
+
+#[cfg(feature = "test-hooks")]
+use super::{FAIL_ROOM_HOST_HOOK, FAIL_SESSION_HOOK};
+use super::{
+    LIST_ROOMS_LIMIT, Link, MAX_MODE_CHARS, Queued, SessionMsg, SessionState, TICKET_CHECK,
+};
+use crate::node::now_ms;
+use crate::pool_host::{owner_of, send_pool};
+use crate::remote::{PoolKey, PoolWire, RoomOp, TicketWire};
+use crate::room::{self, RoomMsg};
+use crate::room_host::{CreateRoomError, RoomHostMsg};
+
+impl SessionState {
+    pub(super) async fn request(&mut self, ClientRequest { rid, req }: ClientRequest) {
+        #[cfg(feature = "test-hooks")]
+        if matches!(&req, Request::Chat { text } if text == FAIL_SESSION_HOOK) {
+            panic!("test hook: the session fails");
+        }
+        #[cfg(feature = "test-hooks")]
+        if matches!(&req, Request::Chat { text } if text == FAIL_ROOM_HOST_HOOK) {
+            let _ = self.ctx.hosts().rooms.cast(RoomHostMsg::FailForTest);
+            return;
+        }
+        match req {
+            Request::Ping => self.reply_ok(rid, obj(json!({"server_time_ms": now_ms()}))),
+            Request::ListRooms { game } => {
+                let mut rooms = self
+                    .ctx
+                    .directory
+                    .list_open(game.as_ref(), LIST_ROOMS_LIMIT);
+                if let Some(peers) = self.ctx.peers() {
+                    rooms.extend(peers.list_rooms(game).await);
+                    rooms.sort_unstable_by(|a, b| a.room.cmp(&b.room));
+                    rooms.truncate(LIST_ROOMS_LIMIT);
+                }
+                self.reply_ok(rid, obj(json!({ "rooms": rooms })));
+            }
+            Request::CreateRoom {
+                game,
+                params,
+                private,
+            } => self.create_room(rid, game, params, private).await,
+            Request::JoinRoom { room } => self.join_room(rid, room).await,
+            Request::LeaveRoom => {
+                if self.room_link().is_none() {
+                    return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
+                }
+                let player = self.player.clone();
+                match self.room_op(RoomOp::Leave(player)).await {
+                    Err((ErrorCode::NotFound, _)) => {
+                        self.reply_err(rid, ErrorCode::NotInRoom, "not in a room")
+                    }
+                    _ => {
+                        self.room = None;
+                        self.reply_ok(rid, Map::new());
+                    }
+                }
+            }
+            Request::Ready => {
+                if self.room_link().is_none() {
+                    return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
+                }
+                let player = self.player.clone();
+                let r = self.room_op(RoomOp::Ready(player)).await;
+                self.reply_result(rid, r);
+            }
+            Request::Input { data, seq } => {
+                let player = self.player.clone();
+                match self.room_link() {
+                    None => self.reply_err(rid, ErrorCode::NotInRoom, "not in a room"),
+                    // Inputs without a rid are the realtime hot path: a cast, no reply to wait for.
+                    Some(Link::Local)
+                        if rid.is_none()
+                            && !self
+                                .ctx
+                                .directory
+                                .is_moving(self.room.as_ref().unwrap_or(&RoomId::new(""))) =>
+                    {
+                        let room = self.room.clone().unwrap_or_else(|| RoomId::new(""));
+                        room::send_room(
+                            &self.ctx,
+                            &room,
+                            RoomMsg::Input {
+                                player,
+                                seq,
+                                data,
+                                reply: None,
+                            },
+                        )
+                        .await;
+                    }
+                    Some(Link::Local) if rid.is_none() => {
+                        // The room is moving to another node: wait for it, then follow it.
+                        let data = Value::Object(data).to_string();
+                        if let Err((code, message)) =
+                            self.room_op(RoomOp::Input { player, seq, data }).await
+                        {
+                            self.reply_err(None, code, &message);
+                        }
+                    }
+                    Some(Link::Local) => {
+                        let room = self.room.clone().unwrap_or_else(|| RoomId::new(""));
+                        let r = room::call_room(&self.ctx, &room, |reply| RoomMsg::Input {
+                            player: player.clone(),
+                            seq,
+                            data: data.clone(),
+                            reply: Some(reply),
+                        })
+                        .await;
+                        match r {
+                            Ok(r) => self.reply_result(rid, r.map_err(|e| (e.code, e.message))),
+                            Err(room::RoomCallErr::Gone)
+                                if self.ctx.directory.moved_to(&room).is_some() =>
+                            {
+                                let data = Value::Object(data).to_string();
+                                let r = self.room_op(RoomOp::Input { player, seq, data }).await;
+                                self.reply_result(rid, r);
+                            }
+                            Err(room::RoomCallErr::Gone) => {
+                                self.reply_err(rid, ErrorCode::NotInRoom, "the room is gone")
+                            }
+                            Err(room::RoomCallErr::Failed) => self.reply_err(
+                                rid,
+                                ErrorCode::Internal,
+                                "the room failed while handling the input",
+                            ),
+                        }
+                    }
+                    Some(Link::Remote(node)) => {
+                        let mut data = Value::Object(data).to_string();
+                        // Without a rid there is no reply to wait for: one way, when the room's
+                        // node can take it.
+                        if rid.is_none()
+                            && let (Some(peers), Some(room)) = (self.ctx.peers(), &self.room)
+                        {
+                            match peers.room_input(&node, room, player.clone(), seq, data) {
+                                Ok(()) => return,
+                                Err(back) => data = back,
+                            }
+                        }
+                        let r = self.room_op(RoomOp::Input { player, seq, data }).await;
+                        self.reply_result(rid, r);
+                    }
+                }
+            }
+            Request::Chat { text } => {
+                if self.room_link().is_none() {
+                    return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
+                }
+                let player = self.player.clone();
+                let r = self.room_op(RoomOp::Chat { player, text }).await;
+                self.reply_result(rid, r);
+            }
+            Request::Queue { game, mode } => self.queue(rid, game, mode).await,
+            Request::Unqueue => {
+                if self.ticket.is_none() {
+                    return self.reply_err(rid, ErrorCode::NotQueued, "not queued");
+                }
+                if self.leave_queue() {
+                    self.reply_ok(rid, Map::new());
+                } else {
+                    self.reply_err(rid, ErrorCode::NotQueued, "the ticket was already matched");
+                }
+            }
+        }
+    }
+
+    pub(super) async fn create_room(
+        &mut self,
+        rid: Option<u64>,
+        game: GameName,
+        params: Map<String, Value>,
+        private: bool,
+    ) {
+        if !self.ctx.is_serving() {
+            return self.reply_err(
+                rid,
+                ErrorCode::ServerDraining,
+                "the node is draining; reconnect to create rooms",
+            );
+        }
+        if self.room_link().is_some() {
+            return self.reply_err(
+                rid,
+                ErrorCode::AlreadyInRoom,
+                "already in a room; leave it first",
+            );
+        }
+        if self.ctx.games.get(&game).is_none() {
+            return self.reply_err(
+                rid,
+                ErrorCode::UnknownGame,
+                &format!("no game named `{game}`"),
+            );
+        }
+        if !self.leave_queue() {
+            return self.reply_err(
+                rid,
+                ErrorCode::AlreadyInRoom,
+                "matchmaking already seated you",
+            );
+        }
+        let host = self.ctx.hosts().rooms.clone();
+        let players = vec![(
+            self.player.clone(),
+            self.name.clone(),
+            self.ctx.node.clone(),
+        )];
+        let r = call!(host, |reply| RoomHostMsg::Create {
+            game,
+            params,
+            private,
+            players,
+            reply
+        });
+        match r {
+            Ok(Ok((room, actor))) => {
+                self.room = Some(room.clone());
+                self.end_search(None);
+                self.reply_ok(rid, obj(json!({ "room": room })));
+                let _ = actor.cast(RoomMsg::Resync(self.player.clone()));
+            }
+            Ok(Err(CreateRoomError::UnknownGame)) => {
+                self.reply_err(rid, ErrorCode::UnknownGame, "unknown game")
+            }
+            Ok(Err(CreateRoomError::InvalidParams(m))) => {
+                self.reply_err(rid, ErrorCode::InvalidParams, &m)
+            }
+            Ok(Err(CreateRoomError::Draining)) => {
+                self.reply_err(rid, ErrorCode::ServerDraining, "the node is draining")
+            }
+            Ok(Err(CreateRoomError::Internal)) | Err(_) => {
+                self.reply_err(rid, ErrorCode::Internal, "the room could not be created")
+            }
+        }
+    }
+
+    pub(super) async fn join_room(&mut self, rid: Option<u64>, room: RoomId) {
+        // Joining the room that holds the player's seat reattaches it (a fresh `room_state`).
+        if self.room.as_ref() != Some(&room) && self.room_link().is_some() {
+            return self.reply_err(
+                rid,
+                ErrorCode::AlreadyInRoom,
+                "already in a room; leave it first",
+            );
+        }
+        if self.link_to(&room).is_none() {
+            return self.reply_err(rid, ErrorCode::NotFound, "no such room");
+        }
+        if !self.leave_queue() {
+            return self.reply_err(
+                rid,
+                ErrorCode::AlreadyInRoom,
+                "matchmaking already seated you",
+            );
+        }
+        let (player, name, home) = (
+            self.player.clone(),
+            self.name.clone(),
+            self.ctx.node.clone(),
+        );
+        match self.op_on(&room, RoomOp::Join { player, name, home }).await {
+            Ok(()) => {
+                self.room = Some(room.clone());
+                self.end_search(Some(&room));
+                self.reply_ok(rid, obj(json!({ "room": room })));
+                self.room_notify(&room, RoomOp::Resync(self.player.clone()))
+                    .await;
+            }
+            Err((code, message)) => self.reply_err(rid, code, &message),
+        }
+    }
+
+    pub(super) async fn queue(&mut self, rid: Option<u64>, game: GameName, mode: String) {
+        if self.room_link().is_some() {
+            return self.reply_err(
+                rid,
+                ErrorCode::AlreadyInRoom,
+                "already in a room; leave it first",
+            );
+        }
+        if self.ticket.is_some() {
+            return self.reply_err(
+                rid,
+                ErrorCode::AlreadyQueued,
+                "already queued; unqueue first",
+            );
+        }
+        let Some(spec) = self.ctx.games.get(&game).copied() else {
+            return self.reply_err(
+                rid,
+                ErrorCode::UnknownGame,
+                &format!("no game named `{game}`"),
+            );
+        };
+        let valid_mode = !mode.is_empty()
+            && mode.chars().count() <= MAX_MODE_CHARS
+            && mode
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_mode {
+            return self.reply_err(
+                rid,
+                ErrorCode::BadRequest,
+                "`mode` must be 1–32 of [A-Za-z0-9_-]",
+            );
+        }
+        let pool = PoolKey { game, mode };
+        let id = TicketId::new(self.ctx.new_id("t"));
+        let since_ms = now_ms();
+        let owner = owner_of(&self.ctx, &pool.label());
+        let msg = PoolWire::Enqueue {
+            pool: pool.clone(),
+            seats: spec.default_seats,
+            ticket: TicketWire {
+                id: id.clone(),
+                player: self.player.clone(),
+                name: self.name.clone(),
+                mmr: self.mmr,
+                home: self.ctx.node.clone(),
+                since_ms,
+            },
+            hops: 0,
+        };
+        send_pool(&self.ctx, &owner, msg);
+        self.ticket = Some(Queued {
+            id: id.clone(),
+            pool,
+            seats: spec.default_seats,
+            owner,
+            since_ms,
+            claim: None,
+        });
+        self.save_ticket();
+        self.end_search(None);
+        let check = id.clone();
+        drop(
+            self.me
+                .send_after(TICKET_CHECK, move || SessionMsg::CheckTicket(check)),
+        );
+        self.reply_ok(rid, obj(json!({ "ticket": id })));
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
