@@ -17,6 +17,7 @@
 mod discovery;
 pub mod inbox;
 pub mod membership;
+pub mod peers;
 pub mod replication;
 pub mod tls;
 pub mod wire;
@@ -139,7 +140,7 @@ pub async fn start(
     Actor::spawn_linked(name("membership"), Membership, args, sup.get_cell())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-    let peers = inbox::ClusterPeers::new(ctx.clone(), view.clone(), cfg.batch_delivery);
+    let peers = peers::ClusterPeers::new(ctx.clone(), view.clone(), cfg.batch_delivery);
     let replicas = Arc::new(replication::Replicas::default());
     let inbox_args = inbox::InboxArgs {
         ctx: ctx.clone(),
