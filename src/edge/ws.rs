@@ -11,13 +11,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use ractor::{ActorRef, call_t};
-use serde::Deserialize;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tracing::{debug, warn};
 use warren_actors::inputs::{FastInput, QueuedInput};
@@ -26,26 +23,18 @@ use warren_actors::session::SessionMsg;
 use warren_actors::session_host::SessionHostMsg;
 use warren_actors::settings::Limits;
 use warren_protocol::{
-    ClientRequest, CloseCode, DecodeError, ErrorCode, Outbound, PlayerId, Request,
-    decode_client_frame,
+    ClientRequest, CloseCode, DecodeError, Outbound, PlayerId, Request, decode_client_frame,
 };
 
 use super::Edge;
-use super::auth::{AuthError, Identity};
-use super::front::{Prefixed, REQUEST_TIMEOUT};
-use super::http::refuse;
+use super::auth::Identity;
+use super::front::Prefixed;
 
-#[derive(Deserialize)]
-struct WsQuery {
-    token: Option<String>,
-    resume: Option<String>,
-}
+mod handshake;
+mod rate;
 
-/// The most a WebSocket upgrade request's head may take.
-const MAX_HEAD: usize = 16 * 1024;
-
-/// Headers read from an upgrade request; more is answered 431.
-const MAX_HEADERS: usize = 64;
+use handshake::handshake;
+use rate::{Admit, RateLimit, rate_limited};
 
 /// The socket's read chunk grows from here as frames need (tungstenite's own default is 128 KiB,
 /// which an idle session would hold for nothing).
@@ -54,34 +43,6 @@ const READ_BUFFER: usize = 256;
 /// Frames written before one flush: what the session and rooms queued together goes out in one
 /// write.
 const WRITE_BATCH: usize = 64;
-
-/// What a refused upgrade is answered with.
-struct Refusal {
-    status: u16,
-    code: &'static str,
-    message: String,
-}
-
-impl Refusal {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// An accepted upgrade, before the `101` is written.
-struct Accepted {
-    /// The client's address ([`super::client`]).
-    client: Option<std::net::IpAddr>,
-    ident: Identity,
-    resume: Option<String>,
-    key: String,
-    /// Bytes the client sent after its request head.
-    rest: Vec<u8>,
-}
 
 /// `GET /v1/ws`: reads the rest of the request head (the request line is in `head` already),
 /// answers it, and on `101` runs the connection until it ends.
@@ -108,286 +69,12 @@ struct Open {
     conn_id: u64,
 }
 
-/// Answers the upgrade request: a JSON error, or `101` and the connection.
-async fn handshake(mut io: Prefixed, mut head: Vec<u8>, edge: Arc<Edge>) -> Option<Open> {
-    let peer = io.peer_ip();
-    let accepted = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut io, &mut head)).await
-    {
-        Ok(Ok(true)) => accept(&head, &edge, peer),
-        Ok(Ok(false)) => Err(Refusal::new(
-            431,
-            "request_header_fields_too_large",
-            "the upgrade request's head is too large",
-        )),
-        Ok(Err(e)) => {
-            debug!(error = %e, "connection ended before its request head");
-            return None;
-        }
-        Err(_) => Err(Refusal::new(
-            408,
-            "request_timeout",
-            "the upgrade request's head did not arrive in time",
-        )),
-    };
-    drop(head);
-    let accepted = match accepted {
-        Ok(a) => a,
-        Err(r) => {
-            refuse(&mut io, r.status, r.code, &r.message).await;
-            return None;
-        }
-    };
-    let limits = edge.ctx.settings.load().limits.clone();
-    // Reserve the slot before upgrading so concurrent upgrades cannot overshoot the cap.
-    if edge.connections.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
-        edge.connections.fetch_sub(1, Ordering::AcqRel);
-        metrics::counter!("warren_connections_rejected_total", "reason" => "capacity").increment(1);
-        refuse(
-            &mut io,
-            503,
-            "at_capacity",
-            "this node is at its connection limit",
-        )
-        .await;
-        return None;
-    }
-    let slot = Slot(edge.clone());
-    let switching = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
-        derive_accept_key(accepted.key.as_bytes())
-    );
-    if io.write_all(switching.as_bytes()).await.is_err() {
-        return None;
-    }
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_frame_size(Some(limits.max_frame_bytes))
-        .max_message_size(Some(limits.max_frame_bytes));
-    let ws =
-        WebSocketStream::from_partially_read(io, accepted.rest, Role::Server, Some(config)).await;
-    let conn_id = edge.conn_ids.fetch_add(1, Ordering::Relaxed);
-    // The client's address is logged once, here, rather than held for the connection's life.
-    debug!(player = %accepted.ident.player, conn = conn_id, client = ?accepted.client, "upgrade accepted");
-    Some(Open {
-        slot,
-        ws,
-        ident: accepted.ident,
-        resume: accepted.resume,
-        limits,
-        conn_id,
-    })
-}
-
-/// Reads until `head` holds the whole request head. `false`: it would be larger than [`MAX_HEAD`].
-async fn read_head(io: &mut Prefixed, head: &mut Vec<u8>) -> std::io::Result<bool> {
-    let mut searched = 0;
-    loop {
-        if let Some(at) = head[searched..].windows(4).position(|w| w == b"\r\n\r\n") {
-            return Ok(searched + at + 4 <= MAX_HEAD);
-        }
-        searched = head.len().saturating_sub(3);
-        if head.len() >= MAX_HEAD {
-            return Ok(false);
-        }
-        head.reserve(1024.min(MAX_HEAD - head.len()));
-        if io.read_buf(head).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-}
-
-/// Checks an upgrade request: a WebSocket handshake, a valid player token, and a node that takes
-/// the connection.
-fn accept(head: &[u8], edge: &Edge, peer: Option<std::net::IpAddr>) -> Result<Accepted, Refusal> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(head) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
-            return Err(Refusal::new(400, "bad_request", "incomplete request head"));
-        }
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(Refusal::new(
-                431,
-                "request_header_fields_too_large",
-                format!("more than {MAX_HEADERS} headers"),
-            ));
-        }
-        Err(e) => {
-            return Err(Refusal::new(
-                400,
-                "bad_request",
-                format!("bad request: {e}"),
-            ));
-        }
-    };
-    let header = |name: &str| {
-        req.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| std::str::from_utf8(h.value).ok())
-    };
-    let values = |name: &'static str| {
-        req.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .filter_map(|h| std::str::from_utf8(h.value).ok())
-    };
-    let client = peer.map(|p| {
-        edge.trusted
-            .client(p, values("forwarded"), values("x-forwarded-for"))
-    });
-    let has_token = |name: &str, token: &str| {
-        header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-    };
-    if !has_token("upgrade", "websocket") || !has_token("connection", "upgrade") {
-        return Err(Refusal::new(
-            400,
-            "bad_request",
-            "expected a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)",
-        ));
-    }
-    if req.version != Some(1) {
-        return Err(Refusal::new(
-            400,
-            "bad_request",
-            "a WebSocket upgrade needs HTTP/1.1",
-        ));
-    }
-    if header("sec-websocket-version").map(str::trim) != Some("13") {
-        return Err(Refusal::new(
-            400,
-            "bad_request",
-            "unsupported Sec-WebSocket-Version: this server speaks 13",
-        ));
-    }
-    let Some(key) = header("sec-websocket-key")
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-    else {
-        return Err(Refusal::new(
-            400,
-            "bad_request",
-            "missing Sec-WebSocket-Key",
-        ));
-    };
-    let query = req
-        .path
-        .and_then(|p| p.split_once('?'))
-        .map_or("", |(_, q)| q);
-    let WsQuery { token, resume } = serde_urlencoded::from_str(query)
-        .map_err(|e| Refusal::new(400, "bad_request", format!("bad query string: {e}")))?;
-    let ident = match edge
-        .auth
-        .identify(header("authorization"), token.as_deref())
-    {
-        Ok(i) => i,
-        Err(e) => {
-            metrics::counter!("warren_connections_rejected_total", "reason" => "unauthorized")
-                .increment(1);
-            let msg = match e {
-                AuthError::Missing => {
-                    "missing token: send Authorization: Bearer <jwt> or ?token=<jwt>".to_owned()
-                }
-                AuthError::Invalid(m) => m,
-            };
-            return Err(Refusal::new(401, "unauthorized", msg));
-        }
-    };
-    if edge.ctx.is_isolated() {
-        metrics::counter!("warren_connections_rejected_total", "reason" => "isolated").increment(1);
-        return Err(Refusal::new(
-            503,
-            "isolated",
-            "this node is cut off from the majority of its cluster; connect to another",
-        ));
-    }
-    if edge.ctx.is_draining() && resume.is_none() {
-        metrics::counter!("warren_connections_rejected_total", "reason" => "draining").increment(1);
-        return Err(Refusal::new(
-            503,
-            "draining",
-            "this node is draining; connect to another",
-        ));
-    }
-    Ok(Accepted {
-        client,
-        ident,
-        resume,
-        key: key.to_owned(),
-        rest: head[len..].to_vec(),
-    })
-}
-
 /// A reserved connection slot, released when the socket task ends.
 struct Slot(Arc<Edge>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Drops further apart than this end an episode of being over the limit.
-const CALM_AFTER: Duration = Duration::from_secs(1);
-
-/// Token bucket with a record of how long the client has been over it. An episode of being over
-/// the limit lasts while drops keep coming less than [`CALM_AFTER`] apart; a client that floods
-/// persistently still gets an occasional message through as tokens refill, and that must not
-/// reset the episode.
-struct RateLimit {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: Instant,
-    over_since: Option<Instant>,
-    last_drop: Option<Instant>,
-    close_after: Duration,
-}
-
-enum Admit {
-    Yes,
-    Drop,
-    Close,
-}
-
-impl RateLimit {
-    fn new(l: &Limits) -> Self {
-        let burst = f64::from(l.message_burst.max(1));
-        Self {
-            rate: f64::from(l.messages_per_sec),
-            burst,
-            tokens: burst,
-            at: Instant::now(),
-            over_since: None,
-            last_drop: None,
-            close_after: Duration::from_millis(l.rate_limit_close_ms),
-        }
-    }
-
-    fn admit(&mut self, now: Instant) -> Admit {
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-        if self
-            .last_drop
-            .is_some_and(|d| now.duration_since(d) > CALM_AFTER)
-        {
-            self.over_since = None;
-            self.last_drop = None;
-        }
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return Admit::Yes;
-        }
-        self.last_drop = Some(now);
-        let since = *self.over_since.get_or_insert(now);
-        if now.duration_since(since) >= self.close_after {
-            Admit::Close
-        } else {
-            Admit::Drop
-        }
     }
 }
 
@@ -675,66 +362,4 @@ async fn close(mut ws: WebSocketStream<Prefixed>, code: u16) {
 
 fn reason_text(code: u16) -> &'static str {
     CloseCode::from_code(code).map_or("closing", CloseCode::reason)
-}
-
-/// The `rate_limited` error for a dropped frame, with its `rid` when one can be read.
-fn rate_limited(text: &str) -> DecodeError {
-    let rid = match decode_client_frame(text) {
-        Ok(r) => r.rid,
-        Err(e) => e.rid,
-    };
-    DecodeError {
-        rid,
-        code: ErrorCode::RateLimited,
-        message: "rate limit exceeded; message dropped".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limits(rate: u32, burst: u32, close_ms: u64) -> Limits {
-        Limits {
-            max_frame_bytes: 65536,
-            messages_per_sec: rate,
-            message_burst: burst,
-            rate_limit_close_ms: close_ms,
-            max_outbound_queue: 16,
-            max_connections: 1,
-            heartbeat_ms: 1000,
-        }
-    }
-
-    #[test]
-    fn persistent_flooding_closes_even_as_tokens_trickle_in() {
-        let mut r = RateLimit::new(&limits(10, 10, 5000));
-        let t0 = Instant::now();
-        let mut closed_at = None;
-        // 100 messages a second for 10 s.
-        for i in 0..1000u64 {
-            let now = t0 + Duration::from_millis(i * 10);
-            if let Admit::Close = r.admit(now) {
-                closed_at = Some(i * 10);
-                break;
-            }
-        }
-        let at = closed_at.expect("closed");
-        assert!((5000..6000).contains(&at), "closed at {at} ms");
-    }
-
-    #[test]
-    fn a_burst_then_calm_never_closes() {
-        let mut r = RateLimit::new(&limits(10, 10, 500));
-        let t0 = Instant::now();
-        for round in 0..5u64 {
-            let start = t0 + Duration::from_secs(round * 3);
-            for i in 0..30u64 {
-                assert!(!matches!(
-                    r.admit(start + Duration::from_millis(i)),
-                    Admit::Close
-                ));
-            }
-        }
-    }
 }
