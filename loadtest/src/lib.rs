@@ -18,6 +18,7 @@ use indicatif as _;
 
 pub mod chart;
 pub mod net;
+pub mod player;
 pub mod scenarios;
 pub mod stats;
 
