@@ -177,8 +177,35 @@ pub enum SessionNote {
 /// A player to seat in a new room: id, display name, node of the session.
 pub type SeatPlan = (PlayerId, String, NodeId);
 
-/// The answer to a [`RoomOp`]: an error code and message on refusal.
-pub type OpResult = Result<(), (ErrorCode, String)>;
+/// A room's refusal of an operation, wherever the room is hosted: the protocol's error code and a
+/// message for the player. It crosses nodes; its layout (code, then message) is the one the
+/// cluster protocol has always carried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct RoomError {
+    /// The error code the player gets.
+    pub code: ErrorCode,
+    /// What went wrong, for the player.
+    pub message: String,
+}
+
+impl RoomError {
+    /// A refusal with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Whether it says the room does not exist (any more).
+    pub fn is_not_found(&self) -> bool {
+        self.code == ErrorCode::NotFound
+    }
+}
+
+/// The answer to a [`RoomOp`].
+pub type OpResult = Result<(), RoomError>;
 
 /// A boxed future, as trait objects need.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;

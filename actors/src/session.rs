@@ -19,7 +19,7 @@ use warren_protocol::{
 };
 
 use crate::node::{Conn, NodeCtx, Route, lock, now_ms};
-use crate::remote::{OpResult, RoomOp, SessionNote};
+use crate::remote::{OpResult, RoomError, RoomOp, SessionNote};
 use crate::session_host::SessionHostMsg;
 
 mod requests;
@@ -374,7 +374,7 @@ impl SessionState {
     fn reply_result(&self, rid: Option<u64>, r: OpResult) {
         match r {
             Ok(()) => self.reply_ok(rid, Map::new()),
-            Err((code, message)) => self.reply_err(rid, code, &message),
+            Err(RoomError { code, message }) => self.reply_err(rid, code, &message),
         }
     }
 

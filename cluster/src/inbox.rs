@@ -15,7 +15,7 @@ use warren_actors::inputs::take_from_peer;
 use warren_actors::node::{Location, NodeCtx};
 use warren_actors::pool::ask_claim;
 use warren_actors::pool_host::PoolHostMsg;
-use warren_actors::remote::{Peers, RoomOp};
+use warren_actors::remote::{Peers, RoomError, RoomOp};
 use warren_actors::room;
 use warren_actors::room_host::{RoomHostMsg, create_matched};
 use warren_actors::session::SessionMsg;
@@ -60,7 +60,7 @@ fn take_input(
             seq,
             data,
         };
-        if let Err((code, message)) = peers.room_op(&ctx.node, &room, op).await {
+        if let Err(RoomError { code, message }) = peers.room_op(&ctx.node, &room, op).await {
             let frame = warren_protocol::error_frame(None, code, &message);
             if home == ctx.node {
                 ctx.sessions.send_each([(&player, frame)]);
@@ -136,7 +136,15 @@ impl Actor for NodeInbox {
                     let result = room::apply(&ctx, &room, op).await;
                     // Not here (any more): a tombstone redirects the sender to the room's node.
                     let body = match ctx.directory.moved_to(&room) {
-                        Some(to) if matches!(result, Err((ErrorCode::NotFound, _))) => {
+                        Some(to)
+                            if matches!(
+                                result,
+                                Err(RoomError {
+                                    code: ErrorCode::NotFound,
+                                    ..
+                                })
+                            ) =>
+                        {
                             Body::Moved { corr, to }
                         }
                         _ => Body::OpReply { corr, result },

@@ -63,24 +63,15 @@ pub struct ClusterConfig {
 }
 
 /// Why the cluster layer could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// An actor failed to spawn (the listener could not bind, for one).
+    #[error("cluster layer failed to start: {0}")]
     Spawn(String),
     /// The TLS files could not be used.
+    #[error("cluster TLS: {0}")]
     Tls(String),
 }
-
-impl std::fmt::Display for ClusterError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Spawn(e) => write!(f, "cluster layer failed to start: {e}"),
-            Self::Tls(e) => write!(f, "cluster TLS: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ClusterError {}
 
 /// A running cluster layer.
 pub struct Cluster {

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use warren_actors::node::{Location, NodeCtx};
-use warren_actors::remote::{BoxFuture, OpResult, Peers, PoolWire, RoomOp, SeatPlan, SessionNote};
+use warren_actors::remote::{
+    BoxFuture, OpResult, Peers, PoolWire, RoomError, RoomOp, SeatPlan, SessionNote,
+};
 use warren_actors::ring::Candidate;
 use warren_actors::room;
 use warren_protocol::{
@@ -212,9 +214,9 @@ impl ClusterPeers {
                     return None;
                 }
                 None => {
-                    return Some(Err((
+                    return Some(Err(RoomError::new(
                         ErrorCode::NotFound,
-                        "the room's node is gone and the room did not come back".to_owned(),
+                        "the room's node is gone and the room did not come back",
                     )));
                 }
             }
@@ -252,9 +254,9 @@ impl ClusterPeers {
                 *node = to.node;
                 None
             }
-            _ => Some(Err((
+            _ => Some(Err(RoomError::new(
                 ErrorCode::Internal,
-                "the room's node did not answer in time".to_owned(),
+                "the room's node did not answer in time",
             ))),
         }
     }
@@ -324,7 +326,15 @@ impl Peers for ClusterPeers {
                 let r = if node.as_str() == me.inner.node {
                     let r = room::apply(&me.inner.ctx, &room, op.clone()).await;
                     match me.inner.ctx.directory.moved_to(&room) {
-                        Some(to) if matches!(r, Err((ErrorCode::NotFound, _))) => {
+                        Some(to)
+                            if matches!(
+                                r,
+                                Err(RoomError {
+                                    code: ErrorCode::NotFound,
+                                    ..
+                                })
+                            ) =>
+                        {
                             node = to.node;
                             continue;
                         }
@@ -336,7 +346,14 @@ impl Peers for ClusterPeers {
                         None => continue,
                     }
                 };
-                if !matches!(r, Err((ErrorCode::NotFound, _))) || asked {
+                if !matches!(
+                    r,
+                    Err(RoomError {
+                        code: ErrorCode::NotFound,
+                        ..
+                    })
+                ) || asked
+                {
                     return r;
                 }
                 asked = true;
@@ -348,7 +365,7 @@ impl Peers for ClusterPeers {
                     _ => return r,
                 }
             }
-            Err((ErrorCode::NotFound, "the room kept moving".to_owned()))
+            Err(RoomError::new(ErrorCode::NotFound, "the room kept moving"))
         })
     }
 

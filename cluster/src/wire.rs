@@ -417,8 +417,12 @@ mod mixed_versions {
     /// The previous build's envelope and its first kinds, in their order (their tags).
     mod v0 {
         use serde::{Deserialize, Serialize};
-        use warren_actors::remote::{OpResult, RoomOp};
-        use warren_protocol::{PlayerId, RoomId};
+        use warren_actors::remote::RoomOp;
+        use warren_protocol::{ErrorCode, PlayerId, RoomId};
+
+        /// The previous builds' answer to a room operation: a tuple, where this build has
+        /// `RoomError` (same layout on the wire).
+        pub(super) type OpResult = Result<(), (ErrorCode, String)>;
 
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
         pub(super) struct Envelope {
@@ -520,6 +524,27 @@ mod mixed_versions {
                 corr: 7,
                 result: Ok(())
             }
+        );
+        // A refusal: this build's `RoomError` is the old `(code, message)` tuple on the wire.
+        let refused = Envelope::encode(Body::OpReply {
+            corr: 8,
+            result: Err(warren_actors::remote::RoomError::new(
+                warren_protocol::ErrorCode::NotFound,
+                "no such room",
+            )),
+        });
+        let old: v0::Envelope = postcard::from_bytes(&refused.0).unwrap();
+        assert_eq!(
+            old.body,
+            v0::Body::OpReply {
+                corr: 8,
+                result: Err((warren_protocol::ErrorCode::NotFound, "no such room".into()))
+            }
+        );
+        let back = Envelope::decode(&Wire(postcard::to_stdvec(&old).unwrap())).unwrap();
+        assert!(
+            matches!(&back.body, Body::OpReply { result: Err(e), .. } if e.is_not_found()),
+            "{back:?}"
         );
         let deliver = Envelope::encode(Body::Deliver {
             frames: vec![("p".into(), "{}".into())],

@@ -11,7 +11,7 @@ use warren_protocol::{ErrorCode, RoomId};
 use super::RoomMsg;
 use crate::game::GameError;
 use crate::node::NodeCtx;
-use crate::remote::{OpResult, RoomOp};
+use crate::remote::{OpResult, RoomError, RoomOp};
 
 /// How long a request waits for a room that is being restarted to be back in the directory.
 const RESTART_WAIT: Duration = Duration::from_millis(500);
@@ -89,13 +89,13 @@ pub async fn call_room<R: Send + 'static>(
 /// arriving from other nodes alike.
 pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
     let fail = |e: RoomCallErr| match e {
-        RoomCallErr::Gone => (ErrorCode::NotFound, "no such room".to_owned()),
-        RoomCallErr::Failed => (
+        RoomCallErr::Gone => RoomError::new(ErrorCode::NotFound, "no such room"),
+        RoomCallErr::Failed => RoomError::new(
             ErrorCode::Internal,
-            "the room failed while handling the request".to_owned(),
+            "the room failed while handling the request",
         ),
     };
-    let game = |e: GameError| (e.code, e.message);
+    let game = |e: GameError| RoomError::new(e.code, e.message);
     let cast = |ok: bool| {
         if ok {
             Ok(())
@@ -112,14 +112,14 @@ pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
         })
         .await
         .map_err(fail)?
-        .map_err(|c| (c, join_refusal(c).to_owned())),
+        .map_err(|c| RoomError::new(c, join_refusal(c))),
         RoomOp::Leave(player) => call_room(ctx, room, |reply| RoomMsg::Leave {
             player: player.clone(),
             reply: Some(reply),
         })
         .await
         .map_err(fail)?
-        .map_err(|c| (c, "not in this room".to_owned())),
+        .map_err(|c| RoomError::new(c, "not in this room")),
         RoomOp::Ready(player) => call_room(ctx, room, |reply| RoomMsg::Ready {
             player: player.clone(),
             reply,
@@ -129,7 +129,7 @@ pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
         .map_err(game),
         RoomOp::Input { player, seq, data } => {
             let data: Map<String, Value> = serde_json::from_str(&data)
-                .map_err(|_| (ErrorCode::BadRequest, "`data` must be an object".to_owned()))?;
+                .map_err(|_| RoomError::new(ErrorCode::BadRequest, "`data` must be an object"))?;
             call_room(ctx, room, |reply| RoomMsg::Input {
                 player: player.clone(),
                 seq,

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::node::now_ms;
 use crate::pool_host::{owner_of, send_pool};
-use crate::remote::{PoolKey, PoolWire, RoomOp, TicketWire};
+use crate::remote::{PoolKey, PoolWire, RoomError, RoomOp, TicketWire};
 use crate::room::{self, RoomMsg};
 use crate::room_host::{CreateRoomError, RoomHostMsg};
 
@@ -52,9 +52,10 @@ impl SessionState {
                 }
                 let player = self.player.clone();
                 match self.room_op(RoomOp::Leave(player)).await {
-                    Err((ErrorCode::NotFound, _)) => {
-                        self.reply_err(rid, ErrorCode::NotInRoom, "not in a room")
-                    }
+                    Err(RoomError {
+                        code: ErrorCode::NotFound,
+                        ..
+                    }) => self.reply_err(rid, ErrorCode::NotInRoom, "not in a room"),
                     _ => {
                         self.room = None;
                         self.reply_ok(rid, Map::new());
@@ -97,7 +98,7 @@ impl SessionState {
                     Some(Link::Local) if rid.is_none() => {
                         // The room is moving to another node: wait for it, then follow it.
                         let data = Value::Object(data).to_string();
-                        if let Err((code, message)) =
+                        if let Err(RoomError { code, message }) =
                             self.room_op(RoomOp::Input { player, seq, data }).await
                         {
                             self.reply_err(None, code, &message);
@@ -113,7 +114,10 @@ impl SessionState {
                         })
                         .await;
                         match r {
-                            Ok(r) => self.reply_result(rid, r.map_err(|e| (e.code, e.message))),
+                            Ok(r) => self.reply_result(
+                                rid,
+                                r.map_err(|e| RoomError::new(e.code, e.message)),
+                            ),
                             Err(room::RoomCallErr::Gone)
                                 if self.ctx.directory.moved_to(&room).is_some() =>
                             {
@@ -272,7 +276,7 @@ impl SessionState {
                 self.room_notify(&room, RoomOp::Resync(self.player.clone()))
                     .await;
             }
-            Err((code, message)) => self.reply_err(rid, code, &message),
+            Err(RoomError { code, message }) => self.reply_err(rid, code, &message),
         }
     }
 

@@ -6,7 +6,7 @@ use warren_protocol::{ErrorCode, NodeId, RoomId, ServerMsg, encode};
 
 use super::SessionState;
 use crate::node::Location;
-use crate::remote::{OpResult, RoomOp};
+use crate::remote::{OpResult, RoomError, RoomOp};
 use crate::room;
 
 impl SessionState {
@@ -74,10 +74,17 @@ impl SessionState {
     /// gone is forgotten.
     pub(super) async fn room_op(&mut self, op: RoomOp) -> OpResult {
         let Some(room) = self.room.clone() else {
-            return Err((ErrorCode::NotInRoom, "not in a room".into()));
+            return Err(RoomError::new(ErrorCode::NotInRoom, "not in a room"));
         };
         let r = self.op_on(&room, op).await;
-        if matches!(&r, Err((ErrorCode::NotFound, _))) && self.room.as_ref() == Some(&room) {
+        if matches!(
+            &r,
+            Err(RoomError {
+                code: ErrorCode::NotFound,
+                ..
+            })
+        ) && self.room.as_ref() == Some(&room)
+        {
             self.room = None;
         }
         r
@@ -90,7 +97,7 @@ impl SessionState {
             (Some(Link::Local), Some(peers)) => peers.room_op(&self.ctx.node, room, op).await,
             (Some(Link::Local), None) => room::apply(&self.ctx, room, op).await,
             (Some(Link::Remote(node)), Some(peers)) => peers.room_op(&node, room, op).await,
-            _ => Err((ErrorCode::NotFound, "no such room".into())),
+            _ => Err(RoomError::new(ErrorCode::NotFound, "no such room")),
         }
     }
 
@@ -98,7 +105,13 @@ impl SessionState {
     /// (awaited, so a disconnect can never overtake the reconnect that follows it).
     pub(super) async fn room_notify(&mut self, room: &RoomId, op: RoomOp) {
         let delivered = match self.link_to(room) {
-            Some(_) => !matches!(self.op_on(room, op).await, Err((ErrorCode::NotFound, _))),
+            Some(_) => !matches!(
+                self.op_on(room, op).await,
+                Err(RoomError {
+                    code: ErrorCode::NotFound,
+                    ..
+                })
+            ),
             None => false,
         };
         if !delivered && self.room.as_ref() == Some(room) {
