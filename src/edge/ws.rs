@@ -134,7 +134,7 @@ async fn run(open: Open) {
     let fast = conn.fast.clone();
     let session = Box::pin(connect(&slot.0, &ident, resume, conn));
     let Some(session) = session.await else {
-        let closing = Box::pin(close(ws, CloseCode::Internal.code()));
+        let closing = Box::pin(close(ws, CloseCode::Internal.code(), None));
         closing.await;
         finish(&slot);
         return;
@@ -236,7 +236,11 @@ async fn run(open: Open) {
                 metrics::counter!("warren_closes_total", "code" => code.to_string()).increment(1);
             }
             debug!(player = %ident.player, conn = conn_id, code, "closing connection");
-            let closing = Box::pin(close(ws, code));
+            // What was queued before the close goes first (a resumed player's `welcome` before a
+            // draining node's 4001), unless the client is the reason: too slow, or silent.
+            let flush =
+                code != CloseCode::TooSlow.code() && code != CloseCode::HeartbeatTimeout.code();
+            let closing = Box::pin(close(ws, code, flush.then_some(&mut outbound)));
             closing.await;
         }
     }
@@ -345,14 +349,25 @@ fn finish(_slot: &Slot) {
 /// reads again does not hold the task.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
-/// Sends the close frame and waits for the client's answer, bounded in time, so that the close
-/// frame is read before the socket goes away.
-async fn close(mut ws: WebSocketStream<Prefixed>, code: u16) {
+/// Sends the frames still queued (when given), then the close frame, and waits for the client's
+/// answer, all bounded in time, so that the close frame is read before the socket goes away.
+async fn close(
+    mut ws: WebSocketStream<Prefixed>,
+    code: u16,
+    queued: Option<&mut warren_actors::outq::Receiver<Outbound>>,
+) {
     let frame = CloseFrame {
         code: WsCloseCode::from(code),
         reason: reason_text(code).into(),
     };
     let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+        if let Some(q) = queued {
+            while let Some(f) = q.try_recv() {
+                if ws.feed(text(f)).await.is_err() {
+                    return;
+                }
+            }
+        }
         if ws.close(Some(frame)).await.is_ok() {
             while let Some(Ok(_)) = ws.next().await {}
         }

@@ -374,7 +374,9 @@ where
                 })
             }
             Some(Ok(Message::Close(c))) => Err(c.map_or(1005, |c| u16::from(c.code))),
-            other => panic!("no welcome: {other:?}"),
+            // The connection ended without a close frame (the node went away).
+            Some(Err(_)) | None => Err(0),
+            Some(Ok(other)) => panic!("no welcome: {other:?}"),
         }
     }
 

@@ -608,9 +608,10 @@ async fn come_back(port: u16, mut p: Seated) -> u32 {
         let query = format!("token={}&resume={resume}", p.token);
         let mut c = match try_websocket(port, p.src, &query).await {
             Ok(c) => c,
-            // The draining node closed the connection before its welcome went out.
-            Err(4001) => continue,
-            Err(code) => panic!("reconnect closed with {code}"),
+            // The drained node exited as the connection reached it.
+            Err(0) => continue,
+            // A draining node sends its welcome before its 4001 (PROTOCOL.md, "Drain").
+            Err(code) => panic!("reconnect closed with {code} before its welcome"),
         };
         assert_eq!(c.welcome["resumed"], true, "{}", c.welcome);
         if c.welcome["node"] == "n1" {
