@@ -35,7 +35,7 @@ master_process off;
 worker_processes 1;
 error_log $d/nginx-error.log warn;
 pid $d/nginx.pid;
-events { worker_connections 8192; }
+events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path $d/body;
@@ -77,7 +77,7 @@ http {
 EOF
 cat >"$dir/haproxy.cfg" <<EOF
 global
-  maxconn 8192
+  maxconn 4096
 defaults
   mode http
   timeout connect 5s

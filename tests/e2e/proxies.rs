@@ -728,8 +728,9 @@ async fn players_connect_with_wss_through_nginx_terminating_tls_and_play() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The README's proxy configurations are the ones these tests run: every line of each README
-/// block, but for listen addresses and certificate paths, is a line of the tested configuration.
+/// The README's proxy configurations, and those `scripts/proxy_hop.sh` measures through, are the
+/// ones these tests run: every line of each, but for listen addresses, ports, certificate and
+/// temporary paths, is a line of the tested configuration.
 #[test]
 fn the_readme_shows_the_proxy_configurations_the_tests_run() {
     let readme =
@@ -747,13 +748,13 @@ fn the_readme_shows_the_proxy_configurations_the_tests_run() {
     };
     // Addresses differ (the tests pick ports); listen lines and certificates are the site's own.
     let normal = |line: &str| -> String {
-        let mut out = line.trim().to_owned();
+        let mut out = line.trim().replace("\\$", "$");
         while let Some(at) = out.find("127.0.0.1:") {
-            let digits = out[at + 10..]
+            let port = out[at + 10..]
                 .chars()
-                .take_while(char::is_ascii_digit)
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '$' || *c == '_')
                 .count();
-            out.replace_range(at..at + 10 + digits, "ADDR");
+            out.replace_range(at..at + 10 + port, "ADDR");
         }
         out.replace(" n0 ", " nN ")
             .replace(" n1 ", " nN ")
@@ -761,24 +762,62 @@ fn the_readme_shows_the_proxy_configurations_the_tests_run() {
     };
     let site_specific = |l: &str| {
         let l = l.trim();
-        l.is_empty() || l.starts_with("listen") || l.starts_with("ssl_") || l.starts_with("bind")
+        l.is_empty()
+            || l.starts_with("listen")
+            || l.starts_with("ssl_")
+            || l.starts_with("bind")
+            || l.contains("$d")
     };
     let dir = std::path::Path::new("/tmp/warren-readme-check");
-    for (marker, kind) in [
-        ("<!-- proxy:nginx -->", Kind::IngressNginx),
-        ("<!-- proxy:haproxy -->", Kind::Haproxy),
-    ] {
+    // scripts/proxy_hop.sh measures through the same configurations: its heredocs are checked too.
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/proxy_hop.sh"))
+            .unwrap();
+    let heredoc = |file: &str| -> Vec<String> {
+        let start = script
+            .find(&format!("cat >\"$dir/{file}\" <<EOF"))
+            .unwrap_or_else(|| panic!("proxy_hop.sh lacks its {file}"));
+        let body = &script[start..];
+        let body = &body[body.find('\n').unwrap() + 1..];
+        body[..body.find("\nEOF").unwrap()]
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let checked = [
+        (
+            "README <!-- proxy:nginx -->",
+            block("<!-- proxy:nginx -->"),
+            Kind::IngressNginx,
+        ),
+        (
+            "README <!-- proxy:haproxy -->",
+            block("<!-- proxy:haproxy -->"),
+            Kind::Haproxy,
+        ),
+        (
+            "proxy_hop.sh nginx.conf",
+            heredoc("nginx.conf"),
+            Kind::IngressNginx,
+        ),
+        (
+            "proxy_hop.sh haproxy.cfg",
+            heredoc("haproxy.cfg"),
+            Kind::Haproxy,
+        ),
+    ];
+    for (marker, lines, kind) in checked {
         let tested: Vec<String> = config(kind, 1, &[2], dir, None)
             .lines()
             .map(normal)
             .collect();
-        for line in block(marker) {
+        for line in lines {
             if site_specific(&line) {
                 continue;
             }
             assert!(
                 tested.contains(&normal(&line)),
-                "README {marker}: `{line}` is not in the tested {kind:?} configuration"
+                "{marker}: `{line}` is not in the tested {kind:?} configuration"
             );
         }
     }
