@@ -206,6 +206,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
     } else {
         cfg.http.workers
     };
+    let mut bound = listen.clone();
     let outcome = actix_web::rt::System::new().block_on(async {
         let front_edge = edge.clone();
         let server = actix_server::Server::build()
@@ -215,7 +216,9 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
             // The node's own limit answers 503 past `limits.max_connections`; actix-server's
             // default (25,600 a worker) would instead stop accepting before it.
             .max_concurrent_connections(open_files)
-            .bind("warren-edge", &listen, move || edge::front::service(front_edge.clone()))
+            .listen("warren-edge", http_listener(&listen, &mut bound)?, move || {
+                edge::front::service(front_edge.clone())
+            })
             .with_context(|| format!("failed to listen on http.listen {listen}"))?
             .run();
         let lifecycle = Lifecycle {
@@ -228,11 +231,37 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
             fatal,
         };
         let outcome = actors.spawn(shutdown::run(lifecycle));
-        info!(node = %node, version = %version, http = %listen, games = ?ctx.games.names(), "warren node ready");
+        // The bound address, not the configured one: with port 0 the kernel picks it, and tests
+        // and tools read it from this line.
+        info!(node = %node, version = %version, http = %bound, games = ?ctx.games.names(), "warren node ready");
         server.await.context("http server failed")?;
         outcome.await.context("lifecycle task failed")
     })?;
     actors.shutdown_timeout(std::time::Duration::from_secs(1));
     info!(?outcome, "warren node stopped");
     Ok(outcome)
+}
+
+/// The HTTP listener on `listen` (port 0: one the kernel picks, written to `bound`), with the
+/// backlog actix-server would give it.
+fn http_listener(listen: &str, bound: &mut String) -> anyhow::Result<std::net::TcpListener> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .with_context(|| format!("http.listen {listen} is not an address"))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .with_context(|| format!("failed to listen on http.listen {listen}"))?;
+    socket.set_reuseaddr(true)?;
+    socket
+        .bind(addr)
+        .with_context(|| format!("failed to listen on http.listen {listen}"))?;
+    let listener = socket
+        .listen(2048)
+        .with_context(|| format!("failed to listen on http.listen {listen}"))?
+        .into_std()?;
+    *bound = listener.local_addr()?.to_string();
+    Ok(listener)
 }
