@@ -160,6 +160,7 @@ fn parse_node(s: &str) -> Option<IpAddr> {
 /// flooded from more addresses than it tracks).
 pub(crate) struct PerAddress {
     per_minute: u32,
+    max: usize,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
@@ -168,8 +169,13 @@ impl PerAddress {
     pub(crate) const MAX_ADDRESSES: usize = 100_000;
 
     pub(crate) fn new(per_minute: u32) -> Self {
+        Self::with_max(per_minute, Self::MAX_ADDRESSES)
+    }
+
+    fn with_max(per_minute: u32, max: usize) -> Self {
         Self {
             per_minute,
+            max,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -185,11 +191,11 @@ impl PerAddress {
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if b.len() >= Self::MAX_ADDRESSES && !b.contains_key(&ip) {
+        if b.len() >= self.max && !b.contains_key(&ip) {
             b.retain(|_, (tokens, at)| {
                 *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < cap
             });
-            if b.len() >= Self::MAX_ADDRESSES {
+            if b.len() >= self.max {
                 return false;
             }
         }
@@ -293,5 +299,20 @@ mod tests {
         assert!(l.admit(a, t0 + std::time::Duration::from_secs(20)));
         assert!(!l.admit(a, t0 + std::time::Duration::from_secs(20)));
         assert!(PerAddress::new(0).admit(a, t0));
+    }
+
+    #[test]
+    fn the_table_of_addresses_is_bounded() {
+        let l = PerAddress::with_max(2, 2);
+        let t0 = Instant::now();
+        assert!(l.admit(ip("1.1.1.1"), t0));
+        assert!(l.admit(ip("2.2.2.2"), t0));
+        // Full, and neither bucket refilled yet: a third address is refused, not tracked.
+        assert!(!l.admit(ip("3.3.3.3"), t0));
+        assert_eq!(l.buckets.lock().unwrap().len(), 2);
+        // Once the others refilled they are forgotten and make room.
+        let later = t0 + std::time::Duration::from_secs(60);
+        assert!(l.admit(ip("3.3.3.3"), later));
+        assert_eq!(l.buckets.lock().unwrap().len(), 1);
     }
 }
