@@ -174,7 +174,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
                 }),
             },
             status,
-            ctx.clone(),
+            warren_actors::local::LocalNode::new(ctx.clone()),
             &sup,
         ))
         .with_context(|| {

@@ -14,12 +14,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde_json::{Map, Value};
-use tracing::debug;
-use warren_protocol::{PlayerId, RoomId};
+use warren_protocol::{JsonObject, PlayerId};
 
-use crate::node::{NodeCtx, lock};
-use crate::room::RoomMsg;
+use crate::node::lock;
 
 /// Most inputs a box holds; more (a room that stopped ticking) go the ordinary way.
 const CAPACITY: usize = 1024;
@@ -30,8 +27,8 @@ pub struct QueuedInput {
     pub player: PlayerId,
     /// Its `seq`.
     pub seq: Option<u64>,
-    /// Its `data`.
-    pub data: Map<String, Value>,
+    /// Its `data`, as the client sent it.
+    pub data: JsonObject,
 }
 
 #[derive(Default)]
@@ -80,61 +77,6 @@ impl InputBox {
     }
 }
 
-/// A realtime input another node sent one way (its `data` as JSON text): into the room's box, or
-/// else the room's mailbox, both in arrival order, so the player's later operations, which arrive
-/// after it, reach the room behind it. Gives the input back when the room is not running here
-/// (frozen for a move, restarting, moved on): the caller runs it as an operation then.
-pub fn take_from_peer(
-    ctx: &NodeCtx,
-    room: &RoomId,
-    player: PlayerId,
-    seq: Option<u64>,
-    data: String,
-) -> Result<(), (PlayerId, Option<u64>, String)> {
-    let map = match serde_json::from_str::<Map<String, Value>>(&data) {
-        Ok(m) => m,
-        Err(e) => {
-            // The sending node wrote it from a decoded object; nothing to answer.
-            debug!(room = %room, error = %e, "input from another node without a JSON object dropped");
-            return Ok(());
-        }
-    };
-    let mut input = QueuedInput {
-        player,
-        seq,
-        data: map,
-    };
-    if let Some(b) = ctx.directory.inputs(room) {
-        match b.push(input) {
-            Ok(()) => return Ok(()),
-            Err(back) => input = back,
-        }
-    }
-    if let Some(actor) = ctx.directory.actor(room) {
-        let msg = RoomMsg::Input {
-            player: input.player,
-            seq: input.seq,
-            data: input.data,
-            reply: None,
-        };
-        match actor.cast(msg) {
-            Ok(()) => return Ok(()),
-            Err(ractor::MessagingErr::SendErr(RoomMsg::Input {
-                player, seq, data, ..
-            })) => {
-                input = QueuedInput { player, seq, data };
-            }
-            // Not a message the room takes back: cannot happen for a room's own type.
-            Err(_) => return Ok(()),
-        }
-    }
-    Err((
-        input.player,
-        input.seq,
-        Value::Object(input.data).to_string(),
-    ))
-}
-
 /// A connection's fast-path cell, shared by its socket task and its session.
 #[derive(Default)]
 pub struct FastInput {
@@ -172,7 +114,7 @@ mod tests {
         QueuedInput {
             player: PlayerId::new("p"),
             seq: Some(seq),
-            data: Map::new(),
+            data: JsonObject::parse("{}").unwrap(),
         }
     }
 

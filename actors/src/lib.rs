@@ -21,6 +21,7 @@ use criterion as _;
 
 pub mod game;
 pub mod inputs;
+pub mod local;
 pub mod matchmaking;
 pub mod migrate;
 pub mod node;
@@ -32,6 +33,7 @@ pub mod resume;
 pub mod ring;
 pub mod room;
 pub mod room_host;
+pub mod router;
 pub mod session;
 pub mod session_host;
 pub mod settings;

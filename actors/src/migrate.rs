@@ -100,7 +100,7 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
             .adopt(&target, room.clone(), epoch, bytes.clone())
             .await
             .map(|()| target),
-        None => Err("no ready node to move to".to_owned()),
+        None => Err(crate::remote::AdoptError::new("no ready node to move to")),
     };
     match result {
         Ok(target) => {

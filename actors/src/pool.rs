@@ -327,7 +327,7 @@ async fn create(
     node: &NodeId,
     key: &PoolKey,
     players: Vec<SeatPlan>,
-) -> Result<RoomId, String> {
+) -> Result<RoomId, crate::remote::CreateError> {
     if *node != ctx.node
         && let Some(peers) = ctx.peers()
     {

@@ -7,9 +7,11 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 use warren_protocol::{
-    ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary, TicketId,
+    ErrorCode, GameName, JsonObject, NodeId, Outbound, PlayerId, RoomId, RoomSummary, TicketId,
 };
 
+use crate::inputs::QueuedInput;
+use crate::node::Location;
 use crate::ring::Candidate;
 
 /// A request to a room, as it crosses nodes.
@@ -28,14 +30,14 @@ pub enum RoomOp {
     Leave(PlayerId),
     /// The player sent `ready`.
     Ready(PlayerId),
-    /// The player sent `input`; `data` is the JSON object as text.
+    /// The player sent `input`.
     Input {
         /// The player.
         player: PlayerId,
         /// Sequence number.
         seq: Option<u64>,
-        /// JSON object text.
-        data: String,
+        /// The object as the client sent it.
+        data: JsonObject,
     },
     /// A chat line.
     Chat {
@@ -170,8 +172,48 @@ pub enum SessionNote {
         /// The room.
         room: RoomId,
         /// Where it lives now.
-        at: crate::node::Location,
+        at: Location,
     },
+}
+
+/// What one attempt of a room operation on another node came to.
+#[derive(Debug)]
+pub enum Hop {
+    /// The room answered.
+    Done(OpResult),
+    /// The node no longer hosts the room; it lives at this location now.
+    Moved(Location),
+    /// The node is gone or cut off (before or while the request waited).
+    Unreachable,
+    /// The node did not answer in time.
+    TimedOut,
+}
+
+/// One tick's `state` of a realtime room, for the players of one node: the state object once,
+/// and each player's `ack`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TickState {
+    /// The room.
+    pub room: RoomId,
+    /// The tick.
+    pub tick: u64,
+    /// The `state` object, JSON.
+    pub state: String,
+    /// The players and the highest input `seq` applied for each.
+    pub acks: Vec<(PlayerId, u64)>,
+}
+
+impl TickState {
+    /// Each player's `state` frame.
+    pub fn frames(&self) -> impl Iterator<Item = (&PlayerId, Outbound)> {
+        let room = serde_json::to_string(self.room.as_str()).unwrap_or_default();
+        self.acks.iter().map(move |(p, ack)| {
+            (
+                p,
+                warren_protocol::state_frame(&room, self.tick, *ack, &self.state),
+            )
+        })
+    }
 }
 
 /// A player to seat in a new room: id, display name, node of the session.
@@ -204,6 +246,42 @@ impl RoomError {
     }
 }
 
+/// Why a room could not be adopted (handed over, or revived from its replica). It crosses nodes
+/// as its message, the layout the cluster protocol has always carried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct AdoptError {
+    /// What went wrong.
+    pub message: String,
+}
+
+impl AdoptError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a matchmade room could not be created on a node. It crosses nodes as its message, the
+/// layout the cluster protocol has always carried.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct CreateError {
+    /// What went wrong.
+    pub message: String,
+}
+
+impl CreateError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
 /// The answer to a [`RoomOp`].
 pub type OpResult = Result<(), RoomError>;
 
@@ -214,22 +292,35 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub trait Peers: Send + Sync + 'static {
     /// Sends frames to players whose sessions live on `node`, in one message.
     fn deliver(&self, node: &NodeId, frames: Vec<(PlayerId, Outbound)>);
-    /// Runs an operation on a room hosted on `node` (this node included) and waits for its
-    /// answer, following the room if it has moved.
-    fn room_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<OpResult>;
-    /// Sends an `input` without `rid` (its `data` as JSON text) to a room on another node, one
-    /// way: it reaches the room ahead of the player's later operations there, and its errors are
-    /// pushed to the player. Gives `data` back when `node` cannot take it (unreachable, or of an
-    /// older build): use [`Peers::room_op`] then.
-    fn room_input(
+    /// Sends the same frame to several players whose sessions live on `node`: it crosses once.
+    fn deliver_same(&self, node: &NodeId, frame: Outbound, players: Vec<PlayerId>) {
+        let frames = players.into_iter().map(|p| (p, frame.clone())).collect();
+        self.deliver(node, frames);
+    }
+    /// Sends a realtime room's `state` of one tick to its players whose sessions live on `node`:
+    /// the state crosses once, and that node writes each player's frame with its `ack`.
+    fn deliver_state(&self, node: &NodeId, state: TickState) {
+        let frames = state.frames().map(|(p, f)| (p.clone(), f)).collect();
+        self.deliver(node, frames);
+    }
+    /// Carries an operation to the room on `node` (not this node) once: the room's answer, or
+    /// where it went. The [`crate::router`] decides what to do next.
+    fn send_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<Hop>;
+    /// The node hosting `room`, asked of every other reachable node (the highest epoch wins).
+    fn where_is(&self, room: &RoomId) -> BoxFuture<Option<Location>>;
+    /// Whether requests can be sent to `node` now (a reachable member this node is linked to).
+    fn linked(&self, node: &NodeId) -> bool;
+    /// Sends an `input` without `rid` to a room on another node, one way: it reaches the room
+    /// ahead of the player's later operations there, and its errors are pushed to the player.
+    /// Gives the input back when `node` cannot take it (unreachable, or of an older build): the
+    /// router runs it as an operation then.
+    fn send_input(
         &self,
         _node: &NodeId,
         _room: &RoomId,
-        _player: PlayerId,
-        _seq: Option<u64>,
-        data: String,
-    ) -> Result<(), String> {
-        Err(data)
+        input: QueuedInput,
+    ) -> Result<(), QueuedInput> {
+        Err(input)
     }
     /// Open public rooms hosted on every other reachable node.
     fn list_rooms(&self, game: Option<GameName>) -> BoxFuture<Vec<RoomSummary>>;
@@ -254,9 +345,9 @@ pub trait Peers: Send + Sync + 'static {
     ) -> BoxFuture<bool>;
     /// Tells the sessions of `players` on every other reachable node that `room`, now at `at`,
     /// holds their seats ([`SessionNote::SeatWaiting`]).
-    fn seat_waiting(&self, room: &RoomId, at: &crate::node::Location, players: &[PlayerId]);
+    fn seat_waiting(&self, room: &RoomId, at: &Location, players: &[PlayerId]);
     /// Tells every other reachable node where a room lives now.
-    fn announce(&self, room: RoomId, to: crate::node::Location);
+    fn announce(&self, room: RoomId, to: Location);
     /// The room holding `player`'s seat on any other reachable node.
     fn find_seat(&self, player: PlayerId) -> BoxFuture<Option<RoomId>>;
     /// Hands a frozen room to `node`, which hosts it from `snapshot` at `epoch`.
@@ -266,14 +357,14 @@ pub trait Peers: Send + Sync + 'static {
         room: RoomId,
         epoch: u64,
         snapshot: Vec<u8>,
-    ) -> BoxFuture<Result<(), String>>;
+    ) -> BoxFuture<Result<(), AdoptError>>;
     /// Creates a private room of `game` on `node` with these players seated.
     fn create_room(
         &self,
         node: &NodeId,
         game: GameName,
         players: Vec<SeatPlan>,
-    ) -> BoxFuture<Result<RoomId, String>>;
+    ) -> BoxFuture<Result<RoomId, CreateError>>;
 }
 
 /// The node that hosts a room: room ids are `<node>.<random>`.

@@ -4,6 +4,7 @@
 //!
 //! Supervised by `RoomHost`, which restarts it from that snapshot when it panics.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,16 +12,17 @@ use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::{debug, info, warn};
 use warren_protocol::{
-    ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, ServerMsg, encode, error_frame,
-    state_frame,
+    ErrorCode, GameName, JsonObject, NodeId, Outbound, PlayerId, RoomId, ServerMsg, encode,
+    error_frame, state_frame,
 };
 
 use crate::game::{Game, GameCtx, GameError, SeatView};
 use crate::inputs::{InputBox, QueuedInput};
 use crate::node::{NodeCtx, lock, now_ms};
+use crate::remote::TickState;
 
 mod reach;
 mod seats;
@@ -64,8 +66,8 @@ pub enum RoomMsg {
         player: PlayerId,
         /// Client sequence number.
         seq: Option<u64>,
-        /// Payload.
-        data: Map<String, Value>,
+        /// Payload, as the client sent it.
+        data: JsonObject,
         /// When the request had a `rid`; otherwise errors are pushed without one.
         reply: Option<RpcReplyPort<Result<(), GameError>>>,
     },
@@ -452,14 +454,27 @@ impl RoomState {
         self.broadcast(frame);
     }
 
-    /// Sends one frame to every seat that is connected and has had its `room_state`.
+    /// Sends one frame to every seat that is connected and has had its `room_state`: to each
+    /// other node's players in one message holding the frame once.
     fn broadcast(&self, frame: Outbound) {
-        let to = self
-            .seats
-            .iter()
-            .filter(|s| s.synced && s.rec.connected)
-            .map(|s| (&s.rec, frame.clone()));
-        route(&self.ctx, to);
+        let mut remote: HashMap<&NodeId, Vec<PlayerId>> = HashMap::new();
+        let mut local = Vec::new();
+        for s in self.seats.iter().filter(|s| s.synced && s.rec.connected) {
+            if s.rec.home == self.ctx.node {
+                local.push((&s.rec.player, frame.clone()));
+            } else {
+                remote
+                    .entry(&s.rec.home)
+                    .or_default()
+                    .push(s.rec.player.clone());
+            }
+        }
+        self.ctx.sessions.send_each(local);
+        if let Some(peers) = self.ctx.peers() {
+            for (node, players) in remote {
+                peers.deliver_same(node, frame.clone(), players);
+            }
+        }
     }
 
     /// Sends a frame to one seated player, wherever its session is.
@@ -477,15 +492,38 @@ impl RoomState {
         };
         self.tick += 1;
         let (room_json, tick) = (&self.room_json, self.tick);
-        let to = self
-            .seats
-            .iter()
-            .filter(|s| s.synced && s.rec.connected)
-            .map(|s| {
-                let ack = out.acks.get(&s.rec.player).copied().unwrap_or(0);
-                (&s.rec, state_frame(room_json, tick, ack, &out.state_json))
-            });
-        route(&self.ctx, to);
+        // Local players get their frame now; each other node gets the state once, with the acks
+        // of its players, and writes their frames itself.
+        let mut remote: HashMap<&NodeId, Vec<(PlayerId, u64)>> = HashMap::new();
+        let mut local = Vec::new();
+        for s in self.seats.iter().filter(|s| s.synced && s.rec.connected) {
+            let ack = out.acks.get(&s.rec.player).copied().unwrap_or(0);
+            if s.rec.home == self.ctx.node {
+                local.push((
+                    &s.rec.player,
+                    state_frame(room_json, tick, ack, &out.state_json),
+                ));
+            } else {
+                remote
+                    .entry(&s.rec.home)
+                    .or_default()
+                    .push((s.rec.player.clone(), ack));
+            }
+        }
+        self.ctx.sessions.send_each(local);
+        if let Some(peers) = self.ctx.peers() {
+            for (node, acks) in remote {
+                peers.deliver_state(
+                    node,
+                    TickState {
+                        room: self.id.clone(),
+                        tick,
+                        state: out.state_json.clone(),
+                        acks,
+                    },
+                );
+            }
+        }
         self.tick_seconds.record(started.elapsed().as_secs_f64());
     }
 

@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use warren_protocol::{GameName, NodeId, RoomId};
 
 use crate::node::{Location, NodeCtx, RoomEntry, lock};
-use crate::remote::{SeatPlan, SessionNote};
+use crate::remote::{AdoptError, CreateError, SeatPlan, SessionNote};
 use crate::room::{Room, RoomArgs, RoomMsg, RoomSnapshot, SeatRecord};
 
 /// Why a room could not be created.
@@ -62,7 +62,7 @@ pub enum RoomHostMsg {
         /// Its node died (the room comes from a replica), rather than handing it over.
         after_death: bool,
         /// Whether it runs here now.
-        reply: RpcReplyPort<Result<(), String>>,
+        reply: RpcReplyPort<Result<(), AdoptError>>,
     },
     /// Stop hosting a room without telling its players: another node hosts it (`to`, which
     /// requests are redirected to), or this node is cut off from its cluster (`to` is `None`).
@@ -200,7 +200,7 @@ pub async fn create_matched(
     ctx: &NodeCtx,
     game: GameName,
     players: Vec<SeatPlan>,
-) -> Result<RoomId, String> {
+) -> Result<RoomId, CreateError> {
     let host = ctx.hosts().rooms.clone();
     match ractor::call!(host, |reply| RoomHostMsg::Create {
         game,
@@ -210,8 +210,10 @@ pub async fn create_matched(
         reply,
     }) {
         Ok(Ok((room, _))) => Ok(room),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(Err(e)) => Err(CreateError::new(e.to_string())),
+        Err(e) => Err(CreateError::new(format!(
+            "the room host did not answer: {e}"
+        ))),
     }
 }
 
@@ -382,12 +384,12 @@ impl RoomHostState {
         epoch: u64,
         snapshot: Vec<u8>,
         after_death: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), AdoptError> {
         let here = self.ctx.directory.hosts(&room);
         let game = self
             .revive(me, &room, &snapshot, epoch, after_death)
             .await
-            .map_err(|(why, _)| why)?;
+            .map_err(|(why, _)| AdoptError::new(why))?;
         lock(&self.ctx.snapshots).insert(room.clone(), Arc::new(snapshot));
         if !here {
             metrics::gauge!("warren_rooms", "game" => game.to_string()).increment(1.0);

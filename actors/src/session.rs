@@ -26,7 +26,6 @@ mod requests;
 mod seat;
 mod ticket;
 
-use seat::Link;
 pub(crate) use ticket::Queued;
 
 /// Most rooms one `list_rooms` answer lists.

@@ -323,9 +323,12 @@ impl Client {
 
     /// `input` with a `rid`: resolves once the room applied it (or refused it).
     pub async fn input(&self, data: Map<String, Value>) -> Result<(), ClientError> {
-        self.request(Request::Input { data, seq: None })
-            .await
-            .map(drop)
+        self.request(Request::Input {
+            data: warren_protocol::JsonObject::from_map(&data),
+            seq: None,
+        })
+        .await
+        .map(drop)
     }
 
     /// `queue`: the ticket.

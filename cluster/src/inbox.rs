@@ -10,17 +10,10 @@ use std::sync::Arc;
 
 use bytestring::ByteString;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
-use tracing::warn;
-use warren_actors::inputs::take_from_peer;
-use warren_actors::node::{Location, NodeCtx};
-use warren_actors::pool::ask_claim;
-use warren_actors::pool_host::PoolHostMsg;
-use warren_actors::remote::{Peers, RoomError, RoomOp};
-use warren_actors::room;
-use warren_actors::room_host::{RoomHostMsg, create_matched};
-use warren_actors::session::SessionMsg;
-use warren_actors::session_host::find_session;
-use warren_protocol::{ErrorCode, NodeId, Outbound, PlayerId, RoomId};
+use warren_actors::inputs::QueuedInput;
+use warren_actors::local::LocalNode;
+use warren_actors::remote::Hop;
+use warren_protocol::{NodeId, Outbound, PlayerId};
 
 use crate::wire::{Body, Envelope, Wire};
 
@@ -36,39 +29,6 @@ pub fn group(node: &str) -> String {
 pub(crate) fn send(inbox: &ActorRef<Wire>, body: Body) -> bool {
     metrics::counter!("warren_cluster_messages_sent_total", "kind" => body.kind()).increment(1);
     inbox.cast(Envelope::encode(body)).is_ok()
-}
-
-/// A realtime input another node sent one way ([`take_from_peer`]). A room that is not running
-/// here gets it as an operation, which waits for the room and follows it; its error, if any, goes
-/// to the player's node.
-fn take_input(
-    ctx: &Arc<NodeCtx>,
-    peers: &ClusterPeers,
-    room: RoomId,
-    player: PlayerId,
-    home: NodeId,
-    seq: Option<u64>,
-    data: String,
-) {
-    let Err((player, seq, data)) = take_from_peer(ctx, &room, player, seq, data) else {
-        return;
-    };
-    let (ctx, peers) = (ctx.clone(), peers.clone());
-    tokio::spawn(async move {
-        let op = RoomOp::Input {
-            player: player.clone(),
-            seq,
-            data,
-        };
-        if let Err(RoomError { code, message }) = peers.room_op(&ctx.node, &room, op).await {
-            let frame = warren_protocol::error_frame(None, code, &message);
-            if home == ctx.node {
-                ctx.sessions.send_each([(&player, frame)]);
-            } else {
-                peers.deliver(&home, vec![(player, frame)]);
-            }
-        }
-    });
 }
 
 /// Answers a request from node `from` (dropped if that node is gone).
@@ -87,8 +47,8 @@ pub(crate) fn inbox_of(node: &str) -> Option<ActorRef<Wire>> {
 
 /// How the inbox starts.
 pub struct InboxArgs {
-    /// The node's actors.
-    pub ctx: Arc<NodeCtx>,
+    /// This node.
+    pub local: LocalNode,
     /// Pending requests.
     pub peers: ClusterPeers,
     /// Snapshots kept for other nodes' rooms.
@@ -108,7 +68,7 @@ impl Actor for NodeInbox {
         me: ActorRef<Wire>,
         args: InboxArgs,
     ) -> Result<InboxArgs, ActorProcessingErr> {
-        pg::join(group(args.ctx.node.as_str()), vec![me.get_cell()]);
+        pg::join(group(args.local.id().as_str()), vec![me.get_cell()]);
         Ok(args)
     }
 
@@ -123,6 +83,7 @@ impl Actor for NodeInbox {
         };
         metrics::counter!("warren_cluster_messages_received_total", "kind" => env.body.kind())
             .increment(1);
+        let local = &st.local;
         match env.body {
             Body::RoomOp {
                 corr,
@@ -131,45 +92,19 @@ impl Actor for NodeInbox {
                 op,
             } => {
                 // Off the inbox's own loop: a slow room must not hold up every other request.
-                let ctx = st.ctx.clone();
+                let local = local.clone();
                 tokio::spawn(async move {
-                    let result = room::apply(&ctx, &room, op).await;
-                    // Not here (any more): a tombstone redirects the sender to the room's node.
-                    let body = match ctx.directory.moved_to(&room) {
-                        Some(to)
-                            if matches!(
-                                result,
-                                Err(RoomError {
-                                    code: ErrorCode::NotFound,
-                                    ..
-                                })
-                            ) =>
-                        {
-                            Body::Moved { corr, to }
-                        }
-                        _ => Body::OpReply { corr, result },
+                    let body = match local.room_op(&room, op).await {
+                        // Not here (any more): a tombstone redirects the sender to the room's node.
+                        Hop::Moved(to) => Body::Moved { corr, to },
+                        Hop::Done(result) => Body::OpReply { corr, result },
+                        Hop::Unreachable | Hop::TimedOut => return,
                     };
                     reply_to(&from, body);
                 });
             }
             Body::Moved { corr, to } => st.peers.complete(corr, Reply::Moved(to)),
-            Body::Located { room, to } => match st.ctx.directory.epoch_of(&room) {
-                // Two copies of a room (adopted from replicas on two nodes at once): the higher
-                // epoch wins, then the lower node id; the loser redirects to the winner.
-                Some(mine)
-                    if to.node != st.ctx.node
-                        && (to.epoch > mine || (to.epoch == mine && to.node < st.ctx.node)) =>
-                {
-                    warn!(room = %room, winner = %to.node, epoch = to.epoch, "another node hosts this room too; dropping this copy");
-                    let _ = st
-                        .ctx
-                        .hosts()
-                        .rooms
-                        .cast(RoomHostMsg::Drop { room, to: Some(to) });
-                }
-                Some(_) => {}
-                None => st.ctx.directory.learn(&room, to),
-            },
+            Body::Located { room, to } => local.located(room, to),
             Body::Replicate { host, rooms } => st.replicas.keep(host, rooms),
             Body::Unreplicate { host, rooms } => st.replicas.release(&host, rooms),
             Body::Adopt {
@@ -179,22 +114,15 @@ impl Actor for NodeInbox {
                 epoch,
                 snapshot,
             } => {
-                let host = st.ctx.hosts().rooms.clone();
+                let local = local.clone();
                 tokio::spawn(async move {
-                    let result = ractor::call!(host, |reply| RoomHostMsg::Adopt {
-                        room,
-                        epoch,
-                        snapshot,
-                        after_death: false,
-                        reply
-                    })
-                    .unwrap_or_else(|e| Err(e.to_string()));
+                    let result = local.adopt(room, epoch, snapshot).await;
                     reply_to(&from, Body::Adopted { corr, result });
                 });
             }
             Body::Adopted { corr, result } => st.peers.complete(corr, Reply::Adopted(result)),
             Body::FindSeat { corr, from, player } => {
-                let room = st.ctx.directory.seat_of(&player);
+                let room = local.seat_of(&player);
                 reply_to(&from, Body::Seat { corr, room });
             }
             Body::Seat { corr, room } => st.peers.complete(corr, Reply::Seat(room)),
@@ -205,43 +133,28 @@ impl Actor for NodeInbox {
                 home,
                 seq,
                 data,
-            } => take_input(
-                &st.ctx,
-                &st.peers,
-                room,
-                player,
-                NodeId::new(home),
-                seq,
-                data,
-            ),
+            } => local.input(room, NodeId::new(home), QueuedInput { player, seq, data }),
             Body::Deliver { frames } => {
                 let frames: Vec<(PlayerId, Outbound)> = frames
                     .into_iter()
                     .map(|(p, f)| (p, ByteString::from(f)))
                     .collect();
-                st.ctx
-                    .sessions
-                    .send_each(frames.iter().map(|(p, f)| (p, f.clone())));
+                local.deliver(&frames);
             }
+            Body::DeliverSame { frame, players } => {
+                local.deliver_same(&ByteString::from(frame), &players);
+            }
+            Body::State(state) => local.deliver_state(&state),
             Body::ListRooms { corr, from, game } => {
-                let rooms = st
-                    .ctx
-                    .directory
-                    .list_open(game.as_ref(), warren_actors::session::LIST_ROOMS_LIMIT);
+                let rooms = local.open_rooms(game.as_ref());
                 reply_to(&from, Body::Rooms { corr, rooms });
             }
             Body::Rooms { corr, rooms } => st.peers.complete(corr, Reply::Rooms(rooms)),
-            Body::Pool(msg) => {
-                let _ = st.ctx.hosts().pools.cast(PoolHostMsg::Wire(msg));
-            }
+            Body::Pool(msg) => local.pool(msg),
             // Notes and claims for one session are put in its mailbox in the order they arrived
             // (a release must not be overtaken by the next claim); only the wait for a claim's
             // answer runs off the inbox's loop.
-            Body::Note { player, note } => {
-                if let Some(session) = find_session(&st.ctx, &player).await {
-                    let _ = session.cast(SessionMsg::Note(note));
-                }
-            }
+            Body::Note { player, note } => local.note(&player, note).await,
             Body::Claim {
                 corr,
                 from,
@@ -249,14 +162,9 @@ impl Actor for NodeInbox {
                 ticket,
                 claim,
             } => {
-                let answer = find_session(&st.ctx, &player)
-                    .await
-                    .map(|s| ask_claim(&s, ticket, claim));
+                let answer = local.claim(&player, ticket, claim).await;
                 tokio::spawn(async move {
-                    let ok = match answer {
-                        Some(a) => a.await,
-                        None => false,
-                    };
+                    let ok = answer.await;
                     reply_to(&from, Body::Claimed { corr, ok });
                 });
             }
@@ -267,18 +175,15 @@ impl Actor for NodeInbox {
                 game,
                 players,
             } => {
-                let ctx = st.ctx.clone();
+                let local = local.clone();
                 tokio::spawn(async move {
-                    let result = create_matched(&ctx, game, players).await;
+                    let result = local.create_matched(game, players).await;
                     reply_to(&from, Body::Created { corr, result });
                 });
             }
             Body::Created { corr, result } => st.peers.complete(corr, Reply::Created(result)),
             Body::WhereIs { corr, from, room } => {
-                let at = st.ctx.directory.epoch_of(&room).map(|epoch| Location {
-                    node: st.ctx.node.clone(),
-                    epoch,
-                });
+                let at = local.where_is(&room);
                 reply_to(&from, Body::HostedAt { corr, at });
             }
             Body::HostedAt { corr, at } => st.peers.complete(corr, Reply::HostedAt(at)),

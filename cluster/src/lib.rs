@@ -31,7 +31,7 @@ use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{IncomingEncryptionMode, NodeServer};
 
 use ractor::ActorRef;
-use warren_actors::node::NodeCtx;
+use warren_actors::local::LocalNode;
 use warren_actors::supervisor::{NodeSupervisorMsg, watch};
 
 use crate::membership::{ClusterView, Membership, MembershipArgs, StatusFn};
@@ -84,7 +84,7 @@ pub struct Cluster {
 pub async fn start(
     cfg: ClusterConfig,
     status: StatusFn,
-    ctx: Arc<NodeCtx>,
+    local: LocalNode,
     sup: &ActorRef<NodeSupervisorMsg>,
 ) -> Result<Cluster, ClusterError> {
     let name = |what: &str| Some(format!("{}/{what}", cfg.node));
@@ -131,24 +131,24 @@ pub async fn start(
     Actor::spawn_linked(name("membership"), Membership, args, sup.get_cell())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-    let peers = peers::ClusterPeers::new(ctx.clone(), view.clone(), cfg.batch_delivery);
+    let peers = peers::ClusterPeers::new(local.id(), view.clone(), cfg.batch_delivery);
     let replicas = Arc::new(replication::Replicas::default());
     let inbox_args = inbox::InboxArgs {
-        ctx: ctx.clone(),
+        local: local.clone(),
         peers: peers.clone(),
         replicas: replicas.clone(),
     };
     Actor::spawn_linked(name("inbox"), inbox::NodeInbox, inbox_args, sup.get_cell())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-    ctx.set_peers(Arc::new(peers));
+    local.set_peers(Arc::new(peers));
     let mut own = vec![cfg.listen];
     if let Ok(a) = advertise.parse::<SocketAddr>() {
         own.push(a);
     }
-    let replicate = tokio::spawn(replication::replicate(ctx.clone(), view.clone()));
+    let replicate = tokio::spawn(replication::replicate(local.clone(), view.clone()));
     watch(sup, "replication", replicate);
-    let guard = tokio::spawn(replication::guard(ctx.clone(), view.clone(), replicas));
+    let guard = tokio::spawn(replication::guard(local, view.clone(), replicas));
     watch(sup, "guard", guard);
     let discovery = tokio::spawn(discovery::run(
         server.clone(),

@@ -9,41 +9,38 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
-use warren_actors::node::{Location, NodeCtx};
+use warren_actors::inputs::QueuedInput;
+use warren_actors::node::Location;
 use warren_actors::remote::{
-    BoxFuture, OpResult, Peers, PoolWire, RoomError, RoomOp, SeatPlan, SessionNote,
+    AdoptError, BoxFuture, CreateError, Hop, OpResult, Peers, PoolWire, RoomOp, SeatPlan,
+    SessionNote, TickState,
 };
 use warren_actors::ring::Candidate;
-use warren_actors::room;
 use warren_protocol::{
     ErrorCode, GameName, NodeId, Outbound, PlayerId, RoomId, RoomSummary, TicketId, error_frame,
 };
 
 use crate::inbox::{inbox_of, send};
 use crate::membership::{ClusterView, MemberState};
-use crate::wire::{Body, Envelope, PROTO_INPUT, PROTO_ROOM_CLOSED, PROTO_SEAT_WAITING};
+use crate::wire::{
+    Body, Envelope, PROTO_FANOUT, PROTO_INPUT, PROTO_ROOM_CLOSED, PROTO_SEAT_WAITING,
+};
 
 /// How long a request to another node may take before the caller gets `internal`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// Redirects a room operation follows after a room moved.
-const MAX_REDIRECTS: usize = 4;
 /// How long `list_rooms` waits for each other node.
 const LIST_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long a request for a room whose node is gone waits for the room to come back on its
-/// backup (failure detection plus adoption take a few seconds).
-const ADOPTION_WAIT: Duration = Duration::from_secs(10);
-const ADOPTION_POLL: Duration = Duration::from_millis(20);
 /// How often a request to another node checks that the node is still reachable.
 const REACHABLE_CHECK: Duration = Duration::from_millis(100);
 
 pub(crate) enum Reply {
     Op(OpResult),
     Moved(Location),
-    Adopted(Result<(), String>),
+    Adopted(Result<(), AdoptError>),
     Seat(Option<RoomId>),
     Rooms(Vec<RoomSummary>),
     Claimed(bool),
-    Created(Result<RoomId, String>),
+    Created(Result<RoomId, CreateError>),
     HostedAt(Option<Location>),
 }
 
@@ -55,7 +52,6 @@ pub struct ClusterPeers {
 
 struct Inner {
     node: String,
-    ctx: Arc<NodeCtx>,
     batch: bool,
     view: Arc<ClusterView>,
     next: AtomicU64,
@@ -63,12 +59,11 @@ struct Inner {
 }
 
 impl ClusterPeers {
-    /// For this node and its membership view; `batch`: one `Deliver` per node and event.
-    pub fn new(ctx: Arc<NodeCtx>, view: Arc<ClusterView>, batch: bool) -> Self {
+    /// For this node and its membership view; `batch`: one message per node and event.
+    pub fn new(node: &NodeId, view: Arc<ClusterView>, batch: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
-                node: ctx.node.to_string(),
-                ctx,
+                node: node.to_string(),
                 batch,
                 view,
                 next: AtomicU64::new(1),
@@ -100,26 +95,6 @@ impl ClusterPeers {
             .filter(|m| m.state != MemberState::Unreachable)
             .map(|m| m.id)
             .collect()
-    }
-
-    /// Waits until the directory places `room` somewhere else than `gone`, or `gone` is reachable
-    /// again; `None` after [`ADOPTION_WAIT`].
-    async fn relocated(&self, room: &RoomId, gone: &NodeId) -> Option<NodeId> {
-        let here = &self.inner.ctx.node;
-        let deadline = tokio::time::Instant::now() + ADOPTION_WAIT;
-        loop {
-            match self.inner.ctx.directory.locate(here, room) {
-                Some(l) if l.node != *gone => return Some(l.node),
-                _ if inbox_of(gone.as_str()).is_some() && self.reachable(gone) => {
-                    return Some(gone.clone());
-                }
-                _ => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(ADOPTION_POLL).await;
-        }
     }
 
     /// Sends the same request to every other reachable node at once; each answer is awaited
@@ -180,8 +155,122 @@ impl Drop for Forget {
     }
 }
 
-impl ClusterPeers {
-    /// The node hosting `room`, asked of every other node (the highest epoch wins).
+impl Peers for ClusterPeers {
+    fn deliver(&self, node: &NodeId, frames: Vec<(PlayerId, Outbound)>) {
+        if let Some(inbox) = inbox_of(node.as_str()) {
+            let frames: Vec<(PlayerId, String)> = frames
+                .into_iter()
+                .map(|(p, f)| (p, f.to_string()))
+                .collect();
+            if self.inner.batch {
+                send(&inbox, Body::Deliver { frames });
+            } else {
+                for f in frames {
+                    send(&inbox, Body::Deliver { frames: vec![f] });
+                }
+            }
+        }
+    }
+
+    fn deliver_same(&self, node: &NodeId, frame: Outbound, players: Vec<PlayerId>) {
+        if !self.inner.batch || !self.inner.view.speaks(node.as_str(), PROTO_FANOUT) {
+            let frames = players.into_iter().map(|p| (p, frame.clone())).collect();
+            return self.deliver(node, frames);
+        }
+        if let Some(inbox) = inbox_of(node.as_str()) {
+            let frame = frame.to_string();
+            send(&inbox, Body::DeliverSame { frame, players });
+        }
+    }
+
+    fn deliver_state(&self, node: &NodeId, state: TickState) {
+        if !self.inner.batch || !self.inner.view.speaks(node.as_str(), PROTO_FANOUT) {
+            let frames = state.frames().map(|(p, f)| (p.clone(), f)).collect();
+            return self.deliver(node, frames);
+        }
+        if let Some(inbox) = inbox_of(node.as_str()) {
+            send(&inbox, Body::State(state));
+        }
+    }
+
+    fn send_input(
+        &self,
+        node: &NodeId,
+        room: &RoomId,
+        input: QueuedInput,
+    ) -> Result<(), QueuedInput> {
+        if node.as_str() == self.inner.node || !self.inner.view.speaks(node.as_str(), PROTO_INPUT) {
+            return Err(input);
+        }
+        let Some(inbox) = inbox_of(node.as_str()).filter(|_| self.reachable(node)) else {
+            return Err(input);
+        };
+        let body = Body::Input {
+            room: room.clone(),
+            player: input.player,
+            home: self.inner.node.clone(),
+            seq: input.seq,
+            data: input.data,
+        };
+        metrics::counter!("warren_cluster_messages_sent_total", "kind" => body.kind()).increment(1);
+        match inbox.cast(Envelope::encode(body)) {
+            Ok(()) => Ok(()),
+            // Not sent: the router runs it as an operation, which waits for the room.
+            Err(ractor::MessagingErr::SendErr(wire)) => match Envelope::decode(&wire) {
+                Ok(Envelope {
+                    body:
+                        Body::Input {
+                            player, seq, data, ..
+                        },
+                    ..
+                }) => Err(QueuedInput { player, seq, data }),
+                _ => Ok(()),
+            },
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn send_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<Hop> {
+        if !self.linked(node) {
+            // The node died or is cut off: the router waits for the room to come back.
+            return Box::pin(async { Hop::Unreachable });
+        }
+        let (me, node) = (self.clone(), node.clone());
+        let room = room.clone();
+        let mut request = self.request(
+            node.as_str(),
+            |corr, from| Body::RoomOp {
+                corr,
+                from,
+                room,
+                op,
+            },
+            REQUEST_TIMEOUT,
+        );
+        Box::pin(async move {
+            // A node cut off or dead while the request waits will not answer: this node's view
+            // learns it within the failure timeout, and the router then follows the room to
+            // where it comes back instead of waiting out REQUEST_TIMEOUT.
+            let mut check = tokio::time::interval(REACHABLE_CHECK);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let reply = loop {
+                tokio::select! {
+                    r = &mut request => break r,
+                    _ = check.tick() => {
+                        if !me.reachable(&node) {
+                            return Hop::Unreachable;
+                        }
+                    }
+                }
+            };
+            match reply {
+                Some(Reply::Op(r)) => Hop::Done(r),
+                Some(Reply::Moved(to)) => Hop::Moved(to),
+                _ => Hop::TimedOut,
+            }
+        })
+    }
+
     fn where_is(&self, room: &RoomId) -> BoxFuture<Option<Location>> {
         let asks = self.ask_others(|corr, from| Body::WhereIs {
             corr,
@@ -201,172 +290,8 @@ impl ClusterPeers {
         })
     }
 
-    /// One attempt of a room operation on another node: its result, or `None` when the room is
-    /// elsewhere now (`node` is updated).
-    async fn remote_op(&self, room: &RoomId, node: &mut NodeId, op: &RoomOp) -> Option<OpResult> {
-        let me = self;
-        if inbox_of(node.as_str()).is_none() || !me.reachable(node) {
-            // The node died or is cut off: its rooms come back on their backups, which
-            // announce where; the request waits for that (the player sees a pause).
-            match me.relocated(room, node).await {
-                Some(to) => {
-                    *node = to;
-                    return None;
-                }
-                None => {
-                    return Some(Err(RoomError::new(
-                        ErrorCode::NotFound,
-                        "the room's node is gone and the room did not come back",
-                    )));
-                }
-            }
-        }
-        let (room2, op2) = (room.clone(), op.clone());
-        let mut request = me.request(
-            node.as_str(),
-            |corr, from| Body::RoomOp {
-                corr,
-                from,
-                room: room2,
-                op: op2,
-            },
-            REQUEST_TIMEOUT,
-        );
-        // A node cut off or dead while the request waits will not answer: this node's view
-        // learns it within the failure timeout, and the request then follows the room to where
-        // it comes back instead of waiting out REQUEST_TIMEOUT.
-        let mut check = tokio::time::interval(REACHABLE_CHECK);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let reply = loop {
-            tokio::select! {
-                r = &mut request => break r,
-                _ = check.tick() => {
-                    if !me.reachable(node) {
-                        return None;
-                    }
-                }
-            }
-        };
-        match reply {
-            Some(Reply::Op(r)) => Some(r),
-            Some(Reply::Moved(to)) => {
-                me.inner.ctx.directory.learn(room, to.clone());
-                *node = to.node;
-                None
-            }
-            _ => Some(Err(RoomError::new(
-                ErrorCode::Internal,
-                "the room's node did not answer in time",
-            ))),
-        }
-    }
-}
-
-impl Peers for ClusterPeers {
-    fn deliver(&self, node: &NodeId, frames: Vec<(PlayerId, Outbound)>) {
-        if let Some(inbox) = inbox_of(node.as_str()) {
-            let frames: Vec<(PlayerId, String)> = frames
-                .into_iter()
-                .map(|(p, f)| (p, f.to_string()))
-                .collect();
-            if self.inner.batch {
-                send(&inbox, Body::Deliver { frames });
-            } else {
-                for f in frames {
-                    send(&inbox, Body::Deliver { frames: vec![f] });
-                }
-            }
-        }
-    }
-
-    fn room_input(
-        &self,
-        node: &NodeId,
-        room: &RoomId,
-        player: PlayerId,
-        seq: Option<u64>,
-        data: String,
-    ) -> Result<(), String> {
-        if node.as_str() == self.inner.node || !self.inner.view.speaks(node.as_str(), PROTO_INPUT) {
-            return Err(data);
-        }
-        let Some(inbox) = inbox_of(node.as_str()) else {
-            return Err(data);
-        };
-        let body = Body::Input {
-            room: room.clone(),
-            player,
-            home: self.inner.node.clone(),
-            seq,
-            data,
-        };
-        metrics::counter!("warren_cluster_messages_sent_total", "kind" => body.kind()).increment(1);
-        match inbox.cast(Envelope::encode(body)) {
-            Ok(()) => Ok(()),
-            // Not sent: the caller runs it as an operation, which waits for the room.
-            Err(ractor::MessagingErr::SendErr(wire)) => match Envelope::decode(&wire) {
-                Ok(Envelope {
-                    body: Body::Input { data, .. },
-                    ..
-                }) => Err(data),
-                _ => Err(String::new()),
-            },
-            Err(_) => Err(String::new()),
-        }
-    }
-
-    fn room_op(&self, node: &NodeId, room: &RoomId, op: RoomOp) -> BoxFuture<OpResult> {
-        let (me, room, mut node) = (self.clone(), room.clone(), node.clone());
-        Box::pin(async move {
-            // A room that moved answers with its new node; follow a few such redirects. A node
-            // that does not know the room at all (it was cut off, or restarted, while the room
-            // moved on) is not the last word: the other nodes are asked once who hosts it.
-            let mut asked = false;
-            for _ in 0..MAX_REDIRECTS {
-                let r = if node.as_str() == me.inner.node {
-                    let r = room::apply(&me.inner.ctx, &room, op.clone()).await;
-                    match me.inner.ctx.directory.moved_to(&room) {
-                        Some(to)
-                            if matches!(
-                                r,
-                                Err(RoomError {
-                                    code: ErrorCode::NotFound,
-                                    ..
-                                })
-                            ) =>
-                        {
-                            node = to.node;
-                            continue;
-                        }
-                        _ => r,
-                    }
-                } else {
-                    match me.remote_op(&room, &mut node, &op).await {
-                        Some(r) => r,
-                        None => continue,
-                    }
-                };
-                if !matches!(
-                    r,
-                    Err(RoomError {
-                        code: ErrorCode::NotFound,
-                        ..
-                    })
-                ) || asked
-                {
-                    return r;
-                }
-                asked = true;
-                match me.where_is(&room).await {
-                    Some(at) if at.node != node => {
-                        me.inner.ctx.directory.learn(&room, at.clone());
-                        node = at.node;
-                    }
-                    _ => return r,
-                }
-            }
-            Err(RoomError::new(ErrorCode::NotFound, "the room kept moving"))
-        })
+    fn linked(&self, node: &NodeId) -> bool {
+        inbox_of(node.as_str()).is_some() && self.reachable(node)
     }
 
     fn announce(&self, room: RoomId, to: Location) {
@@ -405,7 +330,7 @@ impl Peers for ClusterPeers {
         room: RoomId,
         epoch: u64,
         snapshot: Vec<u8>,
-    ) -> BoxFuture<Result<(), String>> {
+    ) -> BoxFuture<Result<(), AdoptError>> {
         let fut = self.request(
             node.as_str(),
             |corr, from| Body::Adopt {
@@ -421,7 +346,9 @@ impl Peers for ClusterPeers {
         Box::pin(async move {
             match fut.await {
                 Some(Reply::Adopted(r)) => r,
-                _ => Err(format!("node {node} did not answer in time")),
+                _ => Err(AdoptError::new(format!(
+                    "node {node} did not answer in time"
+                ))),
             }
         })
     }
@@ -530,7 +457,7 @@ impl Peers for ClusterPeers {
         node: &NodeId,
         game: GameName,
         players: Vec<SeatPlan>,
-    ) -> BoxFuture<Result<RoomId, String>> {
+    ) -> BoxFuture<Result<RoomId, CreateError>> {
         let fut = self.request(
             node.as_str(),
             |corr, from| Body::CreateRoom {
@@ -545,7 +472,9 @@ impl Peers for ClusterPeers {
         Box::pin(async move {
             match fut.await {
                 Some(Reply::Created(r)) => r,
-                _ => Err(format!("node {node} did not answer in time")),
+                _ => Err(CreateError::new(format!(
+                    "node {node} did not answer in time"
+                ))),
             }
         })
     }

@@ -21,11 +21,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tracing::{info, warn};
-use warren_actors::node::{Location, NodeCtx, now_ms};
-use warren_actors::room::RoomSnapshot;
-use warren_actors::room_host::RoomHostMsg;
-use warren_protocol::{CloseCode, NodeId, RoomId};
+use warren_actors::local::LocalNode;
+use warren_protocol::{NodeId, RoomId};
 
 use crate::inbox::{inbox_of, send};
 use crate::membership::{ClusterView, MemberState};
@@ -119,7 +116,7 @@ impl Replicas {
 
 /// What each backup has been sent, and what it must be told to drop.
 struct Replicator {
-    ctx: Arc<NodeCtx>,
+    local: LocalNode,
     view: Arc<ClusterView>,
     me: String,
     /// Per room: its backup node and the snapshot it was sent.
@@ -141,12 +138,12 @@ impl Replicator {
         out: &mut HashMap<String, Vec<Replica>>,
         refresh: bool,
     ) {
-        let Some(epoch) = self.ctx.directory.epoch_of(room) else {
+        let Some(epoch) = self.local.epoch_of(room) else {
             return;
         };
         let prev = self.sent.get(room);
         let Some(backup) = ring
-            .owner_except(room.as_str(), &self.ctx.node)
+            .owner_except(room.as_str(), self.local.id())
             .map(ToString::to_string)
         else {
             // Alone: nobody to keep a copy.
@@ -227,14 +224,7 @@ impl Replicator {
         self.sweeps += 1;
         let refresh = self.sweeps.is_multiple_of(REFRESH_SWEEPS);
         let ring = self.view.ring();
-        let snaps: HashMap<RoomId, Arc<Vec<u8>>> = self
-            .ctx
-            .snapshots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(r, b)| (r.clone(), b.clone()))
-            .collect();
+        let snaps = self.local.snapshots();
         let mut out = HashMap::new();
         for (room, bytes) in &snaps {
             self.stage(&ring, room, bytes, &mut out, refresh);
@@ -254,12 +244,12 @@ impl Replicator {
 /// Sends the snapshots of the rooms hosted here to their backups, until the process ends: each
 /// snapshot as soon as its room writes it (batched with whatever else was written meanwhile), and
 /// a sweep of every room every `rooms.snapshot_interval_ms`.
-pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
+pub async fn replicate(local: LocalNode, view: Arc<ClusterView>) {
     let (tx, mut written) = tokio::sync::mpsc::unbounded_channel();
-    ctx.replicate_to(tx);
+    local.replicate_to(tx);
     let mut r = Replicator {
-        me: ctx.node.to_string(),
-        ctx,
+        me: local.id().to_string(),
+        local,
         view,
         sent: HashMap::new(),
         owed: HashMap::new(),
@@ -267,11 +257,11 @@ pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
     };
     let mut next_sweep = tokio::time::Instant::now();
     loop {
-        let every = Duration::from_millis(r.ctx.settings.load().rooms.snapshot_interval_ms.max(10));
+        let every = Duration::from_millis(r.local.settings().rooms.snapshot_interval_ms.max(10));
         tokio::select! {
             _ = tokio::time::sleep_until(next_sweep) => {
                 next_sweep = tokio::time::Instant::now() + every;
-                if r.ctx.is_isolated() {
+                if r.local.is_isolated() {
                     r.sent.clear();
                     r.owed.clear();
                     continue;
@@ -279,7 +269,7 @@ pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
                 r.sweep();
             }
             Some(first) = written.recv() => {
-                if r.ctx.is_isolated() {
+                if r.local.is_isolated() {
                     continue;
                 }
                 let mut batch = HashMap::from([first]);
@@ -298,34 +288,19 @@ pub async fn replicate(ctx: Arc<NodeCtx>, view: Arc<ClusterView>) {
 }
 
 /// Applies the majority rule and adopts the rooms of dead nodes, until the process ends.
-pub async fn guard(ctx: Arc<NodeCtx>, view: Arc<ClusterView>, replicas: Arc<Replicas>) {
+pub async fn guard(local: LocalNode, view: Arc<ClusterView>, replicas: Arc<Replicas>) {
     // Nodes whose loss the rooms here were told of.
     let mut lost: HashSet<String> = HashSet::new();
     loop {
         tokio::time::sleep(GUARD_EVERY).await;
         if !view.majority() {
-            if !ctx.isolated.swap(true, std::sync::atomic::Ordering::AcqRel) {
-                warn!(
-                    rooms = ctx.directory.len(),
-                    sessions = ctx.sessions.len(),
-                    "this node sees no majority of its cluster: it stops hosting rooms and closes its sessions (4001)"
-                );
-                metrics::gauge!("warren_cluster_isolated").set(1.0);
-                let _ = ctx.hosts().rooms.cast(RoomHostMsg::DropAll);
+            if !local.is_isolated() {
                 replicas.clear();
             }
-            ctx.sessions.close_all(CloseCode::Draining);
+            local.isolate();
             continue;
         }
-        if ctx
-            .isolated
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
-        {
-            info!(
-                "this node sees a majority of its cluster again: hosting rooms and taking players"
-            );
-            metrics::gauge!("warren_cluster_isolated").set(0.0);
-        }
+        local.rejoin();
         let mut dead: HashSet<String> = view
             .members()
             .into_iter()
@@ -340,64 +315,15 @@ pub async fn guard(ctx: Arc<NodeCtx>, view: Arc<ClusterView>, replicas: Arc<Repl
             .map(|n| NodeId::new(n.as_str()))
             .collect();
         if !newly.is_empty() {
-            // The sessions of those nodes are gone with them: seats here that they held wait
-            // for their players for the reconnect grace, then go.
-            let _ = ctx.hosts().rooms.cast(RoomHostMsg::HomesLost(newly));
+            local.homes_lost(newly);
         }
         if dead.is_empty() || replicas.is_empty() {
             continue;
         }
         for (room, held) in replicas.take_of(&dead) {
-            adopt(&ctx, room, held).await;
+            local
+                .revive(room, &held.host, held.epoch, held.snapshot)
+                .await;
         }
-    }
-}
-
-async fn adopt(ctx: &Arc<NodeCtx>, room: RoomId, held: Held) {
-    if ctx.directory.hosts(&room) {
-        return;
-    }
-    // Moved away before its host died: it lives where it went.
-    if ctx
-        .directory
-        .moved_to(&room)
-        .is_some_and(|l| l.epoch > held.epoch)
-    {
-        return;
-    }
-    let epoch = held.epoch + 1;
-    let snap = RoomSnapshot::decode(&held.snapshot);
-    let saved_ms = snap.map_or(0, |s| s.tail2.saved_ms);
-    let host = ctx.hosts().rooms.clone();
-    let (r, snapshot) = (room.clone(), held.snapshot);
-    let result = ractor::call!(host, |reply| RoomHostMsg::Adopt {
-        room: r,
-        epoch,
-        snapshot,
-        after_death: true,
-        reply
-    })
-    .unwrap_or_else(|e| Err(e.to_string()));
-    match result {
-        Ok(()) => {
-            metrics::counter!("warren_room_adoptions_total").increment(1);
-            // How old the revived state was: what the room's players lost, at most.
-            let age_ms = (saved_ms > 0).then(|| now_ms().saturating_sub(saved_ms));
-            if let Some(age) = age_ms {
-                metrics::histogram!("warren_room_adoption_state_age_seconds")
-                    .record(age as f64 / 1000.0);
-            }
-            info!(room = %room, from = %held.host, epoch, state_age_ms = ?age_ms, "room adopted from its replica after its node died");
-            if let Some(peers) = ctx.peers() {
-                peers.announce(
-                    room,
-                    Location {
-                        node: ctx.node.clone(),
-                        epoch,
-                    },
-                );
-            }
-        }
-        Err(why) => warn!(room = %room, error = %why, "room could not be adopted"),
     }
 }

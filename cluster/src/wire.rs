@@ -5,8 +5,10 @@
 use ractor::BytesConvertable;
 use serde::{Deserialize, Serialize};
 use warren_actors::node::Location;
-use warren_actors::remote::{OpResult, PoolWire, RoomOp, SeatPlan, SessionNote};
-use warren_protocol::{GameName, PlayerId, RoomId, RoomSummary, TicketId};
+use warren_actors::remote::{
+    AdoptError, CreateError, OpResult, PoolWire, RoomOp, SeatPlan, SessionNote, TickState,
+};
+use warren_protocol::{GameName, JsonObject, PlayerId, RoomId, RoomSummary, TicketId};
 
 /// Version of the cluster wire format. Nodes exchange it in every envelope, and a node sends a
 /// kind only to peers whose protocol has it.
@@ -14,7 +16,9 @@ use warren_protocol::{GameName, PlayerId, RoomId, RoomSummary, TicketId};
 /// - 2: `Input`, a realtime input sent one way.
 /// - 3: the `RoomClosed` session note.
 /// - 4: the `SeatWaiting` session note.
-pub const CLUSTER_PROTOCOL: u32 = 4;
+/// - 5: `DeliverSame` and `State`: a frame, or a tick's state, crosses to a node once for all of
+///   its players.
+pub const CLUSTER_PROTOCOL: u32 = 5;
 
 /// The protocol that added [`Body::Input`].
 pub const PROTO_INPUT: u32 = 2;
@@ -24,6 +28,9 @@ pub const PROTO_ROOM_CLOSED: u32 = 3;
 
 /// The protocol that added [`SessionNote::SeatWaiting`].
 pub const PROTO_SEAT_WAITING: u32 = 4;
+
+/// The protocol that added [`Body::DeliverSame`] and [`Body::State`].
+pub const PROTO_FANOUT: u32 = 5;
 
 /// A remotable actor's message: one postcard-encoded [`Envelope`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +133,7 @@ pub enum Body {
         /// Correlation id of the request.
         corr: u64,
         /// Whether the room runs on the receiver now, or why not.
-        result: Result<(), String>,
+        result: Result<(), AdoptError>,
     },
     /// Which room hosted on the receiver holds this player's seat? Answer with `Seat`.
     FindSeat {
@@ -190,7 +197,7 @@ pub enum Body {
         /// Correlation id of the request.
         corr: u64,
         /// The result.
-        result: Result<RoomId, String>,
+        result: Result<RoomId, CreateError>,
     },
     // New kinds go last, always: a kind's index is its tag on the wire, and nodes of the previous
     // build keep reading the kinds they know (an unknown tag is a counted decode error).
@@ -244,9 +251,19 @@ pub enum Body {
         home: String,
         /// Its `seq`.
         seq: Option<u64>,
-        /// Its `data`, a JSON object.
-        data: String,
+        /// Its `data`, the JSON object the client sent.
+        data: JsonObject,
     },
+    /// One frame for several players whose sessions live on the receiver (protocol 5).
+    DeliverSame {
+        /// JSON text frame.
+        frame: String,
+        /// Its recipients.
+        players: Vec<PlayerId>,
+    },
+    /// One tick's `state` of a realtime room for its players whose sessions live on the receiver,
+    /// which writes each player's frame with its `ack` (protocol 5).
+    State(TickState),
 }
 
 /// One room's snapshot, as it travels to its backup.
@@ -298,6 +315,8 @@ impl Body {
             Body::RoomOp { .. } => "room_op",
             Body::OpReply { .. } => "op_reply",
             Body::Deliver { .. } => "deliver",
+            Body::DeliverSame { .. } => "deliver_same",
+            Body::State(_) => "state",
             Body::ListRooms { .. } => "list_rooms",
             Body::Rooms { .. } => "rooms",
             Body::Moved { .. } => "moved",
@@ -417,8 +436,7 @@ mod mixed_versions {
     /// The previous build's envelope and its first kinds, in their order (their tags).
     mod v0 {
         use serde::{Deserialize, Serialize};
-        use warren_actors::remote::RoomOp;
-        use warren_protocol::{ErrorCode, PlayerId, RoomId};
+        use warren_protocol::{ErrorCode, NodeId, PlayerId, RoomId};
 
         /// The previous builds' answer to a room operation: a tuple, where this build has
         /// `RoomError` (same layout on the wire).
@@ -428,6 +446,24 @@ mod mixed_versions {
         pub(super) struct Envelope {
             pub(super) proto: u32,
             pub(super) body: Body,
+        }
+
+        /// The previous builds' room operation: an input's `data` was a string, where this build
+        /// has `JsonObject` (same layout on the wire).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        pub(super) enum RoomOp {
+            Join {
+                player: PlayerId,
+                name: String,
+                home: NodeId,
+            },
+            Leave(PlayerId),
+            Ready(PlayerId),
+            Input {
+                player: PlayerId,
+                seq: Option<u64>,
+                data: String,
+            },
         }
 
         #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -499,7 +535,7 @@ mod mixed_versions {
                 corr: 7,
                 from: "old".into(),
                 room: "old.r1".into(),
-                op: RoomOp::Input {
+                op: v0::RoomOp::Input {
                     player: "p".into(),
                     seq: Some(3),
                     data: "{\"dx\":1}".into(),
@@ -507,9 +543,33 @@ mod mixed_versions {
             },
         };
         let got = Envelope::decode(&Wire(postcard::to_stdvec(&op).unwrap())).unwrap();
+        match &got.body {
+            Body::RoomOp {
+                corr: 7,
+                room,
+                op: RoomOp::Input { data, .. },
+                ..
+            } => {
+                assert_eq!(room.as_str(), "old.r1");
+                assert_eq!(data.as_str(), "{\"dx\":1}");
+            }
+            other => panic!("read as {other:?}"),
+        }
+        // New → old: the input's text is the string the old build reads.
+        let new_op = Envelope::encode(Body::RoomOp {
+            corr: 9,
+            from: "new".into(),
+            room: "old.r1".into(),
+            op: RoomOp::Input {
+                player: "p".into(),
+                seq: None,
+                data: JsonObject::parse("{\"dy\":2}").unwrap(),
+            },
+        });
+        let old: v0::Envelope = postcard::from_bytes(&new_op.0).unwrap();
         assert!(
-            matches!(&got.body, Body::RoomOp { corr: 7, room, .. } if room.as_str() == "old.r1"),
-            "{got:?}"
+            matches!(&old.body, v0::Body::RoomOp { op: v0::RoomOp::Input { data, .. }, .. } if data == "{\"dy\":2}"),
+            "{old:?}"
         );
 
         // New → old, for the kinds the old build knows.
@@ -569,8 +629,18 @@ mod mixed_versions {
                 player: "p".into(),
                 home: "new".into(),
                 seq: Some(1),
-                data: "{\"dx\":1,\"dy\":0}".into(),
+                data: JsonObject::parse("{\"dx\":1,\"dy\":0}").unwrap(),
             },
+            Body::DeliverSame {
+                frame: "{}".into(),
+                players: vec!["p".into()],
+            },
+            Body::State(TickState {
+                room: "new.r".into(),
+                tick: 1,
+                state: "{}".into(),
+                acks: vec![("p".into(), 3)],
+            }),
         ] {
             let w = Envelope::encode(body);
             assert!(postcard::from_bytes::<v0::Envelope>(&w.0).is_err());

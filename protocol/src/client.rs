@@ -1,9 +1,13 @@
 //! Client → server messages, decoded once at the edge into validated values.
 
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::codes::ErrorCode;
 use crate::ids::{GameName, RoomId};
+use crate::json::JsonObject;
 
 /// The longest chat line, in characters.
 pub(crate) const MAX_CHAT_CHARS: usize = 500;
@@ -45,8 +49,8 @@ pub enum Request {
     Ready,
     /// Game input.
     Input {
-        /// Game-specific payload.
-        data: Map<String, Value>,
+        /// Game-specific payload, as the client sent it.
+        data: JsonObject,
         /// Client sequence number, acknowledged by realtime games.
         seq: Option<u64>,
     },
@@ -90,7 +94,7 @@ impl ClientRequest {
     /// The request as a client sends it: one JSON text frame, which [`decode_client_frame`] reads
     /// back as this request.
     pub fn encode(&self) -> String {
-        let mut obj = Map::new();
+        let mut obj: Map<String, Value> = Map::new();
         obj.insert("type".into(), Value::from(self.req.kind()));
         if let Some(rid) = self.rid {
             obj.insert("rid".into(), Value::from(rid));
@@ -115,7 +119,10 @@ impl ClientRequest {
                 }
             }
             Request::Input { data, seq } => {
-                put("data", Value::Object(data.clone()));
+                put(
+                    "data",
+                    serde_json::from_str(data.as_str()).unwrap_or_default(),
+                );
                 if let Some(seq) = seq {
                     put("seq", Value::from(*seq));
                 }
@@ -143,22 +150,25 @@ pub struct DecodeError {
     pub message: String,
 }
 
-/// Decodes one text frame.
+/// Decodes one text frame. The frame is read once: each field is decoded from its own text, and
+/// an input's `data` is kept as the text the client sent ([`JsonObject`]).
 pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| DecodeError {
-        rid: None,
-        code: ErrorCode::BadRequest,
-        message: format!("frame is not JSON: {e}"),
-    })?;
-    let Value::Object(mut obj) = value else {
-        return Err(DecodeError {
-            rid: None,
-            code: ErrorCode::BadRequest,
-            message: "frame is not a JSON object".into(),
-        });
+    let mut obj: HashMap<String, &RawValue> = match serde_json::from_str(text) {
+        Ok(obj) => obj,
+        Err(e) => {
+            let message = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => "frame is not a JSON object".to_string(),
+                Err(_) => format!("frame is not JSON: {e}"),
+            };
+            return Err(DecodeError {
+                rid: None,
+                code: ErrorCode::BadRequest,
+                message,
+            });
+        }
     };
-    let rid = match obj.get("rid") {
-        None | Some(Value::Null) => None,
+    let rid = match take(&mut obj, "rid") {
+        None => None,
         Some(v) => match v.as_u64() {
             Some(r) => Some(r),
             None => {
@@ -175,8 +185,8 @@ pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
         code: ErrorCode::BadRequest,
         message,
     };
-    let kind = match obj.get("type") {
-        Some(Value::String(s)) => s.clone(),
+    let kind = match take(&mut obj, "type") {
+        Some(Value::String(s)) => s,
         Some(_) => return Err(bad("`type` must be a string".into())),
         None => return Err(bad("missing `type`".into())),
     };
@@ -199,7 +209,7 @@ pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
         },
         "ready" => Request::Ready,
         "input" => Request::Input {
-            data: fields.object("data")?,
+            data: fields.raw_object("data")?,
             seq: fields.opt_u64("seq")?,
         },
         "chat" => {
@@ -229,6 +239,15 @@ pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
     Ok(ClientRequest { rid, req })
 }
 
+/// A field's value; an absent field and `null` are alike.
+fn take(obj: &mut HashMap<String, &RawValue>, key: &str) -> Option<Value> {
+    let raw = obj.remove(key)?;
+    // Well-formed JSON already (the frame parsed), so this cannot fail.
+    serde_json::from_str::<Value>(raw.get())
+        .ok()
+        .filter(|v| !v.is_null())
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
@@ -236,16 +255,23 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-struct Fields<'a, F: Fn(String) -> DecodeError> {
-    obj: &'a mut Map<String, Value>,
+struct Fields<'a, 'f, F: Fn(String) -> DecodeError> {
+    obj: &'a mut HashMap<String, &'f RawValue>,
     bad: &'a F,
 }
 
-impl<F: Fn(String) -> DecodeError> Fields<'_, F> {
+impl<F: Fn(String) -> DecodeError> Fields<'_, '_, F> {
     fn take(&mut self, key: &str) -> Option<Value> {
+        take(self.obj, key)
+    }
+
+    /// An object field kept as its text.
+    fn raw_object(&mut self, key: &str) -> Result<JsonObject, DecodeError> {
         match self.obj.remove(key) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(v),
+            None => Err((self.bad)(format!("missing `{key}`"))),
+            Some(raw) if raw.get() == "null" => Err((self.bad)(format!("missing `{key}`"))),
+            Some(raw) => JsonObject::from_raw(raw)
+                .ok_or_else(|| (self.bad)(format!("`{key}` must be an object"))),
         }
     }
 
@@ -260,11 +286,6 @@ impl<F: Fn(String) -> DecodeError> Fields<'_, F> {
             Some(Value::String(s)) => Ok(Some(s)),
             Some(_) => Err((self.bad)(format!("`{key}` must be a string"))),
         }
-    }
-
-    fn object(&mut self, key: &str) -> Result<Map<String, Value>, DecodeError> {
-        self.opt_object(key)?
-            .ok_or_else(|| (self.bad)(format!("missing `{key}`")))
     }
 
     fn opt_object(&mut self, key: &str) -> Result<Option<Map<String, Value>>, DecodeError> {
@@ -362,11 +383,11 @@ mod tests {
             },
             Request::Ready,
             Request::Input {
-                data: data(serde_json::json!({"dx": 1, "dy": -0.5})),
+                data: JsonObject::from_map(&data(serde_json::json!({"dx": 1, "dy": -0.5}))),
                 seq: Some(9),
             },
             Request::Input {
-                data: data(serde_json::json!({"action": "roll"})),
+                data: JsonObject::from_map(&data(serde_json::json!({"action": "roll"}))),
                 seq: None,
             },
             Request::Chat {

@@ -12,12 +12,14 @@ mod client;
 mod codes;
 mod ids;
 mod incoming;
+mod json;
 mod server;
 
 pub use client::{ClientRequest, DecodeError, Request, decode_client_frame};
 pub use codes::{CloseCode, ErrorCode};
 pub use ids::{GameName, NodeId, PlayerId, RoomId, SessionId, TicketId};
 pub use incoming::{ServerMessage, Welcome};
+pub use json::JsonObject;
 pub use server::{
     Outbound, PlayerView, RoomSummary, ServerMsg, encode, error_frame, ok_frame, state_frame,
 };

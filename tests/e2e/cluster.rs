@@ -490,3 +490,71 @@ async fn remote_realtime_inputs_go_one_way_and_keep_their_order() {
     assert!(one_way >= 15.0, "one-way inputs sent by n1: {one_way}");
     drop(host);
 }
+
+/// Three players on n1 in a realtime room on n2: each tick's state crosses to n1 once (one
+/// `state` message, not one frame per player), and n1 writes each player's frame with that
+/// player's own `ack`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticks_state_crosses_to_another_node_once_for_all_its_players() {
+    use serde_json::json;
+    let (n1, n2) = pair().await;
+    let mut host = n2.connect("host").await;
+    let room = host.create_room("arena", json!({"tick_hz": 20})).await;
+    let mut far = Vec::new();
+    for p in ["a", "b", "c"] {
+        let mut c = n1.connect(p).await;
+        c.ok(json!({"type":"join_room","room":room})).await;
+        c.until_type("room_state").await;
+        far.push(c);
+    }
+    // Different acks per player: a sends 3 inputs, b 7, c none.
+    for (i, last) in [(0usize, 3u64), (1, 7)] {
+        for seq in 1..=last {
+            far[i]
+                .send(json!({"type":"input","seq":seq,"data":{"dx":1,"dy":0}}))
+                .await;
+        }
+    }
+    far[0]
+        .until(|m| m["type"] == "state" && m["ack"] == 3)
+        .await;
+    let tick = far[1]
+        .until(|m| m["type"] == "state" && m["ack"] == 7)
+        .await["tick"]
+        .as_u64()
+        .unwrap();
+    // The same tick, as each of the three reads it: one state, three acks.
+    for (c, ack) in far.iter_mut().zip([3, 7, 0]) {
+        let st = c
+            .until(|m| m["type"] == "state" && m["tick"].as_u64() >= Some(tick))
+            .await;
+        assert_eq!(st["ack"], ack, "{st}");
+    }
+
+    let sent = |kind: &'static str| {
+        let n2 = &n2;
+        async move {
+            crate::healing::metric(
+                n2,
+                &format!("warren_cluster_messages_sent_total{{kind=\"{kind}\"}}"),
+            )
+            .await
+        }
+    };
+    let (states0, delivers0) = (sent("state").await, sent("deliver").await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (states, delivers) = (
+        sent("state").await - states0,
+        sent("deliver").await - delivers0,
+    );
+    // 20 Hz for 2 s: about 40 ticks, each crossing once for the three players.
+    assert!(
+        (10.0..=60.0).contains(&states),
+        "state messages from n2 to n1 in 2 s: {states}"
+    );
+    assert_eq!(
+        delivers, 0.0,
+        "no per-player frames crossed for the ticks (state messages: {states})"
+    );
+    drop(host);
+}

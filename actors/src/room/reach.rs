@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
-
 use ractor::ActorRef;
 use warren_protocol::{ErrorCode, RoomId};
 
@@ -127,19 +125,15 @@ pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
         .await
         .map_err(fail)?
         .map_err(game),
-        RoomOp::Input { player, seq, data } => {
-            let data: Map<String, Value> = serde_json::from_str(&data)
-                .map_err(|_| RoomError::new(ErrorCode::BadRequest, "`data` must be an object"))?;
-            call_room(ctx, room, |reply| RoomMsg::Input {
-                player: player.clone(),
-                seq,
-                data: data.clone(),
-                reply: Some(reply),
-            })
-            .await
-            .map_err(fail)?
-            .map_err(game)
-        }
+        RoomOp::Input { player, seq, data } => call_room(ctx, room, |reply| RoomMsg::Input {
+            player: player.clone(),
+            seq,
+            data: data.clone(),
+            reply: Some(reply),
+        })
+        .await
+        .map_err(fail)?
+        .map_err(game),
         RoomOp::Chat { player, text } => {
             cast(send_room(ctx, room, RoomMsg::Chat { player, text }).await)
         }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use ractor::ActorRef;
 use serde_json::{Map, Value, json};
-use warren_protocol::{ErrorCode, NodeId, PlayerId, PlayerView, ServerMsg, encode, error_frame};
+use warren_protocol::{
+    ErrorCode, JsonObject, NodeId, PlayerId, PlayerView, ServerMsg, encode, error_frame,
+};
 
 use super::{RoomMsg, RoomState, Seat, SeatRecord, route};
 use crate::game::GameError;
@@ -98,7 +100,7 @@ impl RoomState {
         &mut self,
         player: &PlayerId,
         seq: Option<u64>,
-        data: &Map<String, Value>,
+        data: &JsonObject,
     ) -> Result<(), GameError> {
         if self.seat_of(player).is_none() {
             return Err(GameError {
@@ -106,7 +108,12 @@ impl RoomState {
                 message: "not in this room".into(),
             });
         }
-        self.with_game(|g, ctx| g.on_input(ctx, player, seq, data))
+        // The one decode of the input, on the node hosting the room.
+        let data: Map<String, Value> = data.to_map().map_err(|e| GameError {
+            code: ErrorCode::BadRequest,
+            message: format!("`data` must be a JSON object: {e}"),
+        })?;
+        self.with_game(|g, ctx| g.on_input(ctx, player, seq, &data))
     }
 
     /// Applies inputs that took the realtime path, in their order; errors go to their senders.

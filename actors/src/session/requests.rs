@@ -6,14 +6,13 @@ use warren_protocol::{ClientRequest, ErrorCode, GameName, Request, RoomId, Ticke
 
 #[cfg(feature = "test-hooks")]
 use super::{FAIL_ROOM_HOST_HOOK, FAIL_SESSION_HOOK};
-use super::{
-    LIST_ROOMS_LIMIT, Link, MAX_MODE_CHARS, Queued, SessionMsg, SessionState, TICKET_CHECK,
-};
+use super::{LIST_ROOMS_LIMIT, MAX_MODE_CHARS, Queued, SessionMsg, SessionState, TICKET_CHECK};
 use crate::node::now_ms;
 use crate::pool_host::{owner_of, send_pool};
 use crate::remote::{PoolKey, PoolWire, RoomError, RoomOp, TicketWire};
-use crate::room::{self, RoomMsg};
+use crate::room::RoomMsg;
 use crate::room_host::{CreateRoomError, RoomHostMsg};
+use crate::router;
 
 impl SessionState {
     pub(super) async fn request(&mut self, ClientRequest { rid, req }: ClientRequest) {
@@ -47,15 +46,15 @@ impl SessionState {
             } => self.create_room(rid, game, params, private).await,
             Request::JoinRoom { room } => self.join_room(rid, room).await,
             Request::LeaveRoom => {
-                if self.room_link().is_none() {
+                let Some(room) = self.current_room() else {
                     return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
-                }
+                };
                 let player = self.player.clone();
-                match self.room_op(RoomOp::Leave(player)).await {
-                    Err(RoomError {
-                        code: ErrorCode::NotFound,
-                        ..
-                    }) => self.reply_err(rid, ErrorCode::NotInRoom, "not in a room"),
+                match self.op_on(&room, RoomOp::Leave(player)).await {
+                    Err(e) if e.is_not_found() => {
+                        self.room = None;
+                        self.reply_err(rid, ErrorCode::NotInRoom, "not in a room")
+                    }
                     _ => {
                         self.room = None;
                         self.reply_ok(rid, Map::new());
@@ -63,7 +62,7 @@ impl SessionState {
                 }
             }
             Request::Ready => {
-                if self.room_link().is_none() {
+                if self.current_room().is_none() {
                     return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
                 }
                 let player = self.player.clone();
@@ -71,89 +70,27 @@ impl SessionState {
                 self.reply_result(rid, r);
             }
             Request::Input { data, seq } => {
+                let Some(room) = self.current_room() else {
+                    return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
+                };
                 let player = self.player.clone();
-                match self.room_link() {
-                    None => self.reply_err(rid, ErrorCode::NotInRoom, "not in a room"),
-                    // Inputs without a rid are the realtime hot path: a cast, no reply to wait for.
-                    Some(Link::Local)
-                        if rid.is_none()
-                            && !self
-                                .ctx
-                                .directory
-                                .is_moving(self.room.as_ref().unwrap_or(&RoomId::new(""))) =>
-                    {
-                        let room = self.room.clone().unwrap_or_else(|| RoomId::new(""));
-                        room::send_room(
-                            &self.ctx,
-                            &room,
-                            RoomMsg::Input {
-                                player,
-                                seq,
-                                data,
-                                reply: None,
-                            },
-                        )
-                        .await;
-                    }
-                    Some(Link::Local) if rid.is_none() => {
-                        // The room is moving to another node: wait for it, then follow it.
-                        let data = Value::Object(data).to_string();
-                        if let Err(RoomError { code, message }) =
-                            self.room_op(RoomOp::Input { player, seq, data }).await
-                        {
-                            self.reply_err(None, code, &message);
+                if rid.is_some() {
+                    let r = self.room_op(RoomOp::Input { player, seq, data }).await;
+                    return self.reply_result(rid, r);
+                }
+                // Without a rid there is no reply to wait for: one way, the realtime hot path.
+                if let Some(e) = router::input(&self.ctx, &room, player, seq, data).await {
+                    if e.is_not_found() {
+                        if self.room.as_ref() == Some(&room) {
+                            self.room = None;
                         }
+                        return self.reply_err(None, ErrorCode::NotInRoom, "the room is gone");
                     }
-                    Some(Link::Local) => {
-                        let room = self.room.clone().unwrap_or_else(|| RoomId::new(""));
-                        let r = room::call_room(&self.ctx, &room, |reply| RoomMsg::Input {
-                            player: player.clone(),
-                            seq,
-                            data: data.clone(),
-                            reply: Some(reply),
-                        })
-                        .await;
-                        match r {
-                            Ok(r) => self.reply_result(
-                                rid,
-                                r.map_err(|e| RoomError::new(e.code, e.message)),
-                            ),
-                            Err(room::RoomCallErr::Gone)
-                                if self.ctx.directory.moved_to(&room).is_some() =>
-                            {
-                                let data = Value::Object(data).to_string();
-                                let r = self.room_op(RoomOp::Input { player, seq, data }).await;
-                                self.reply_result(rid, r);
-                            }
-                            Err(room::RoomCallErr::Gone) => {
-                                self.reply_err(rid, ErrorCode::NotInRoom, "the room is gone")
-                            }
-                            Err(room::RoomCallErr::Failed) => self.reply_err(
-                                rid,
-                                ErrorCode::Internal,
-                                "the room failed while handling the input",
-                            ),
-                        }
-                    }
-                    Some(Link::Remote(node)) => {
-                        let mut data = Value::Object(data).to_string();
-                        // Without a rid there is no reply to wait for: one way, when the room's
-                        // node can take it.
-                        if rid.is_none()
-                            && let (Some(peers), Some(room)) = (self.ctx.peers(), &self.room)
-                        {
-                            match peers.room_input(&node, room, player.clone(), seq, data) {
-                                Ok(()) => return,
-                                Err(back) => data = back,
-                            }
-                        }
-                        let r = self.room_op(RoomOp::Input { player, seq, data }).await;
-                        self.reply_result(rid, r);
-                    }
+                    self.reply_err(None, e.code, &e.message);
                 }
             }
             Request::Chat { text } => {
-                if self.room_link().is_none() {
+                if self.current_room().is_none() {
                     return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
                 }
                 let player = self.player.clone();
@@ -188,7 +125,7 @@ impl SessionState {
                 "the node is draining; reconnect to create rooms",
             );
         }
-        if self.room_link().is_some() {
+        if self.current_room().is_some() {
             return self.reply_err(
                 rid,
                 ErrorCode::AlreadyInRoom,
@@ -246,14 +183,14 @@ impl SessionState {
 
     pub(super) async fn join_room(&mut self, rid: Option<u64>, room: RoomId) {
         // Joining the room that holds the player's seat reattaches it (a fresh `room_state`).
-        if self.room.as_ref() != Some(&room) && self.room_link().is_some() {
+        if self.room.as_ref() != Some(&room) && self.current_room().is_some() {
             return self.reply_err(
                 rid,
                 ErrorCode::AlreadyInRoom,
                 "already in a room; leave it first",
             );
         }
-        if self.link_to(&room).is_none() {
+        if !self.can_reach(&room) {
             return self.reply_err(rid, ErrorCode::NotFound, "no such room");
         }
         if !self.leave_queue() {
@@ -281,7 +218,7 @@ impl SessionState {
     }
 
     pub(super) async fn queue(&mut self, rid: Option<u64>, game: GameName, mode: String) {
-        if self.room_link().is_some() {
+        if self.current_room().is_some() {
             return self.reply_err(
                 rid,
                 ErrorCode::AlreadyInRoom,

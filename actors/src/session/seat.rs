@@ -2,12 +2,12 @@
 //! resumed from a node that is gone.
 
 use tracing::info;
-use warren_protocol::{ErrorCode, NodeId, RoomId, ServerMsg, encode};
+use warren_protocol::{ErrorCode, RoomId, ServerMsg, encode};
 
 use super::SessionState;
 use crate::node::Location;
 use crate::remote::{OpResult, RoomError, RoomOp};
-use crate::room;
+use crate::router;
 
 impl SessionState {
     /// The room holding the player's seat, wherever it is hosted: for a session resumed here
@@ -48,82 +48,55 @@ impl SessionState {
         self.publish_fast();
     }
 
-    /// Where a room is: hosted here, or on another node of the cluster.
-    pub(super) fn link_to(&self, room: &RoomId) -> Option<Link> {
-        if self.ctx.directory.hosts(room) {
-            return Some(Link::Local);
-        }
-        let at = self.ctx.directory.locate(&self.ctx.node, room)?;
-        self.ctx.peers()?;
-        // A room whose id names this node but that is not here (any more) may have moved on
-        // while this node was cut off or restarting: the cluster layer asks the other nodes.
-        Some(Link::Remote(at.node))
+    /// Whether the session can reach a room: hosted here, or, in a cluster, anywhere its id or
+    /// the directory places it (a room whose id names this node but that is not here any more may
+    /// have moved on while this node was cut off or restarting: the router asks the other nodes).
+    pub(super) fn can_reach(&self, room: &RoomId) -> bool {
+        self.ctx.directory.hosts(room)
+            || (self.ctx.peers().is_some()
+                && self.ctx.directory.locate(&self.ctx.node, room).is_some())
     }
 
-    /// The link to the player's room; forgets a room that is gone.
-    pub(super) fn room_link(&mut self) -> Option<Link> {
+    /// The player's room, if it can be reached; forgets one that cannot.
+    pub(super) fn current_room(&mut self) -> Option<RoomId> {
         let room = self.room.clone()?;
-        let link = self.link_to(&room);
-        if link.is_none() {
+        if !self.can_reach(&room) {
             self.room = None;
+            return None;
         }
-        link
+        Some(room)
     }
 
     /// Runs an operation on the player's room wherever it is hosted. A room that turned out to be
-    /// gone is forgotten.
+    /// gone is forgotten, and the player is told it is in no room (`not_in_room`, as PROTOCOL.md
+    /// lists for every request on the player's room).
     pub(super) async fn room_op(&mut self, op: RoomOp) -> OpResult {
         let Some(room) = self.room.clone() else {
             return Err(RoomError::new(ErrorCode::NotInRoom, "not in a room"));
         };
-        let r = self.op_on(&room, op).await;
-        if matches!(
-            &r,
-            Err(RoomError {
-                code: ErrorCode::NotFound,
-                ..
-            })
-        ) && self.room.as_ref() == Some(&room)
-        {
-            self.room = None;
+        match self.op_on(&room, op).await {
+            Err(e) if e.is_not_found() => {
+                if self.room.as_ref() == Some(&room) {
+                    self.room = None;
+                }
+                Err(RoomError::new(ErrorCode::NotInRoom, "the room is gone"))
+            }
+            r => r,
         }
-        r
     }
 
+    /// Runs an operation on a room, through the router (which follows the room as it moves).
     pub(super) async fn op_on(&self, room: &RoomId, op: RoomOp) -> OpResult {
-        match (self.link_to(room), self.ctx.peers()) {
-            // In a cluster, the room may leave while the request waits for it; the cluster layer
-            // follows it.
-            (Some(Link::Local), Some(peers)) => peers.room_op(&self.ctx.node, room, op).await,
-            (Some(Link::Local), None) => room::apply(&self.ctx, room, op).await,
-            (Some(Link::Remote(node)), Some(peers)) => peers.room_op(&node, room, op).await,
-            _ => Err(RoomError::new(ErrorCode::NotFound, "no such room")),
-        }
+        router::op(&self.ctx, room, op).await
     }
 
     /// Tells a room about the player's connection; local rooms by a cast, remote ones in order
     /// (awaited, so a disconnect can never overtake the reconnect that follows it).
     pub(super) async fn room_notify(&mut self, room: &RoomId, op: RoomOp) {
-        let delivered = match self.link_to(room) {
-            Some(_) => !matches!(
-                self.op_on(room, op).await,
-                Err(RoomError {
-                    code: ErrorCode::NotFound,
-                    ..
-                })
-            ),
-            None => false,
-        };
+        let delivered = self.can_reach(room)
+            && !matches!(&self.op_on(room, op).await, Err(e) if e.is_not_found());
         if !delivered && self.room.as_ref() == Some(room) {
             self.room = None;
         }
     }
-}
-
-/// Where a room is, as a session reaches it.
-pub(super) enum Link {
-    /// Hosted on this node.
-    Local,
-    /// Hosted on another node.
-    Remote(NodeId),
 }
