@@ -152,8 +152,33 @@ pub trait Game: Send + 'static {
     fn snapshot(&self) -> Result<Vec<u8>, postcard::Error>;
 }
 
-type CreateFn = fn(&Map<String, Value>) -> Result<Box<dyn Game>, String>;
-type RestoreFn = fn(u32, &[u8]) -> Result<Box<dyn Game>, String>;
+type CreateFn = fn(&Map<String, Value>) -> Result<Box<dyn Game>, ParamsError>;
+type RestoreFn = fn(u32, &[u8]) -> Result<Box<dyn Game>, RestoreError>;
+
+/// A game refused the params of `create_room`: the `invalid_params` message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParamsError(pub String);
+
+impl From<String> for ParamsError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+/// Why a game could not be revived from a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// The snapshot's game is not registered on this node.
+    #[error("game `{0}` is not registered here")]
+    UnknownGame(GameName),
+    /// The game cannot read this version of its state.
+    #[error("state version {0} is not one this build of the game reads")]
+    UnsupportedVersion(u32),
+    /// The state did not decode.
+    #[error("state unreadable: {0}")]
+    Corrupt(String),
+}
 
 /// How to make and revive one game.
 #[derive(Clone, Copy)]
@@ -164,7 +189,7 @@ pub struct GameSpec {
     pub default_seats: u32,
     /// Schema version written into snapshots.
     pub state_version: u32,
-    /// A new game from `create_room` params; `Err` is an `invalid_params` message.
+    /// A new game from `create_room` params; `Err` is the `invalid_params` message.
     pub create: CreateFn,
     /// A game from a snapshot of the given schema version.
     pub restore: RestoreFn,
@@ -212,10 +237,10 @@ pub type Games = Arc<GameRegistry>;
 pub fn restore_postcard<G: Game + serde::de::DeserializeOwned>(
     _version: u32,
     bytes: &[u8],
-) -> Result<Box<dyn Game>, String> {
+) -> Result<Box<dyn Game>, RestoreError> {
     postcard::from_bytes::<G>(bytes)
         .map(|g| Box::new(g) as Box<dyn Game>)
-        .map_err(|e| e.to_string())
+        .map_err(|e| RestoreError::Corrupt(e.to_string()))
 }
 
 /// Reads an integer param in `[min, max]`, or the default when absent.
@@ -225,23 +250,28 @@ pub(crate) fn int_param(
     min: u64,
     max: u64,
     default: u64,
-) -> Result<u64, String> {
+) -> Result<u64, ParamsError> {
     match params.get(key) {
         None => Ok(default),
         Some(v) => match v.as_u64() {
             Some(n) if (min..=max).contains(&n) => Ok(n),
-            _ => Err(format!("`{key}` must be an integer from {min} to {max}")),
+            _ => Err(ParamsError(format!(
+                "`{key}` must be an integer from {min} to {max}"
+            ))),
         },
     }
 }
 
 /// Refuses params other than `allowed`.
-pub(crate) fn known_params(params: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
+pub(crate) fn known_params(
+    params: &Map<String, Value>,
+    allowed: &[&str],
+) -> Result<(), ParamsError> {
     match params.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(format!(
+        Some(k) => Err(ParamsError(format!(
             "unknown param `{k}` (allowed: {})",
             allowed.join(", ")
-        )),
+        ))),
         None => Ok(()),
     }
 }

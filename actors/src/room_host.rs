@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use tracing::{error, info, warn};
 use warren_protocol::{GameName, NodeId, RoomId};
 
+use crate::game::{ParamsError, RestoreError};
 use crate::node::{Location, NodeCtx, RoomEntry, lock};
 use crate::remote::{AdoptError, CreateError, SeatPlan, SessionNote};
 use crate::room::{Room, RoomArgs, RoomMsg, RoomSnapshot, SeatRecord};
@@ -26,7 +27,7 @@ pub enum CreateRoomError {
     UnknownGame,
     /// The game refused the params.
     #[error("{0}")]
-    InvalidParams(String),
+    InvalidParams(#[from] ParamsError),
     /// The node takes no new rooms.
     #[error("the node is draining")]
     Draining,
@@ -236,9 +237,7 @@ impl RoomHostState {
             .ok_or(CreateRoomError::UnknownGame)?;
         let g = (spec.create)(params).map_err(CreateRoomError::InvalidParams)?;
         if players.len() as u32 > g.seats() {
-            return Err(CreateRoomError::InvalidParams(
-                "more players than seats".into(),
-            ));
+            return Err(ParamsError("more players than seats".into()).into());
         }
         let id = RoomId::new(format!("{}.{}", self.ctx.node, self.ctx.new_id("r")));
         let seats = players
@@ -418,9 +417,9 @@ impl RoomHostState {
             .ctx
             .games
             .get(&snap.game)
-            .ok_or_else(|| format!("game `{}` is not registered here", snap.game))
+            .ok_or_else(|| RestoreError::UnknownGame(snap.game.clone()))
             .and_then(|spec| (spec.restore)(snap.game_version, &snap.game_state))
-            .map_err(|e| (e, seats.clone()))?;
+            .map_err(|e| (e.to_string(), seats.clone()))?;
         let game_name = snap.game.clone();
         let args = RoomArgs {
             ctx: self.ctx.clone(),

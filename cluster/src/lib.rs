@@ -70,7 +70,7 @@ pub enum ClusterError {
     Spawn(String),
     /// The TLS files could not be used.
     #[error("cluster TLS: {0}")]
-    Tls(String),
+    Tls(#[from] tls::TlsError),
 }
 
 /// A running cluster layer.

@@ -24,6 +24,22 @@ pub struct TlsFiles {
     pub server_name: String,
 }
 
+/// Why the TLS material could not be used: the setting at fault and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cluster.{setting} {detail}")]
+pub struct TlsError {
+    /// The setting (`tls_cert`, `tls_key`, `tls_ca`, `tls_server_name`).
+    pub setting: &'static str,
+    /// The file and what is wrong.
+    pub detail: String,
+}
+
+impl TlsError {
+    fn new(setting: &'static str, detail: String) -> Self {
+        Self { setting, detail }
+    }
+}
+
 /// Acceptor and connector built from [`TlsFiles`].
 #[derive(Clone)]
 pub struct Tls {
@@ -34,47 +50,48 @@ pub struct Tls {
 
 impl Tls {
     /// Reads the files and builds both sides. Errors name the file or setting at fault.
-    pub fn load(files: &TlsFiles) -> Result<Self, String> {
+    pub fn load(files: &TlsFiles) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
             .and_then(|i| i.collect())
-            .map_err(|e| format!("cluster.tls_cert {}: {e}", files.cert.display()))?;
+            .map_err(|e| TlsError::new("tls_cert", format!("{}: {e}", files.cert.display())))?;
         if certs.is_empty() {
-            return Err(format!(
-                "cluster.tls_cert {}: no certificate in the file",
-                files.cert.display()
+            return Err(TlsError::new(
+                "tls_cert",
+                format!("{}: no certificate in the file", files.cert.display()),
             ));
         }
         let key = PrivateKeyDer::from_pem_file(&files.key)
-            .map_err(|e| format!("cluster.tls_key {}: {e}", files.key.display()))?;
+            .map_err(|e| TlsError::new("tls_key", format!("{}: {e}", files.key.display())))?;
         let mut roots = RootCertStore::empty();
         let cas = CertificateDer::pem_file_iter(&files.ca)
             .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("cluster.tls_ca {}: {e}", files.ca.display()))?;
+            .map_err(|e| TlsError::new("tls_ca", format!("{}: {e}", files.ca.display())))?;
         for ca in cas {
             roots
                 .add(ca)
-                .map_err(|e| format!("cluster.tls_ca {}: {e}", files.ca.display()))?;
+                .map_err(|e| TlsError::new("tls_ca", format!("{}: {e}", files.ca.display())))?;
         }
         if roots.is_empty() {
-            return Err(format!(
-                "cluster.tls_ca {}: no certificate in the file",
-                files.ca.display()
+            return Err(TlsError::new(
+                "tls_ca",
+                format!("{}: no certificate in the file", files.ca.display()),
             ));
         }
         let roots = Arc::new(roots);
-        let server_name = ServerName::try_from(files.server_name.clone())
-            .map_err(|e| format!("cluster.tls_server_name `{}`: {e}", files.server_name))?;
+        let server_name = ServerName::try_from(files.server_name.clone()).map_err(|e| {
+            TlsError::new("tls_server_name", format!("`{}`: {e}", files.server_name))
+        })?;
 
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
-            .map_err(|e| format!("cluster.tls_ca: {e}"))?;
+            .map_err(|e| TlsError::new("tls_ca", e.to_string()))?;
         let server = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| e.to_string())?
+            .map_err(|e| TlsError::new("tls", e.to_string()))?
             .with_client_cert_verifier(verifier)
             .with_single_cert(certs.clone(), key.clone_key())
-            .map_err(|e| format!("cluster.tls_cert/tls_key: {e}"))?;
+            .map_err(|e| TlsError::new("tls_cert/tls_key", e.to_string()))?;
         let client = client_config(provider, roots, certs, key)?;
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(server)),
@@ -89,11 +106,11 @@ fn client_config(
     roots: Arc<RootCertStore>,
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> Result<ClientConfig, String> {
+) -> Result<ClientConfig, TlsError> {
     ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
+        .map_err(|e| TlsError::new("tls", e.to_string()))?
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)
-        .map_err(|e| format!("cluster.tls_cert/tls_key: {e}"))
+        .map_err(|e| TlsError::new("tls_cert/tls_key", e.to_string()))
 }

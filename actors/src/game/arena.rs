@@ -46,7 +46,7 @@ pub struct Arena {
 
 impl Arena {
     /// A new game from `create_room` params.
-    pub fn from_params(params: &Map<String, Value>) -> Result<Self, String> {
+    pub fn from_params(params: &Map<String, Value>) -> Result<Self, super::ParamsError> {
         known_params(params, &["seats", "tick_hz"])?;
         Ok(Self {
             seats: int_param(params, "seats", 1, 64, 8)? as u32,

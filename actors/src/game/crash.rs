@@ -24,7 +24,7 @@ pub struct Crash {
 }
 
 impl Crash {
-    fn from_params(params: &Map<String, Value>) -> Result<Self, String> {
+    fn from_params(params: &Map<String, Value>) -> Result<Self, super::ParamsError> {
         known_params(params, &["seats"])?;
         Ok(Self {
             seats: int_param(params, "seats", 1, 8, 2)? as u32,

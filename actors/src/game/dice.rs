@@ -35,7 +35,7 @@ pub struct Dice {
 
 impl Dice {
     /// A new game from `create_room` params.
-    pub fn from_params(params: &Map<String, Value>) -> Result<Self, String> {
+    pub fn from_params(params: &Map<String, Value>) -> Result<Self, super::ParamsError> {
         known_params(params, &["seats", "turn_ms"])?;
         Ok(Self {
             seats: int_param(params, "seats", 2, 8, 2)? as u32,

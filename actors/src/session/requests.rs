@@ -170,7 +170,7 @@ impl SessionState {
                 self.reply_err(rid, ErrorCode::UnknownGame, "unknown game")
             }
             Ok(Err(CreateRoomError::InvalidParams(m))) => {
-                self.reply_err(rid, ErrorCode::InvalidParams, &m)
+                self.reply_err(rid, ErrorCode::InvalidParams, &m.0)
             }
             Ok(Err(CreateRoomError::Draining)) => {
                 self.reply_err(rid, ErrorCode::ServerDraining, "the node is draining")
