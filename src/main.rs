@@ -109,13 +109,14 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
         &cfg.auth.admin_token,
         cfg.auth.leeway_secs,
     );
-    let ctx = Arc::new(NodeCtx::new(
+    let (ctx, writers) = NodeCtx::new(
         NodeId::new(node.clone()),
         version.clone(),
         GameRegistry::builtin(),
         cfg.settings(),
         ResumeKey::derive(secret.as_bytes()),
-    ));
+    );
+    let ctx = Arc::new(ctx);
 
     // Actors live on a runtime of their own; actix-web's workers only do socket IO.
     let actors = tokio::runtime::Builder::new_multi_thread()
@@ -128,7 +129,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config) -> anyhow::Result<Outcome> {
         .block_on(warren_actors::start_supervisor(&ctx, fatal_tx))
         .context("failed to start the node's supervisor")?;
     actors
-        .block_on(warren_actors::start_node(&ctx, &sup))
+        .block_on(warren_actors::start_node(&ctx, writers, &sup))
         .context("failed to start the node's actors")?;
     {
         let _guard = actors.enter();

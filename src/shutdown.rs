@@ -80,7 +80,7 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
         }
     }
     let ctx = lc.edge.ctx.clone();
-    ctx.draining.store(true, Ordering::Release);
+    ctx.begin_drain();
     set_draining(true);
     let timeout = Duration::from_millis(lc.config.drain.timeout_ms);
     let deadline = tokio::time::Instant::now() + timeout;
@@ -99,12 +99,12 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
     // Matchmaking pools go first: every waiting ticket moves to the pools' new owners (the node
     // already left the ring), so no player's wait starts over.
     let handoff_until = (tokio::time::Instant::now() + POOL_HANDOFF_MAX).min(deadline);
-    while ctx.tickets.load(Ordering::Acquire) > 0 && other_ready_node(&ctx) {
+    while ctx.waiting_tickets() > 0 && other_ready_node(&ctx) {
         tokio::select! {
             _ = term.recv() => { warn!("second SIGTERM: exiting now"); lc.server.stop(false).await; return Outcome::Forced; }
             _ = int.recv() => { warn!("second SIGINT: exiting now"); lc.server.stop(false).await; return Outcome::Forced; }
             _ = tokio::time::sleep_until(handoff_until) => {
-                warn!(tickets = ctx.tickets.load(Ordering::Acquire), "matchmaking tickets not handed over in time");
+                warn!(tickets = ctx.waiting_tickets(), "matchmaking tickets not handed over in time");
                 break;
             }
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use warren_protocol::{JsonObject, PlayerId};
 
-use crate::node::lock;
+use crate::util::lock;
 
 /// Most inputs a box holds; more (a room that stopped ticking) go the ordinary way.
 const CAPACITY: usize = 1024;

@@ -19,6 +19,8 @@
 #[cfg(test)]
 use criterion as _;
 
+pub mod conn;
+pub mod directory;
 pub mod game;
 pub mod inputs;
 pub mod local;
@@ -34,17 +36,19 @@ pub mod ring;
 pub mod room;
 pub mod room_host;
 pub mod router;
+pub mod routes;
 pub mod session;
 pub mod session_host;
 pub mod settings;
 pub mod supervisor;
+pub mod util;
 
 use std::sync::Arc;
 
 use ractor::{Actor, ActorRef, SpawnErr};
 use tokio::sync::mpsc;
 
-use crate::node::{Hosts, NodeCtx};
+use crate::node::{Hosts, NodeCtx, Writers};
 use crate::supervisor::{NodeSupervisor, NodeSupervisorMsg};
 
 /// Starts the node's supervisor ([`supervisor`]); a failure of anything it watches is sent to
@@ -57,16 +61,17 @@ pub async fn start_supervisor(
     Ok(Actor::spawn(Some(name), NodeSupervisor, fatal).await?.0)
 }
 
-/// Spawns the node's host actors, linked to the supervisor, on the current tokio runtime and
-/// records them in `ctx`.
+/// Spawns the node's host actors, linked to the supervisor, on the current tokio runtime,
+/// gives each the handle that writes its table, and records them in `ctx`.
 pub async fn start_node(
     ctx: &Arc<NodeCtx>,
+    writers: Writers,
     sup: &ActorRef<NodeSupervisorMsg>,
 ) -> Result<Hosts, SpawnErr> {
     let (rooms, _) = Actor::spawn_linked(
         Some(format!("{}/rooms", ctx.node)),
         room_host::RoomHost,
-        ctx.clone(),
+        (ctx.clone(), writers.rooms),
         sup.get_cell(),
     )
     .await?;
@@ -80,14 +85,14 @@ pub async fn start_node(
     let (sessions, _) = Actor::spawn_linked(
         Some(format!("{}/sessions", ctx.node)),
         session_host::SessionHost,
-        ctx.clone(),
+        (ctx.clone(), writers.sessions),
         sup.get_cell(),
     )
     .await?;
     let hosts = Hosts {
-        rooms,
-        pools,
-        sessions,
+        rooms: rooms.get_cell(),
+        pools: pools.get_cell(),
+        sessions: sessions.get_cell(),
     };
     ctx.set_hosts(hosts.clone());
     Ok(hosts)

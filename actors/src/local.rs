@@ -3,7 +3,6 @@
 //! cluster crate is transport and membership and does not reach into rooms, pools or sessions.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -14,13 +13,13 @@ use warren_protocol::{
 use crate::inputs::QueuedInput;
 use crate::node::{Location, NodeCtx, now_ms};
 use crate::pool::ask_claim;
-use crate::pool_host::PoolHostMsg;
+use crate::pool_host::{PoolHost, PoolHostMsg};
 use crate::remote::{
     AdoptError, BoxFuture, CreateError, Hop, Peers, PoolWire, RoomOp, SeatPlan, SessionNote,
     TickState,
 };
 use crate::room::{self, RoomSnapshot};
-use crate::room_host::{RoomHostMsg, create_matched};
+use crate::room_host::{RoomHost, RoomHostMsg, create_matched};
 use crate::session::{LIST_ROOMS_LIMIT, SessionMsg};
 use crate::session_host::find_session;
 use crate::{router, settings::Settings};
@@ -59,7 +58,7 @@ impl LocalNode {
 
     /// Sends every snapshot a room writes from now on to `tx` (once, at start).
     pub fn replicate_to(&self, tx: mpsc::UnboundedSender<(RoomId, Arc<Vec<u8>>)>) {
-        self.ctx.replicate_to(tx);
+        self.ctx.directory.replicate_to(tx);
     }
 
     /// Rooms hosted here.
@@ -84,10 +83,7 @@ impl LocalNode {
 
     /// The latest snapshot of every room hosted here.
     pub fn snapshots(&self) -> std::collections::HashMap<RoomId, Arc<Vec<u8>>> {
-        crate::node::lock(&self.ctx.snapshots)
-            .iter()
-            .map(|(r, b)| (r.clone(), b.clone()))
-            .collect()
+        self.ctx.directory.snapshots()
     }
 
     /// The room's epoch, if it is hosted here.
@@ -141,11 +137,7 @@ impl LocalNode {
                     && (to.epoch > mine || (to.epoch == mine && to.node < self.ctx.node)) =>
             {
                 warn!(room = %room, winner = %to.node, epoch = to.epoch, "another node hosts this room too; dropping this copy");
-                let _ = self
-                    .ctx
-                    .hosts()
-                    .rooms
-                    .cast(RoomHostMsg::Drop { room, to: Some(to) });
+                let _ = RoomHost::of(&self.ctx).cast(RoomHostMsg::Drop { room, to: Some(to) });
             }
             Some(_) => {}
             None => self.ctx.directory.learn(&room, to),
@@ -159,7 +151,7 @@ impl LocalNode {
         epoch: u64,
         snapshot: Vec<u8>,
     ) -> Result<(), AdoptError> {
-        let host = self.ctx.hosts().rooms.clone();
+        let host = RoomHost::of(&self.ctx);
         ractor::call!(host, |reply| RoomHostMsg::Adopt {
             room,
             epoch,
@@ -188,7 +180,7 @@ impl LocalNode {
         }
         let epoch = epoch + 1;
         let saved_ms = RoomSnapshot::decode(&snapshot).map_or(0, |s| s.tail2.saved_ms);
-        let host = ctx.hosts().rooms.clone();
+        let host = RoomHost::of(ctx);
         let r = room.clone();
         let result = ractor::call!(host, |reply| RoomHostMsg::Adopt {
             room: r,
@@ -244,7 +236,7 @@ impl LocalNode {
 
     /// A matchmaking message for the pools hosted here.
     pub fn pool(&self, msg: PoolWire) {
-        let _ = self.ctx.hosts().pools.cast(PoolHostMsg::Wire(msg));
+        let _ = PoolHost::of(&self.ctx).cast(PoolHostMsg::Wire(msg));
     }
 
     /// A note for the session of `player` here: put in its mailbox before this returns, so notes
@@ -285,21 +277,21 @@ impl LocalNode {
     /// Closing is repeated on every call (a player may connect meanwhile).
     pub fn isolate(&self) {
         let ctx = &self.ctx;
-        if !ctx.isolated.swap(true, Ordering::AcqRel) {
+        if !ctx.set_isolated(true) {
             warn!(
                 rooms = ctx.directory.len(),
                 sessions = ctx.sessions.len(),
                 "this node sees no majority of its cluster: it stops hosting rooms and closes its sessions (4001)"
             );
             metrics::gauge!("warren_cluster_isolated").set(1.0);
-            let _ = ctx.hosts().rooms.cast(RoomHostMsg::DropAll);
+            let _ = RoomHost::of(ctx).cast(RoomHostMsg::DropAll);
         }
         ctx.sessions.close_all(CloseCode::Draining);
     }
 
     /// The node sees a majority again; true when it had been isolated.
     pub fn rejoin(&self) -> bool {
-        let was = self.ctx.isolated.swap(false, Ordering::AcqRel);
+        let was = self.ctx.set_isolated(false);
         if was {
             info!(
                 "this node sees a majority of its cluster again: hosting rooms and taking players"
@@ -312,6 +304,6 @@ impl LocalNode {
     /// These nodes left or died, and the sessions on them with them: seats here that they held
     /// wait for their players for the reconnect grace, then go.
     pub fn homes_lost(&self, nodes: Vec<NodeId>) {
-        let _ = self.ctx.hosts().rooms.cast(RoomHostMsg::HomesLost(nodes));
+        let _ = RoomHost::of(&self.ctx).cast(RoomHostMsg::HomesLost(nodes));
     }
 }

@@ -19,10 +19,10 @@ use ractor::rpc::CallResult;
 use tracing::{info, warn};
 use warren_protocol::{NodeId, RoomId};
 
-use crate::node::{Location, NodeCtx, lock};
+use crate::node::{Location, NodeCtx};
 use crate::ring::{place, version_key};
 use crate::room::{RoomMsg, RoomSnapshot};
-use crate::room_host::RoomHostMsg;
+use crate::room_host::{RoomHost, RoomHostMsg};
 
 /// How long an imbalance must last before rooms move to even it out, and how long a room sent to
 /// a node is counted there before that node's own heartbeat does.
@@ -71,9 +71,20 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
         return false;
     };
     let started = Instant::now();
-    ctx.directory.set_moving(room, true);
+    let host = RoomHost::of(ctx);
+    let set_moving = |moving: bool| {
+        let (host, room) = (host.clone(), room.clone());
+        async move {
+            let _ = ractor::call!(host, |reply| RoomHostMsg::SetMoving {
+                room,
+                moving,
+                reply
+            });
+        }
+    };
+    set_moving(true).await;
     let frozen = entry
-        .actor
+        .actor()
         .call(RoomMsg::Freeze, Some(FREEZE_TIMEOUT))
         .await;
     let bytes = match frozen {
@@ -81,7 +92,7 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
         other => {
             // The room did not freeze (it failed or is stuck); its supervisor deals with it.
             warn!(room = %room, result = ?other.map(|_| ()), "room did not freeze for its move");
-            ctx.directory.set_moving(room, false);
+            set_moving(false).await;
             metrics::counter!("warren_room_migrations_total", "outcome" => "failed").increment(1);
             return false;
         }
@@ -104,14 +115,15 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
     };
     match result {
         Ok(target) => {
-            ctx.directory.move_out(
-                room,
-                Location {
-                    node: target.clone(),
-                    epoch,
-                },
-            );
-            lock(&ctx.snapshots).remove(room);
+            let to = Location {
+                node: target.clone(),
+                epoch,
+            };
+            let _ = ractor::call!(host, |reply| RoomHostMsg::MovedOut {
+                room: room.clone(),
+                to,
+                reply
+            });
             // Every node learns the new place, so sessions that send nothing during the move do
             // not depend on this node's tombstone, which goes when the node exits.
             peers.announce(
@@ -121,7 +133,6 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
                     epoch,
                 },
             );
-            metrics::gauge!("warren_rooms", "game" => entry.game.to_string()).decrement(1.0);
             let pause = started.elapsed();
             metrics::counter!("warren_room_migrations_total", "outcome" => "ok").increment(1);
             metrics::histogram!("warren_room_migration_pause_seconds").record(pause.as_secs_f64());
@@ -131,7 +142,6 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
         Err(why) => {
             warn!(room = %room, error = %why, "room could not move; it runs here again");
             metrics::counter!("warren_room_migrations_total", "outcome" => "failed").increment(1);
-            let host = ctx.hosts().rooms.clone();
             let (room, snapshot) = (room.clone(), bytes);
             let back = ractor::call!(host, |reply| RoomHostMsg::Adopt {
                 room,

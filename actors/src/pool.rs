@@ -17,7 +17,6 @@
 //! Supervised by `PoolHost`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ractor::concurrency::JoinHandle;
@@ -149,7 +148,7 @@ impl Actor for Pool {
             s.abort();
         }
         metrics::gauge!("warren_matchmaking_tickets", "pool" => st.label.clone()).set(0.0);
-        st.ctx.tickets.fetch_sub(st.counted, Ordering::AcqRel);
+        st.ctx.count_tickets(st.counted, 0);
         Ok(())
     }
 
@@ -195,11 +194,7 @@ impl Actor for Pool {
         }
         let len = st.queue.len() as u64;
         metrics::gauge!("warren_matchmaking_tickets", "pool" => st.label.clone()).set(len as f64);
-        if len >= st.counted {
-            st.ctx.tickets.fetch_add(len - st.counted, Ordering::AcqRel);
-        } else {
-            st.ctx.tickets.fetch_sub(st.counted - len, Ordering::AcqRel);
-        }
+        st.ctx.count_tickets(st.counted, len);
         st.counted = len;
         Ok(())
     }

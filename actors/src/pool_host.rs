@@ -48,7 +48,7 @@ pub fn send_pool(ctx: &NodeCtx, node: &NodeId, msg: PoolWire) {
             _ => final_hop(msg),
         }
     };
-    if ctx.hosts().pools.cast(PoolHostMsg::Wire(msg)).is_err() {
+    if PoolHost::of(ctx).cast(PoolHostMsg::Wire(msg)).is_err() {
         warn!("the pool host is gone; a matchmaking message was dropped");
     }
 }
@@ -77,6 +77,13 @@ fn final_hop(msg: PoolWire) -> PoolWire {
 
 /// The pool host actor.
 pub struct PoolHost;
+
+impl PoolHost {
+    /// The node's pool host.
+    pub fn of(ctx: &NodeCtx) -> ActorRef<PoolHostMsg> {
+        ActorRef::from(ctx.hosts().pools.clone())
+    }
+}
 
 /// Its state.
 pub struct PoolHostState {

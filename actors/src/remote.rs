@@ -11,7 +11,6 @@ use warren_protocol::{
 };
 
 use crate::inputs::QueuedInput;
-use crate::node::Location;
 use crate::ring::Candidate;
 
 /// A request to a room, as it crosses nodes.
@@ -63,6 +62,15 @@ pub enum RoomOp {
     },
     /// Send the player a full `room_state`.
     Resync(PlayerId),
+}
+
+/// Where a room lives: its node, and the epoch of that placement (the higher epoch wins).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    /// The node hosting the room.
+    pub node: NodeId,
+    /// Bumped on every move; 0 for a location read from the room id (where it was created).
+    pub epoch: u64,
 }
 
 /// A matchmaking pool: one per `(game, mode)` in the whole cluster.

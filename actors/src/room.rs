@@ -19,9 +19,10 @@ use warren_protocol::{
     error_frame, state_frame,
 };
 
+use crate::directory::{Directory, RoomEntry, RoomSlot};
 use crate::game::{Game, GameCtx, GameError, SeatView};
 use crate::inputs::{InputBox, QueuedInput};
-use crate::node::{NodeCtx, lock, now_ms};
+use crate::node::{NodeCtx, now_ms};
 use crate::remote::TickState;
 
 mod reach;
@@ -118,6 +119,20 @@ pub enum RoomMsg {
     HomesLost(Arc<Vec<NodeId>>),
 }
 
+impl Directory {
+    /// The room's actor, if the room is hosted here and not frozen for a move.
+    pub fn actor(&self, room: &RoomId) -> Option<ActorRef<RoomMsg>> {
+        self.actor_cell(room).map(ActorRef::from)
+    }
+}
+
+impl RoomEntry {
+    /// The room actor.
+    pub fn actor(&self) -> ActorRef<RoomMsg> {
+        ActorRef::from(self.cell.clone())
+    }
+}
+
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
 impl ractor::Message for RoomMsg {}
 
@@ -127,6 +142,8 @@ pub struct RoomArgs {
     pub ctx: Arc<NodeCtx>,
     /// The room.
     pub id: RoomId,
+    /// What the room writes of the directory: its player list and snapshot.
+    pub slot: RoomSlot,
     /// Its game's name.
     pub game_name: GameName,
     /// The game.
@@ -161,6 +178,7 @@ pub struct Room;
 pub struct RoomState {
     ctx: Arc<NodeCtx>,
     id: RoomId,
+    slot: RoomSlot,
     room_json: String,
     game_name: GameName,
     game: Box<dyn Game>,
@@ -195,6 +213,7 @@ impl Actor for Room {
             room_json: serde_json::to_string(a.id.as_str())?,
             ctx: a.ctx,
             id: a.id,
+            slot: a.slot,
             game_name: a.game_name,
             game: a.game,
             private: a.private,
@@ -343,7 +362,7 @@ impl Actor for Room {
             RoomMsg::Freeze(reply) => {
                 let bytes = st.snapshot().and_then(|s| s.encode());
                 if let Ok(b) = &bytes {
-                    lock(&st.ctx.snapshots).insert(st.id.clone(), Arc::new(b.clone()));
+                    st.slot.keep_snapshot(Arc::new(b.clone()));
                 }
                 let _ = reply.send(bytes.ok());
                 myself.stop(Some("moving".into()));
@@ -400,10 +419,8 @@ impl RoomState {
                 ready: s.rec.ready,
             })
             .collect();
-        self.ctx.directory.set_players(
-            &self.id,
-            self.seats.iter().map(|s| s.rec.player.clone()).collect(),
-        );
+        self.slot
+            .set_players(self.seats.iter().map(|s| s.rec.player.clone()).collect());
     }
 
     fn seat_of(&self, player: &PlayerId) -> Option<usize> {
@@ -565,9 +582,7 @@ impl RoomState {
     fn write_snapshot(&mut self) {
         match self.snapshot().and_then(|s| s.encode()) {
             Ok(bytes) => {
-                let bytes = Arc::new(bytes);
-                lock(&self.ctx.snapshots).insert(self.id.clone(), bytes.clone());
-                self.ctx.snapshot_written(&self.id, &bytes);
+                self.slot.write_snapshot(Arc::new(bytes));
             }
             Err(e) => warn!(room = %self.id, error = %e, "failed to snapshot room"),
         }

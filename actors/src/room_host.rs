@@ -14,8 +14,9 @@ use serde_json::{Map, Value};
 use tracing::{error, info, warn};
 use warren_protocol::{GameName, NodeId, RoomId};
 
+use crate::directory::RoomsWriter;
 use crate::game::{ParamsError, RestoreError};
-use crate::node::{Location, NodeCtx, RoomEntry, lock};
+use crate::node::{Location, NodeCtx, RoomEntry};
 use crate::remote::{AdoptError, CreateError, SeatPlan, SessionNote};
 use crate::room::{Room, RoomArgs, RoomMsg, RoomSnapshot, SeatRecord};
 
@@ -65,6 +66,26 @@ pub enum RoomHostMsg {
         /// Whether it runs here now.
         reply: RpcReplyPort<Result<(), AdoptError>>,
     },
+    /// Freeze a hosted room for a move (requests wait instead of reaching it), or thaw it when
+    /// the move did not start; answered once the directory says so.
+    SetMoving {
+        /// The room.
+        room: RoomId,
+        /// Frozen or not.
+        moving: bool,
+        /// Done.
+        reply: RpcReplyPort<()>,
+    },
+    /// A room frozen for a move runs on another node now: a tombstone naming it replaces the
+    /// entry; answered once it is in place.
+    MovedOut {
+        /// The room.
+        room: RoomId,
+        /// Where it went.
+        to: Location,
+        /// Done.
+        reply: RpcReplyPort<()>,
+    },
     /// Stop hosting a room without telling its players: another node hosts it (`to`, which
     /// requests are redirected to), or this node is cut off from its cluster (`to` is `None`).
     Drop {
@@ -90,9 +111,18 @@ impl ractor::Message for RoomHostMsg {}
 /// The room host actor.
 pub struct RoomHost;
 
+impl RoomHost {
+    /// The node's room host.
+    pub fn of(ctx: &NodeCtx) -> ActorRef<RoomHostMsg> {
+        ActorRef::from(ctx.hosts().rooms.clone())
+    }
+}
+
 /// Its state.
 pub struct RoomHostState {
     ctx: Arc<NodeCtx>,
+    /// The one writer of the rooms hosted here.
+    rooms: RoomsWriter,
     children: HashMap<ActorId, RoomId>,
     restarts: HashMap<RoomId, VecDeque<Instant>>,
 }
@@ -100,15 +130,16 @@ pub struct RoomHostState {
 impl Actor for RoomHost {
     type Msg = RoomHostMsg;
     type State = RoomHostState;
-    type Arguments = Arc<NodeCtx>;
+    type Arguments = (Arc<NodeCtx>, RoomsWriter);
 
     async fn pre_start(
         &self,
         _me: ActorRef<RoomHostMsg>,
-        ctx: Arc<NodeCtx>,
+        (ctx, rooms): (Arc<NodeCtx>, RoomsWriter),
     ) -> Result<RoomHostState, ActorProcessingErr> {
         Ok(RoomHostState {
             ctx,
+            rooms,
             children: HashMap::new(),
             restarts: HashMap::new(),
         })
@@ -142,6 +173,18 @@ impl Actor for RoomHost {
                 let _ = reply.send(r);
             }
             RoomHostMsg::Drop { room, to } => st.drop_room(&room, to),
+            RoomHostMsg::SetMoving {
+                room,
+                moving,
+                reply,
+            } => {
+                st.rooms.set_moving(&room, moving);
+                let _ = reply.send(());
+            }
+            RoomHostMsg::MovedOut { room, to, reply } => {
+                st.drop_room(&room, Some(to));
+                let _ = reply.send(());
+            }
             #[cfg(feature = "test-hooks")]
             RoomHostMsg::FailForTest => panic!("test hook: the room host fails"),
             RoomHostMsg::HomesLost(nodes) => {
@@ -179,7 +222,7 @@ impl Actor for RoomHost {
                         .ctx
                         .directory
                         .entry(&room)
-                        .is_some_and(|e| e.actor.get_id() == cell.get_id())
+                        .is_some_and(|e| e.cell.get_id() == cell.get_id())
                 {
                     st.forget(&room);
                 }
@@ -202,7 +245,7 @@ pub async fn create_matched(
     game: GameName,
     players: Vec<SeatPlan>,
 ) -> Result<RoomId, CreateError> {
-    let host = ctx.hosts().rooms.clone();
+    let host = RoomHost::of(ctx);
     match ractor::call!(host, |reply| RoomHostMsg::Create {
         game,
         params: Map::new(),
@@ -255,6 +298,7 @@ impl RoomHostState {
         let args = RoomArgs {
             ctx: self.ctx.clone(),
             id: id.clone(),
+            slot: self.rooms.slot(&id),
             game_name: game.clone(),
             inputs: None,
             game: g,
@@ -290,10 +334,10 @@ impl RoomHostState {
         match Actor::spawn_linked(None, Room, args, me.get_cell()).await {
             Ok((actor, _)) => {
                 self.children.insert(actor.get_id(), id.clone());
-                self.ctx.directory.insert(
+                self.rooms.insert(
                     id,
                     RoomEntry {
-                        actor: actor.clone(),
+                        cell: actor.get_cell(),
                         game,
                         players,
                         seats,
@@ -314,23 +358,21 @@ impl RoomHostState {
 
     fn drop_room(&mut self, room: &RoomId, to: Option<Location>) {
         let entry = match to {
-            Some(to) => self.ctx.directory.move_out(room, to),
-            None => self.ctx.directory.remove(room),
+            Some(to) => self.rooms.move_out(room, to),
+            None => self.rooms.remove(room),
         };
         let Some(entry) = entry else {
             return;
         };
         metrics::gauge!("warren_rooms", "game" => entry.game.to_string()).decrement(1.0);
-        lock(&self.ctx.snapshots).remove(room);
         self.restarts.remove(room);
-        entry.actor.stop(Some("hosted elsewhere".into()));
+        entry.cell.stop(Some("hosted elsewhere".into()));
     }
 
     fn forget(&mut self, room: &RoomId) {
-        if let Some(e) = self.ctx.directory.remove(room) {
+        if let Some(e) = self.rooms.remove(room) {
             metrics::gauge!("warren_rooms", "game" => e.game.to_string()).decrement(1.0);
         }
-        lock(&self.ctx.snapshots).remove(room);
         self.restarts.remove(room);
     }
 
@@ -347,7 +389,7 @@ impl RoomHostState {
         }
         let over_budget = history.len() as u32 >= rooms.max_restarts;
         history.push_back(now);
-        let bytes = lock(&self.ctx.snapshots).get(&room).cloned();
+        let bytes = self.ctx.directory.snapshot(&room);
         let Some(bytes) = bytes else {
             warn!(room = %room, "no snapshot to restart from, closing room");
             self.close(&room, &[]);
@@ -389,7 +431,7 @@ impl RoomHostState {
             .revive(me, &room, &snapshot, epoch, after_death)
             .await
             .map_err(|(why, _)| AdoptError::new(why))?;
-        lock(&self.ctx.snapshots).insert(room.clone(), Arc::new(snapshot));
+        self.rooms.keep_snapshot(&room, Arc::new(snapshot));
         if !here {
             metrics::gauge!("warren_rooms", "game" => game.to_string()).increment(1.0);
         }
@@ -424,6 +466,7 @@ impl RoomHostState {
         let args = RoomArgs {
             ctx: self.ctx.clone(),
             id: room.clone(),
+            slot: self.rooms.slot(room),
             game_name: snap.game,
             inputs: None,
             game,
@@ -460,7 +503,7 @@ impl RoomHostState {
             let note = closed.clone();
             if s.home == self.ctx.node {
                 if let Some(route) = self.ctx.sessions.route(&s.player) {
-                    let _ = route.session.cast(crate::session::SessionMsg::Note(note));
+                    let _ = route.session().cast(crate::session::SessionMsg::Note(note));
                 }
             } else if let Some(peers) = &peers {
                 peers.note(&s.home, s.player.clone(), note);

@@ -18,13 +18,15 @@ use warren_protocol::{
     SessionId, TicketId, encode, error_frame, ok_frame,
 };
 
-use crate::node::{Conn, NodeCtx, Route, lock, now_ms};
+use crate::node::{Conn, NodeCtx, Route, now_ms};
 use crate::remote::{OpResult, RoomError, RoomOp, SessionNote};
-use crate::session_host::SessionHostMsg;
+use crate::routes::RouteSlot;
+use crate::session_host::{SessionHost, SessionHostMsg};
+use ticket::HeldTicket;
 
 mod requests;
 mod seat;
-mod ticket;
+pub(crate) mod ticket;
 
 pub(crate) use ticket::Queued;
 
@@ -101,6 +103,25 @@ pub struct SessionArgs {
     pub player: PlayerId,
     /// Rating for matchmaking.
     pub mmr: i64,
+    /// What the session writes of the routing table: its player's route.
+    pub slot: RouteSlot,
+    /// Its entry in the table of held tickets.
+    pub(crate) held: HeldTicket,
+}
+
+impl Route {
+    /// A route to a connection served by `session`.
+    pub(crate) fn new(conn: Conn, session: &ActorRef<SessionMsg>) -> Self {
+        Self {
+            conn,
+            session_cell: session.get_cell(),
+        }
+    }
+
+    /// The session serving the connection.
+    pub fn session(&self) -> ActorRef<SessionMsg> {
+        ActorRef::from(self.session_cell.clone())
+    }
 }
 
 /// With the `test-hooks` feature only: a `chat` with this text makes the session fail, so
@@ -119,6 +140,8 @@ pub struct Session;
 pub struct SessionState {
     me: ActorRef<SessionMsg>,
     ctx: Arc<NodeCtx>,
+    slot: RouteSlot,
+    held: HeldTicket,
     id: SessionId,
     player: PlayerId,
     name: String,
@@ -149,6 +172,8 @@ impl Actor for Session {
         Ok(SessionState {
             me,
             ctx: a.ctx,
+            slot: a.slot,
+            held: a.held,
             id: a.id,
             name: a.player.to_string(),
             player: a.player,
@@ -170,7 +195,7 @@ impl Actor for Session {
         st: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(c) = st.conn.take() {
-            st.ctx.sessions.remove(&st.player, c.id);
+            st.slot.remove(c.id);
         }
         if st.ticket.take().is_some() {
             st.save_ticket();
@@ -224,7 +249,7 @@ impl SessionState {
             }
             SessionMsg::GraceOver(generation) => {
                 if generation == st.grace_gen && st.conn.is_none() {
-                    let host = st.ctx.hosts().sessions.clone();
+                    let host = SessionHost::of(&st.ctx);
                     let (player, epoch) = (st.player.clone(), st.epoch);
                     let expired = call!(host, |reply| SessionHostMsg::Expire {
                         player,
@@ -323,7 +348,7 @@ impl SessionState {
                 st.room = st.find_seat().await;
                 // The failed session's ticket: the detach below treats it as on any dropped
                 // connection (a queued ticket leaves its pool; one claimed for a match stays).
-                st.ticket = lock(&st.ctx.held_tickets).get(&st.player).cloned();
+                st.ticket = st.held.last();
                 if let Some(q) = &st.ticket {
                     let check = q.id.clone();
                     drop(me.send_after(TICKET_CHECK, move || SessionMsg::CheckTicket(check)));
@@ -429,13 +454,7 @@ impl SessionState {
             recovering: self.seeking.is_some(),
             heartbeat_ms: hb,
         }));
-        self.ctx.sessions.insert(
-            self.player.clone(),
-            Route {
-                conn: conn.clone(),
-                session: me.clone(),
-            },
-        );
+        self.slot.install(Route::new(conn.clone(), me));
         self.conn = Some(conn);
         if recovered.is_some() {
             self.room = recovered;
@@ -453,7 +472,7 @@ impl SessionState {
     async fn detach(&mut self, me: &ActorRef<SessionMsg>) {
         debug!(session = %self.id, player = %self.player, room = ?self.room, "connection detached, grace period starts");
         if let Some(c) = self.conn.take() {
-            self.ctx.sessions.remove(&self.player, c.id);
+            self.slot.remove(c.id);
         }
         // A ticket held for a match stays: the match will seat the player, who may resume.
         if self.ticket.as_ref().is_some_and(|q| q.claim.is_none()) {

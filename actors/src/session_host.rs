@@ -14,6 +14,8 @@ use tracing::{error, warn};
 use warren_protocol::{CloseCode, PlayerId, SessionId};
 
 use crate::node::{Conn, NodeCtx};
+use crate::routes::SessionsWriter;
+use crate::session::ticket::HeldTickets;
 use crate::session::{Session, SessionArgs, SessionMsg};
 
 /// Messages of the session host.
@@ -58,9 +60,9 @@ impl ractor::Message for SessionHostMsg {}
 /// host (a session in its grace period).
 pub async fn find_session(ctx: &NodeCtx, player: &PlayerId) -> Option<ActorRef<SessionMsg>> {
     if let Some(r) = ctx.sessions.route(player) {
-        return Some(r.session);
+        return Some(r.session());
     }
-    let host = ctx.hosts().sessions.clone();
+    let host = SessionHost::of(ctx);
     let player = player.clone();
     ractor::call!(host, |reply| SessionHostMsg::Find { player, reply })
         .ok()
@@ -77,9 +79,20 @@ struct Entry {
 /// The session host actor.
 pub struct SessionHost;
 
+impl SessionHost {
+    /// The node's session host.
+    pub fn of(ctx: &NodeCtx) -> ActorRef<SessionHostMsg> {
+        ActorRef::from(ctx.hosts().sessions.clone())
+    }
+}
+
 /// Its state.
 pub struct SessionHostState {
     ctx: Arc<NodeCtx>,
+    /// The one writer of the routing table.
+    routes: SessionsWriter,
+    /// The tickets its sessions hold.
+    held: Arc<HeldTickets>,
     players: HashMap<PlayerId, Entry>,
     by_actor: HashMap<ActorId, PlayerId>,
     epochs: u64,
@@ -88,15 +101,17 @@ pub struct SessionHostState {
 impl Actor for SessionHost {
     type Msg = SessionHostMsg;
     type State = SessionHostState;
-    type Arguments = Arc<NodeCtx>;
+    type Arguments = (Arc<NodeCtx>, SessionsWriter);
 
     async fn pre_start(
         &self,
         _me: ActorRef<SessionHostMsg>,
-        ctx: Arc<NodeCtx>,
+        (ctx, routes): (Arc<NodeCtx>, SessionsWriter),
     ) -> Result<SessionHostState, ActorProcessingErr> {
         Ok(SessionHostState {
             ctx,
+            routes,
+            held: Arc::default(),
             players: HashMap::new(),
             by_actor: HashMap::new(),
             epochs: 0,
@@ -176,9 +191,9 @@ impl Actor for SessionHost {
         // Its connection: the socket task would notice the dead session only at the client's
         // next frame.
         if let Some(route) = st.ctx.sessions.route(&player)
-            && route.session.get_id() == cell.get_id()
+            && route.session_cell.get_id() == cell.get_id()
         {
-            st.ctx.sessions.remove(&player, route.conn.id);
+            st.routes.remove(&player, route.conn.id);
             route.conn.close(CloseCode::Internal);
         }
         st.restart(&me, player).await;
@@ -197,6 +212,8 @@ impl SessionHostState {
             id: old.id.clone(),
             player: player.clone(),
             mmr: old.mmr,
+            slot: self.routes.slot(&player),
+            held: self.held.slot(&player),
         };
         let session = match Actor::spawn_linked(None, Session, args, me.get_cell()).await {
             Ok((s, _)) => s,
@@ -254,6 +271,8 @@ impl SessionHostState {
             id: id.clone(),
             player: player.clone(),
             mmr,
+            slot: self.routes.slot(&player),
+            held: self.held.slot(&player),
         };
         let session = match Actor::spawn_linked(None, Session, args, me.get_cell()).await {
             Ok((s, _)) => s,

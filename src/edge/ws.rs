@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 use warren_actors::inputs::{FastInput, QueuedInput};
 use warren_actors::node::Conn;
 use warren_actors::session::SessionMsg;
-use warren_actors::session_host::SessionHostMsg;
+use warren_actors::session_host::{SessionHost, SessionHostMsg};
 use warren_actors::settings::Limits;
 use warren_protocol::{
     ClientRequest, CloseCode, DecodeError, Outbound, PlayerId, Request, decode_client_frame,
@@ -254,7 +254,7 @@ async fn connect(
     resume: Option<String>,
     conn: Conn,
 ) -> Option<ActorRef<SessionMsg>> {
-    let host = edge.ctx.hosts().sessions.clone();
+    let host = SessionHost::of(&edge.ctx);
     let connect = call_t!(
         host,
         |reply| SessionHostMsg::Connect {

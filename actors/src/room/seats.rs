@@ -212,7 +212,7 @@ impl RoomState {
         for p in &orphans {
             if let Some(route) = self.ctx.sessions.route(p) {
                 let _ = route
-                    .session
+                    .session()
                     .cast(crate::session::SessionMsg::Note(note.clone()));
             }
         }

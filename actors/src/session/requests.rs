@@ -11,7 +11,7 @@ use crate::node::now_ms;
 use crate::pool_host::{owner_of, send_pool};
 use crate::remote::{PoolKey, PoolWire, RoomError, RoomOp, TicketWire};
 use crate::room::RoomMsg;
-use crate::room_host::{CreateRoomError, RoomHostMsg};
+use crate::room_host::{CreateRoomError, RoomHost, RoomHostMsg};
 use crate::router;
 
 impl SessionState {
@@ -22,7 +22,7 @@ impl SessionState {
         }
         #[cfg(feature = "test-hooks")]
         if matches!(&req, Request::Chat { text } if text == FAIL_ROOM_HOST_HOOK) {
-            let _ = self.ctx.hosts().rooms.cast(RoomHostMsg::FailForTest);
+            let _ = RoomHost::of(&self.ctx).cast(RoomHostMsg::FailForTest);
             return;
         }
         match req {
@@ -146,7 +146,7 @@ impl SessionState {
                 "matchmaking already seated you",
             );
         }
-        let host = self.ctx.hosts().rooms.clone();
+        let host = RoomHost::of(&self.ctx);
         let players = vec![(
             self.player.clone(),
             self.name.clone(),

@@ -5,9 +5,9 @@ use tracing::info;
 use warren_protocol::{NodeId, TicketId};
 
 use super::{SessionMsg, SessionState, TICKET_CHECK};
-use crate::node::lock;
 use crate::pool_host::{owner_of, send_pool};
 use crate::remote::{PoolKey, PoolWire, TicketWire};
+use crate::util::lock;
 
 impl SessionState {
     /// Leaves the queue. False if a pool holds the ticket for a match (its `match_found` is on
@@ -32,15 +32,7 @@ impl SessionState {
 
     /// Puts the session's ticket (or its absence) in the node's table of held tickets.
     pub(super) fn save_ticket(&self) {
-        let mut held = lock(&self.ctx.held_tickets);
-        match &self.ticket {
-            Some(q) => {
-                held.insert(self.player.clone(), q.clone());
-            }
-            None => {
-                held.remove(&self.player);
-            }
-        }
+        self.held.hold(self.ticket.as_ref());
     }
 
     /// Queues the ticket again on the pool's current owner when the node it was sent to has left
@@ -76,6 +68,49 @@ impl SessionState {
             self.save_ticket();
         }
         drop(me.send_after(TICKET_CHECK, move || SessionMsg::CheckTicket(ticket)));
+    }
+}
+
+/// The ticket each session of this node holds, kept in step by the session, so that the session
+/// that replaces a failed one takes its ticket up again. The session host owns the table; each
+/// session writes only its own player's entry ([`HeldTicket`]).
+#[derive(Default)]
+pub(crate) struct HeldTickets {
+    held: std::sync::Mutex<std::collections::HashMap<warren_protocol::PlayerId, Queued>>,
+}
+
+impl HeldTickets {
+    /// The handle of `player`'s session.
+    pub(crate) fn slot(
+        self: &std::sync::Arc<Self>,
+        player: &warren_protocol::PlayerId,
+    ) -> HeldTicket {
+        HeldTicket {
+            table: self.clone(),
+            player: player.clone(),
+        }
+    }
+}
+
+/// One session's entry in [`HeldTickets`].
+pub(crate) struct HeldTicket {
+    table: std::sync::Arc<HeldTickets>,
+    player: warren_protocol::PlayerId,
+}
+
+impl HeldTicket {
+    /// Records the ticket the session holds (or that it holds none).
+    pub(crate) fn hold(&self, ticket: Option<&Queued>) {
+        let mut held = lock(&self.table.held);
+        match ticket {
+            Some(q) => held.insert(self.player.clone(), q.clone()),
+            None => held.remove(&self.player),
+        };
+    }
+
+    /// The ticket the player's previous session held.
+    pub(crate) fn last(&self) -> Option<Queued> {
+        lock(&self.table.held).get(&self.player).cloned()
     }
 }
 
