@@ -14,6 +14,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod bound;
 mod discovery;
 pub mod inbox;
 pub mod membership;
@@ -68,6 +69,9 @@ pub enum ClusterError {
     /// An actor failed to spawn (the listener could not bind, for one).
     #[error("cluster layer failed to start: {0}")]
     Spawn(String),
+    /// The cluster listener did not come up on its address (taken, or not this host's).
+    #[error("cluster listener did not bind {0}")]
+    Bind(SocketAddr),
     /// The TLS files could not be used.
     #[error("cluster TLS: {0}")]
     Tls(#[from] tls::TlsError),
@@ -77,6 +81,8 @@ pub enum ClusterError {
 pub struct Cluster {
     /// The membership view.
     pub view: Arc<ClusterView>,
+    /// Where the cluster listener is bound (the kernel's port when `cluster.listen` named 0).
+    pub listen: SocketAddr,
 }
 
 /// Starts the node server, membership and discovery on the current tokio runtime, its actors
@@ -88,15 +94,14 @@ pub async fn start(
     sup: &ActorRef<NodeSupervisorMsg>,
 ) -> Result<Cluster, ClusterError> {
     let name = |what: &str| Some(format!("{}/{what}", cfg.node));
-    let advertise = if cfg.advertise.is_empty() {
-        cfg.listen.to_string()
+    let hostname = if cfg.advertise.is_empty() {
+        cfg.listen.ip().to_string()
     } else {
-        cfg.advertise.clone()
+        cfg.advertise
+            .rsplit_once(':')
+            .map_or(cfg.advertise.as_str(), |(h, _)| h)
+            .to_owned()
     };
-    let hostname = advertise
-        .rsplit_once(':')
-        .map_or(advertise.as_str(), |(h, _)| h)
-        .to_owned();
     let tls = cfg
         .tls
         .as_ref()
@@ -115,9 +120,22 @@ pub async fn start(
         Some(NodeConnectionMode::Isolated),
     )
     .with_listen_addr(cfg.listen.ip());
+    let before = bound::listening(cfg.listen.ip());
     let (server, _) = Actor::spawn_linked(name("node-server"), server, (), sup.get_cell())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    // Port 0: the kernel picked the port; find it, as peers must be told where to dial.
+    let listen = match cfg.listen.port() {
+        0 => bound::new_listener(cfg.listen.ip(), &before)
+            .await
+            .ok_or(ClusterError::Bind(cfg.listen))?,
+        _ => cfg.listen,
+    };
+    let advertise = if cfg.advertise.is_empty() {
+        listen.to_string()
+    } else {
+        cfg.advertise.clone()
+    };
     let view = Arc::new(ClusterView::default());
     let args = MembershipArgs {
         node: cfg.node.clone(),
@@ -142,7 +160,7 @@ pub async fn start(
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
     local.set_peers(Arc::new(peers));
-    let mut own = vec![cfg.listen];
+    let mut own = vec![listen];
     if let Ok(a) = advertise.parse::<SocketAddr>() {
         own.push(a);
     }
@@ -158,5 +176,5 @@ pub async fn start(
         tls,
     ));
     watch(sup, "discovery", discovery);
-    Ok(Cluster { view })
+    Ok(Cluster { view, listen })
 }

@@ -9,6 +9,7 @@ use crate::common::{Node, free_port};
 
 pub(crate) const COOKIE: &str = "e2e-cookie";
 
+/// A cluster node; `cluster_port` 0 lets the kernel pick (the node reports it as `Node::cluster`).
 pub(crate) async fn start(id: &str, cluster_port: u16, seeds: &str, cookie: &str) -> Node {
     start_env(id, cluster_port, seeds, cookie, &[]).await
 }
@@ -85,7 +86,8 @@ pub(crate) async fn wait_for(node: &Node, want: &[(&str, &str)], within: Duratio
 async fn nodes_started_in_any_order_converge_detect_a_kill_and_rejoin() {
     let ports = [free_port(), free_port(), free_port()];
     let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
-    // n1 starts first, seeded with peers that do not answer yet and a name that never resolves.
+    // n1 starts first, seeded with peers that do not answer yet and a name that never resolves:
+    // their addresses must be known before they start, so this test reserves its ports.
     let n1_seeds = format!("{},{},warren-missing.invalid:7351", addr(1), addr(2));
     let n1 = start("n1", ports[0], &n1_seeds, COOKIE).await;
     assert_eq!(members(&n1).await, [("n1".to_owned(), "ready".to_owned())]);
@@ -123,15 +125,14 @@ async fn nodes_started_in_any_order_converge_detect_a_kill_and_rejoin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_the_wrong_cookie_never_becomes_a_member() {
-    let (p1, p2, p3) = (free_port(), free_port(), free_port());
-    let n1 = start("n1", p1, &format!("127.0.0.1:{p2}"), COOKIE).await;
-    let n2 = start("n2", p2, &format!("127.0.0.1:{p1}"), COOKIE).await;
+    let n1 = start("n1", 0, "", COOKIE).await;
+    let n2 = start("n2", 0, &n1.cluster, COOKIE).await;
     let pair = [("n1", "ready"), ("n2", "ready")];
     wait_for(&n1, &pair, Duration::from_secs(15)).await;
     let intruder = start(
         "evil",
-        p3,
-        &format!("127.0.0.1:{p1},127.0.0.1:{p2}"),
+        0,
+        &format!("{},{}", n1.cluster, n2.cluster),
         "wrong-cookie",
     )
     .await;
@@ -153,8 +154,7 @@ async fn a_node_with_the_wrong_cookie_never_becomes_a_member() {
         n1.logs()
     );
     // ...while a node with the right cookie joins.
-    let (p4,) = (free_port(),);
-    let n4 = start("n4", p4, &format!("127.0.0.1:{p1}"), COOKIE).await;
+    let n4 = start("n4", 0, &n1.cluster, COOKIE).await;
     wait_for(
         &n4,
         &[("n1", "ready"), ("n2", "ready"), ("n4", "ready")],
@@ -236,7 +236,7 @@ pub(crate) fn make_certs(dir: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_between_nodes_and_plain_nodes_stay_out() {
-    let dir = std::env::temp_dir().join(format!("warren-tls-{}", free_port()));
+    let dir = std::env::temp_dir().join(format!("warren-tls-{}", crate::common::unique()));
     make_certs(&dir);
     let file = |f: &str| dir.join(f).to_string_lossy().to_string();
     let (cert, key, ca) = (file("node.pem"), file("node.key"), file("ca.pem"));
@@ -258,17 +258,16 @@ async fn mutual_tls_between_nodes_and_plain_nodes_stay_out() {
             .await
         }
     };
-    let (p1, p2, p3, p4) = (free_port(), free_port(), free_port(), free_port());
-    let n1 = tls("n1", p1, format!("127.0.0.1:{p2}")).await;
-    let n2 = tls("n2", p2, format!("127.0.0.1:{p1}")).await;
+    let n1 = tls("n1", 0, String::new()).await;
+    let n2 = tls("n2", 0, n1.cluster.clone()).await;
     // n3 knows only n1; it meets n2 through the addresses gossiped in heartbeats.
-    let n3 = tls("n3", p3, format!("127.0.0.1:{p1}")).await;
+    let n3 = tls("n3", 0, n1.cluster.clone()).await;
     let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
     for n in [&n1, &n2, &n3] {
         wait_for(n, &all, Duration::from_secs(15)).await;
     }
     // A node without TLS (right cookie) cannot join: its handshake is refused.
-    let plain = start("plain", p4, &format!("127.0.0.1:{p1}"), COOKIE).await;
+    let plain = start("plain", 0, &n1.cluster, COOKIE).await;
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(2) {
         assert_eq!(members(&n1).await.len(), 3);
@@ -290,9 +289,8 @@ async fn mutual_tls_between_nodes_and_plain_nodes_stay_out() {
 
 /// Two joined nodes; returns them once each sees the other.
 async fn pair() -> (Node, Node) {
-    let (p1, p2) = (free_port(), free_port());
-    let n1 = start("n1", p1, &format!("127.0.0.1:{p2}"), COOKIE).await;
-    let n2 = start("n2", p2, &format!("127.0.0.1:{p1}"), COOKIE).await;
+    let n1 = start("n1", 0, "", COOKIE).await;
+    let n2 = start("n2", 0, &n1.cluster, COOKIE).await;
     let both = [("n1", "ready"), ("n2", "ready")];
     wait_for(&n1, &both, Duration::from_secs(15)).await;
     wait_for(&n2, &both, Duration::from_secs(15)).await;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::cluster::{COOKIE, start, start_env, wait_for};
-use crate::common::{Client, Node, free_port, start_dice_round, token};
+use crate::common::{Client, Node, start_dice_round, token};
 
 async fn queue(node: &Node, player: &str, game: &str, mode: &str) -> Client {
     let tok = token(player, &[("mmr", json!(1000))]);
@@ -30,11 +30,9 @@ async fn matched(c: &mut Client, game: &str, n: usize) -> Value {
 
 /// Three converged nodes.
 pub(crate) async fn trio() -> Vec<Node> {
-    let ports = [free_port(), free_port(), free_port()];
-    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
-    let n1 = start("n1", ports[0], &format!("{},{}", addr(1), addr(2)), COOKIE).await;
-    let n2 = start("n2", ports[1], &addr(0), COOKIE).await;
-    let n3 = start("n3", ports[2], &addr(0), COOKIE).await;
+    let n1 = start("n1", 0, "", COOKIE).await;
+    let n2 = start("n2", 0, &n1.cluster, COOKIE).await;
+    let n3 = start("n3", 0, &format!("{},{}", n1.cluster, n2.cluster), COOKIE).await;
     let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
     for n in [&n1, &n2, &n3] {
         wait_for(n, &all, Duration::from_secs(15)).await;
@@ -160,6 +158,18 @@ async fn complete_pairs(on: &[&Node], tag: &str, mut firsts: Vec<Client>) {
     }
 }
 
+/// Waits until `count` tickets wait in the pools of `nodes` (each reached its pool's owner).
+async fn waiting_in_pools(nodes: &[&Node], count: usize) {
+    crate::common::eventually("tickets in their pools", Duration::from_secs(5), || async {
+        let mut n = 0.0;
+        for node in nodes {
+            n += crate::common::metric_sum(node, "warren_matchmaking_tickets").await;
+        }
+        n == count as f64
+    })
+    .await;
+}
+
 fn counter(metrics: &str, name: &str) -> f64 {
     metrics
         .lines()
@@ -170,20 +180,19 @@ fn counter(metrics: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_move_on_join_drain_and_death_and_every_ticket_is_matched_once() {
     const MODES: usize = 12;
-    let ports = [free_port(), free_port(), free_port()];
-    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
     // A killed node stops counting towards the cluster's size after 2 s, so that n1 keeps a
     // majority of its own when n3 drains after n2 died.
     let forget = [("WARREN_CLUSTER__FORGET_AFTER_MS", "2000")];
-    let n1 = start_env("n1", ports[0], &addr(1), COOKIE, &forget).await;
-    let mut n2 = start_env("n2", ports[1], &addr(0), COOKIE, &forget).await;
+    let n1 = start_env("n1", 0, "", COOKIE, &forget).await;
+    let mut n2 = start_env("n2", 0, &n1.cluster, COOKIE, &forget).await;
     let pair = [("n1", "ready"), ("n2", "ready")];
     wait_for(&n1, &pair, Duration::from_secs(15)).await;
     wait_for(&n2, &pair, Duration::from_secs(15)).await;
 
     // Join: tickets wait in pools on n1 and n2 when n3 arrives and takes its share of the ring.
     let firsts = first_halves(&[&n1, &n2], "j", MODES).await;
-    let mut n3 = start_env("n3", ports[2], &addr(0), COOKIE, &forget).await;
+    let seeds3 = format!("{},{}", n1.cluster, n2.cluster);
+    let mut n3 = start_env("n3", 0, &seeds3, COOKIE, &forget).await;
     let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
     for n in [&n1, &n2, &n3] {
         wait_for(n, &all, Duration::from_secs(15)).await;
@@ -209,7 +218,7 @@ async fn pools_move_on_join_drain_and_death_and_every_ticket_is_matched_once() {
     // Death: tickets waiting on n2 when it is killed are queued again by their sessions on n1
     // and n3.
     let firsts = first_halves(&[&n1, &n3], "k", MODES).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    waiting_in_pools(&[&n1, &n2, &n3], MODES).await;
     n2.child.kill().unwrap();
     n2.child.wait().unwrap();
     complete_pairs(&[&n1, &n3], "k", firsts).await;
@@ -224,7 +233,7 @@ async fn pools_move_on_join_drain_and_death_and_every_ticket_is_matched_once() {
 
     // Drain: n3's pools go to n1 before it exits.
     let firsts = first_halves(&[&n1], "d", MODES).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    waiting_in_pools(&[&n1, &n3], MODES).await;
     n3.signal("TERM");
     assert_eq!(n3.wait_exit(Duration::from_secs(20)).await, Some(0));
     assert!(

@@ -60,6 +60,41 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until `check` holds, checking every 50 ms; fails the test after `within`.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The sum of every series of a metric (`name` and its labels) a node exposes.
+pub async fn metric_sum(node: &Node, name: &str) -> f64 {
+    let (_, body) = node.http("GET", "/metrics", None, None).await.unwrap();
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(['{', ' ']))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A number unique to this test process, for names of files and directories.
+pub fn unique() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    std::process::id()
+        .wrapping_mul(1_000)
+        .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -73,6 +108,8 @@ pub struct Node {
     /// Address of the HTTP listener (loopback unless the node runs in a network namespace).
     pub host: String,
     pub port: u16,
+    /// Where its cluster listener is bound (peers seed with it).
+    pub cluster: String,
     pub log: PathBuf,
     /// Sent as the bearer of requests that carry none (for admin endpoints off loopback).
     pub admin: Option<&'static str>,
@@ -114,8 +151,10 @@ impl Node {
         env: &[(&str, &str)],
         config: Option<&std::path::Path>,
     ) -> Node {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("warren-e2e-{port}.log"));
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
+        let log = std::env::temp_dir().join(format!("warren-e2e-{}-{n}.log", std::process::id()));
         let bin = env!("CARGO_BIN_EXE_warren");
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
@@ -130,11 +169,9 @@ impl Node {
         }
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("WARREN_HTTP__LISTEN", format!("{host}:{port}"))
-            .env(
-                "WARREN_CLUSTER__LISTEN",
-                format!("127.0.0.1:{}", free_port()),
-            )
+            // Port 0: the node binds where the kernel says and reports it in its ready line.
+            .env("WARREN_HTTP__LISTEN", format!("{host}:0"))
+            .env("WARREN_CLUSTER__LISTEN", "127.0.0.1:0")
             .env("WARREN_AUTH__JWT_SECRET", SECRET)
             .env("WARREN_NODE__ID", "n1")
             .env("WARREN_LOG__LEVEL", "warn,warren=info,warren_actors=info")
@@ -142,19 +179,44 @@ impl Node {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start warren");
+        let deadline = Instant::now() + WAIT;
+        let (http, cluster) = loop {
+            let logs = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = logs.lines().find(|l| l.contains("warren node ready")) {
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(name))
+                        .map(str::to_owned)
+                };
+                break (
+                    field("http=").expect("ready line names http"),
+                    field("cluster=").expect("ready line names cluster"),
+                );
+            }
+            let exited = child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "node did not start ({exited:?}): {logs}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let port = http
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("http port");
         let node = Node {
             child,
             host: host.to_owned(),
             port,
+            cluster,
             log,
             admin: None,
         };
-        let deadline = Instant::now() + WAIT;
         loop {
             if let Ok((200, _)) = node.http("GET", "/readyz", None, None).await {
                 return node;

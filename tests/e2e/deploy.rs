@@ -81,6 +81,7 @@ impl Drop for Prometheus {
 
 impl Prometheus {
     fn start(targets: &[String]) -> Prometheus {
+        // Prometheus takes its port from the command line, chosen before it starts.
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("warren-e2e-prometheus-{port}"));
         std::fs::create_dir_all(&dir).unwrap();

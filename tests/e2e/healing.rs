@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cluster::{COOKIE, start, view, wait_for};
 use crate::cluster_matchmaking::trio;
-use crate::common::{Client, Node, free_port, roll_first, start_dice_round, token};
+use crate::common::{Client, Node, roll_first, start_dice_round, token};
 
 /// Rooms each node hosts, each read from the node itself.
 async fn hosted(nodes: &[&Node]) -> Vec<u64> {
@@ -30,17 +30,7 @@ pub(crate) async fn metric(node: &Node, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::common::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_host_brings_a_dice_round_back_on_its_backup_with_turns_and_totals() {
@@ -224,21 +214,10 @@ async fn member(id: &str, at: &str, seeds: &str, netns: Option<&Netns>) -> Node 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_leaves_one_host_per_room_the_minority_stops_and_the_majority_adopts() {
     let ns = Netns::new();
-    let ports = [free_port(), free_port(), free_port()];
-    let addr = [
-        format!("{}:{}", ns.cluster_addr(true), ports[0]),
-        format!("{}:{}", ns.cluster_addr(false), ports[1]),
-        format!("{}:{}", ns.cluster_addr(false), ports[2]),
-    ];
-    let n1 = member(
-        "n1",
-        &addr[0],
-        &format!("{},{}", addr[1], addr[2]),
-        Some(&ns),
-    )
-    .await;
-    let n2 = member("n2", &addr[1], &addr[0], None).await;
-    let n3 = member("n3", &addr[2], &addr[0], None).await;
+    let n1 = member("n1", &format!("{}:0", ns.cluster_addr(true)), "", Some(&ns)).await;
+    let outside = format!("{}:0", ns.cluster_addr(false));
+    let n2 = member("n2", &outside, &n1.cluster, None).await;
+    let n3 = member("n3", &outside, &n1.cluster, None).await;
     let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
     for n in [&n1, &n2, &n3] {
         wait_for(n, &all, Duration::from_secs(15)).await;
@@ -320,7 +299,11 @@ async fn a_partition_leaves_one_host_per_room_the_minority_stops_and_the_majorit
         n1.http("GET", "/readyz", None, None).await.unwrap().0 == 200
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Two copies of a room, if any, settle on one (the `Located` exchange): wait for that.
+    eventually("one host per room", Duration::from_secs(5), || async {
+        hosted(&[&n1, &n2, &n3]).await.iter().sum::<u64>() == 2
+    })
+    .await;
     let per_node = hosted(&[&n1, &n2, &n3]).await;
     assert_eq!(per_node.iter().sum::<u64>(), 2, "{per_node:?}");
     let mut pf = n1.connect("pf").await;
@@ -341,10 +324,8 @@ async fn a_partition_leaves_one_host_per_room_the_minority_stops_and_the_majorit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_spread_onto_a_node_that_joins() {
-    let ports = [free_port(), free_port(), free_port()];
-    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
-    let n1 = start("n1", ports[0], &addr(1), COOKIE).await;
-    let n2 = start("n2", ports[1], &addr(0), COOKIE).await;
+    let n1 = start("n1", 0, "", COOKIE).await;
+    let n2 = start("n2", 0, &n1.cluster, COOKIE).await;
     for n in [&n1, &n2] {
         wait_for(
             n,
@@ -366,7 +347,7 @@ async fn rooms_spread_onto_a_node_that_joins() {
     }
     assert_eq!(hosted(&[&n1, &n2]).await, vec![3, 3]);
 
-    let n3 = start("n3", ports[2], &addr(0), COOKIE).await;
+    let n3 = start("n3", 0, &n1.cluster, COOKIE).await;
     let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
     for n in [&n1, &n2, &n3] {
         wait_for(n, &all, Duration::from_secs(15)).await;

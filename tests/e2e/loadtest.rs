@@ -56,8 +56,14 @@ async fn the_report_matches_what_the_node_counted() {
     assert_eq!(r.connections.open_at_end, 12);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.closes.get("1000 (normal)"), Some(&12), "{:?}", r.closes);
-    // Every frame either side sent, the other counted.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every frame either side sent, the other counted (the node counts as it reads: wait for
+    // the last frames to be read).
+    crate::common::eventually(
+        "the node counted every frame",
+        Duration::from_secs(5),
+        || async { counter(&node, "warren_messages_received_total").await >= r.frames_sent },
+    )
+    .await;
     assert_eq!(
         r.frames_sent,
         counter(&node, "warren_messages_received_total").await
@@ -94,7 +100,14 @@ async fn the_report_matches_what_the_node_counted() {
     // a second, they stay under the node's default limit of 50, so no error at all.
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.latency_ms.count, r.acked);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    crate::common::eventually(
+        "the node counted every frame",
+        Duration::from_secs(5),
+        || async {
+            counter(&node, "warren_messages_received_total").await - before >= r.frames_sent
+        },
+    )
+    .await;
     assert_eq!(
         r.frames_sent,
         counter(&node, "warren_messages_received_total").await - before

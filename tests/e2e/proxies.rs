@@ -295,6 +295,7 @@ impl Proxy {
         upstreams: &[u16],
         tls: Option<(&std::path::Path, &std::path::Path)>,
     ) -> Proxy {
+        // nginx and HAProxy take their port from their configuration, written before they start.
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("warren-proxy-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -485,23 +486,15 @@ struct Seated {
 const PLAYERS: u32 = 200;
 
 async fn through(kind: Kind) {
-    let ports = [free_port(), free_port(), free_port()];
-    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
     // Short drain timeouts keep the test short; the proxy is trusted for client addresses.
     let extra = [
         ("WARREN_HTTP__TRUSTED_PROXIES", "127.0.0.1/32"),
         ("WARREN_DRAIN__TIMEOUT_MS", "15000"),
     ];
-    let n1 = start_env(
-        "n1",
-        ports[0],
-        &format!("{},{}", addr(1), addr(2)),
-        COOKIE,
-        &extra,
-    )
-    .await;
-    let n2 = start_env("n2", ports[1], &addr(0), COOKIE, &extra).await;
-    let n3 = start_env("n3", ports[2], &addr(0), COOKIE, &extra).await;
+    let n1 = start_env("n1", 0, "", COOKIE, &extra).await;
+    let n2 = start_env("n2", 0, &n1.cluster, COOKIE, &extra).await;
+    let seeds3 = format!("{},{}", n1.cluster, n2.cluster);
+    let n3 = start_env("n3", 0, &seeds3, COOKIE, &extra).await;
     let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
     for n in [&n1, &n2, &n3] {
         wait_for(n, &all, Duration::from_secs(15)).await;
@@ -650,7 +643,7 @@ async fn players_connect_with_wss_through_nginx_terminating_tls_and_play() {
     use std::sync::Arc;
 
     let node = Node::start(&[("WARREN_HTTP__TRUSTED_PROXIES", "127.0.0.1/32")]).await;
-    let dir = std::env::temp_dir().join(format!("warren-wss-{}", free_port()));
+    let dir = std::env::temp_dir().join(format!("warren-wss-{}", crate::common::unique()));
     crate::cluster::make_certs(&dir);
     let proxy = Proxy::start(
         Kind::IngressNginx,

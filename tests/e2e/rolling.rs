@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-use crate::cluster_matchmaking::trio;
-use crate::common::{Client, token};
+use crate::common::free_port;
+use crate::common::{Client, Node, token};
 
 const ROOMS: usize = 60;
 const SEATS: usize = 4;
@@ -177,9 +177,37 @@ impl Drop for Restarted<'_> {
     }
 }
 
+/// Three converged nodes at addresses reserved before they start: a rolling restart brings each
+/// node back at its own address (as a StatefulSet's stable names do), so its peers' seeds and its
+/// players' node list stay true across the restart.
+async fn stable_trio() -> Vec<Node> {
+    use crate::cluster::{COOKIE, start_env, wait_for};
+    let cluster = [free_port(), free_port(), free_port()];
+    let http: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let addr = |i: usize| format!("127.0.0.1:{}", cluster[i]);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let seeds = (0..3)
+            .filter(|j| *j != i)
+            .map(addr)
+            .collect::<Vec<_>>()
+            .join(",");
+        let extra = [("WARREN_HTTP__LISTEN", http[i].as_str())];
+        let id = format!("n{}", i + 1);
+        nodes.push(start_env(&id, cluster[i], &seeds, COOKIE, &extra).await);
+    }
+    let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
+    for n in &nodes {
+        wait_for(n, &all, std::time::Duration::from_secs(15)).await;
+    }
+    nodes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_a_few_hundred_players_loses_no_room_and_no_acknowledged_input() {
-    let nodes = trio().await;
+    let nodes = stable_trio().await;
     let ports: Arc<Vec<u16>> = Arc::new(nodes.iter().map(|n| n.port).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let mut players = Vec::new();
@@ -290,7 +318,7 @@ fn tempdir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "warren-rolling-{}-{}",
         std::process::id(),
-        crate::common::free_port()
+        crate::common::unique()
     ));
     std::fs::create_dir_all(&d).unwrap();
     d

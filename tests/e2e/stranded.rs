@@ -18,22 +18,20 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::cluster::{COOKIE, start_env, wait_for};
-use crate::common::{Client, Node, free_port, token};
+use crate::common::{Client, Node, token};
 
 const FAILURE_TIMEOUT_MS: u64 = 2000;
 /// What issue 16 allows: failure detection plus 2 s.
 const WITHIN: Duration = Duration::from_millis(FAILURE_TIMEOUT_MS + 2000);
 
 async fn trio(more: &[(&str, &str)]) -> Vec<Node> {
-    let ports = [free_port(), free_port(), free_port()];
-    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
     let ft = FAILURE_TIMEOUT_MS.to_string();
     let mut extra = vec![("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", ft.as_str())];
     extra.extend_from_slice(more);
-    let seeds1 = format!("{},{}", addr(1), addr(2));
-    let n1 = start_env("n1", ports[0], &seeds1, COOKIE, &extra).await;
-    let n2 = start_env("n2", ports[1], &addr(0), COOKIE, &extra).await;
-    let n3 = start_env("n3", ports[2], &addr(0), COOKIE, &extra).await;
+    let n1 = start_env("n1", 0, "", COOKIE, &extra).await;
+    let n2 = start_env("n2", 0, &n1.cluster, COOKIE, &extra).await;
+    let seeds3 = format!("{},{}", n1.cluster, n2.cluster);
+    let n3 = start_env("n3", 0, &seeds3, COOKIE, &extra).await;
     let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
     for n in [&n1, &n2, &n3] {
         wait_for(n, &all, Duration::from_secs(15)).await;

@@ -95,13 +95,12 @@ async fn a_room_that_keeps_crashing_is_closed_not_restarted_forever() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_room_frees_its_players_on_every_node() {
     use crate::cluster::{COOKIE, start_env, wait_for};
-    use crate::common::free_port;
+
     use std::time::Duration;
 
-    let (p1, p2) = (free_port(), free_port());
     let budget = [("WARREN_ROOMS__MAX_RESTARTS", "0")];
-    let n1 = start_env("n1", p1, &format!("127.0.0.1:{p2}"), COOKIE, &budget).await;
-    let n2 = start_env("n2", p2, &format!("127.0.0.1:{p1}"), COOKIE, &budget).await;
+    let n1 = start_env("n1", 0, "", COOKIE, &budget).await;
+    let n2 = start_env("n2", 0, &n1.cluster, COOKIE, &budget).await;
     let both = [("n1", "ready"), ("n2", "ready")];
     wait_for(&n1, &both, Duration::from_secs(15)).await;
     wait_for(&n2, &both, Duration::from_secs(15)).await;
