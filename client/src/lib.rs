@@ -11,6 +11,11 @@
 //! Resume after a dropped connection with the token of the last `welcome`
 //! ([`Client::resume_token`]): `connect(url, token, Some(resume))`.
 //!
+//! Underneath is a [`Connection`]: one WebSocket, frame by frame, in the order the server sent
+//! them. Tools that need every frame in order, or that send frames of their own (a load tester,
+//! tests of the server's handling of bad input), use it directly; [`Connection::split`] turns it
+//! into a `Client` and its `Pushes`.
+//!
 //! ```no_run
 //! # async fn play() -> Result<(), warren_client::ClientError> {
 //! use warren_client::{Push, Request, connect};
@@ -36,11 +41,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Map, Value};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub use tokio_tungstenite::tungstenite::Message as WsMessage;
 pub use warren_protocol::{
     ClientRequest, CloseCode, ErrorCode, GameName, PlayerId, Request, RoomId, ServerMessage,
     TicketId, Welcome,
@@ -59,6 +68,15 @@ pub enum ClientError {
     /// The server answered with something other than a `welcome` first.
     #[error("no welcome: {0}")]
     NoWelcome(String),
+    /// The server closed the connection instead of welcoming it (a bad token is 4001-4004 or
+    /// 1008; a draining node 4001; PROTOCOL.md "Close codes"), or the connection ended (no code).
+    #[error("closed before the welcome: {code:?} {reason}")]
+    Rejected {
+        /// Close code, if the server sent a close frame.
+        code: Option<u16>,
+        /// Its reason text.
+        reason: String,
+    },
     /// The server refused the request.
     #[error("{code:?}: {message}")]
     Refused {
@@ -128,101 +146,219 @@ pub async fn connect_with(
     resume: Option<&str>,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<(Client, Pushes), ClientError> {
-    let base = url.trim_end_matches('/');
-    let mut target = if base.ends_with("/v1/ws") {
-        base.to_owned()
-    } else {
-        format!("{base}/v1/ws")
-    };
-    if let Some(r) = resume {
-        target.push_str("?resume=");
-        target.push_str(&encode_query(r));
-    }
-    let mut request = target
-        .into_client_request()
-        .map_err(|e| ClientError::Connect(e.to_string()))?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-        .map_err(|e| ClientError::Connect(e.to_string()))?;
-    request.headers_mut().insert("authorization", bearer);
-    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
-            .await
-            .map_err(|e| ClientError::Connect(e.to_string()))?;
-    let welcome = loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => match ServerMessage::decode(&t) {
-                Ok(ServerMessage::Welcome(w)) => break w,
-                _ => return Err(ClientError::NoWelcome(t.to_string())),
-            },
-            Some(Ok(Message::Close(c))) => {
-                let why = c.map_or_else(String::new, |c| format!("{} {}", c.code, c.reason));
-                return Err(ClientError::NoWelcome(format!("closed: {why}")));
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(ClientError::Connect(e.to_string())),
-            None => return Err(ClientError::NoWelcome("connection ended".into())),
-        }
-    };
-    let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
-    let (push_tx, rx) = mpsc::channel(PUSH_BUFFER);
-    let pending: Pending = Arc::default();
-    let client = Client {
-        out,
-        pending: pending.clone(),
-        next_rid: Arc::new(AtomicU64::new(1)),
-        welcome: Arc::new(welcome),
-    };
-    // The connection's task: writes what the client queues, reads and dispatches what the
-    // server sends (answering pings as it reads), and fails every waiting request when it ends.
-    tokio::spawn(async move {
-        // Set once this side sent its close: the connection then ends with that code.
-        let mut closing: Option<u16> = None;
-        let closed = loop {
-            tokio::select! {
-                msg = outgoing.recv(), if closing.is_none() => match msg {
-                    Some(m) => {
-                        if matches!(m, Message::Close(_)) {
-                            closing = Some(CloseCode::Normal.code());
-                        }
-                        if ws.send(m).await.is_err() {
-                            break (closing, String::new());
-                        }
-                    }
-                    // Every `Client` is gone: close normally.
-                    None => {
-                        let _ = ws.close(None).await;
-                        break (Some(CloseCode::Normal.code()), String::new());
-                    }
-                },
-                frame = ws.next() => match frame {
-                    Some(Ok(Message::Text(t))) => {
-                        let Ok(msg) = ServerMessage::decode(&t) else { continue };
-                        if let Some(push) = dispatch(&pending, msg)
-                            && push_tx.send(Push::Message(push)).await.is_err()
-                        {
-                            // Nobody reads the pushes any more; requests still work.
-                        }
-                    }
-                    Some(Ok(Message::Close(c))) => {
-                        break c.map_or((closing, String::new()), |c| (Some(u16::from(c.code)), c.reason.to_string()));
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break (closing, String::new()),
-                },
-            }
+    Ok(Connection::open(url, token, resume, tls).await?.split())
+}
+
+/// One frame the server sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A text frame: one JSON message ([`ServerMessage::decode`] reads it).
+    Text(String),
+    /// The server's close frame: its code, if any, and reason.
+    Closed {
+        /// Close code.
+        code: Option<u16>,
+        /// Its reason text.
+        reason: String,
+    },
+    /// The connection ended without a close frame (the server went away).
+    Ended,
+}
+
+/// One connection, frame by frame, after its `welcome`. Pings are answered as frames are read.
+pub struct Connection<S = MaybeTlsStream<TcpStream>> {
+    ws: WebSocketStream<S>,
+    welcome: Welcome,
+    welcome_text: String,
+}
+
+impl Connection {
+    /// Opens a connection as [`connect_with`] does, and waits for its `welcome`.
+    pub async fn open(
+        url: &str,
+        token: &str,
+        resume: Option<&str>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, ClientError> {
+        let base = url.trim_end_matches('/');
+        let mut target = if base.ends_with("/v1/ws") {
+            base.to_owned()
+        } else {
+            format!("{base}/v1/ws")
         };
-        for (_, waiter) in lock(&pending).drain() {
-            let _ = waiter.send(Err(ClientError::Closed));
+        if let Some(r) = resume {
+            target.push_str("?resume=");
+            target.push_str(&encode_query(r));
         }
-        let _ = push_tx
-            .send(Push::Closed {
-                code: closed.0,
-                reason: closed.1,
-            })
-            .await;
-    });
-    Ok((client, Pushes { rx }))
+        let mut request = target
+            .into_client_request()
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        request.headers_mut().insert("authorization", bearer);
+        let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+        let (ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
+                .await
+                .map_err(|e| ClientError::Connect(e.to_string()))?;
+        Self::over(ws).await
+    }
+}
+
+impl<S> Connection<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    /// A connection on a WebSocket the caller opened (its own socket, address or proxy; the token
+    /// in the query): waits for the `welcome`.
+    pub async fn over(mut ws: WebSocketStream<S>) -> Result<Self, ClientError> {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    return match ServerMessage::decode(&t) {
+                        Ok(ServerMessage::Welcome(welcome)) => Ok(Self {
+                            ws,
+                            welcome,
+                            welcome_text: t.to_string(),
+                        }),
+                        _ => Err(ClientError::NoWelcome(t.to_string())),
+                    };
+                }
+                Some(Ok(Message::Close(c))) => {
+                    return Err(ClientError::Rejected {
+                        code: c.as_ref().map(|c| u16::from(c.code)),
+                        reason: c.map_or_else(String::new, |c| c.reason.to_string()),
+                    });
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => {
+                    return Err(ClientError::Rejected {
+                        code: None,
+                        reason: String::new(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The connection's `welcome`.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// The `welcome` as the server sent it.
+    pub fn welcome_text(&self) -> &str {
+        &self.welcome_text
+    }
+
+    /// Sends one text frame as given (a request made elsewhere, or one that is wrong on purpose).
+    pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), ClientError> {
+        self.send_frame(Message::text(text.into())).await
+    }
+
+    /// Sends a request.
+    pub async fn send(&mut self, req: &ClientRequest) -> Result<(), ClientError> {
+        self.send_text(req.encode()).await
+    }
+
+    /// Sends any WebSocket frame (binary, fragments, control frames: for tests of the server).
+    pub async fn send_frame(&mut self, frame: Message) -> Result<(), ClientError> {
+        self.ws.send(frame).await.map_err(|_| ClientError::Closed)
+    }
+
+    /// The next frame; pings and binary frames are skipped (pings are answered).
+    pub async fn next(&mut self) -> Frame {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Text(t))) => return Frame::Text(t.to_string()),
+                Some(Ok(Message::Close(c))) => {
+                    return Frame::Closed {
+                        code: c.as_ref().map(|c| u16::from(c.code)),
+                        reason: c.map_or_else(String::new, |c| c.reason.to_string()),
+                    };
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Frame::Ended,
+            }
+        }
+    }
+
+    /// Sends the close frame (1000).
+    pub async fn close(&mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// The WebSocket itself.
+    pub fn into_inner(self) -> WebSocketStream<S> {
+        self.ws
+    }
+
+    /// The typed client and its pushes, the connection handed to a task of their own.
+    pub fn split(self) -> (Client, Pushes) {
+        let Self {
+            mut ws, welcome, ..
+        } = self;
+        let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
+        let (push_tx, rx) = mpsc::channel(PUSH_BUFFER);
+        let pending: Pending = Arc::default();
+        let client = Client {
+            out,
+            pending: pending.clone(),
+            next_rid: Arc::new(AtomicU64::new(1)),
+            welcome: Arc::new(welcome),
+        };
+        // The connection's task: writes what the client queues, reads and dispatches what the
+        // server sends (answering pings as it reads), and fails every waiting request when it
+        // ends.
+        tokio::spawn(async move {
+            // Set once this side sent its close: the connection then ends with that code.
+            let mut closing: Option<u16> = None;
+            let closed = loop {
+                tokio::select! {
+                    msg = outgoing.recv(), if closing.is_none() => match msg {
+                        Some(m) => {
+                            if matches!(m, Message::Close(_)) {
+                                closing = Some(CloseCode::Normal.code());
+                            }
+                            if ws.send(m).await.is_err() {
+                                break (closing, String::new());
+                            }
+                        }
+                        // Every `Client` is gone: close normally.
+                        None => {
+                            let _ = ws.close(None).await;
+                            break (Some(CloseCode::Normal.code()), String::new());
+                        }
+                    },
+                    frame = ws.next() => match frame {
+                        Some(Ok(Message::Text(t))) => {
+                            let Ok(msg) = ServerMessage::decode(&t) else { continue };
+                            if let Some(push) = dispatch(&pending, msg)
+                                && push_tx.send(Push::Message(push)).await.is_err()
+                            {
+                                // Nobody reads the pushes any more; requests still work.
+                            }
+                        }
+                        Some(Ok(Message::Close(c))) => {
+                            break c.map_or((closing, String::new()), |c| (Some(u16::from(c.code)), c.reason.to_string()));
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => break (closing, String::new()),
+                    },
+                }
+            };
+            for (_, waiter) in lock(&pending).drain() {
+                let _ = waiter.send(Err(ClientError::Closed));
+            }
+            let _ = push_tx
+                .send(Push::Closed {
+                    code: closed.0,
+                    reason: closed.1,
+                })
+                .await;
+        });
+        (client, Pushes { rx })
+    }
 }
 
 /// Hands a reply to its waiting request; anything else is a push.

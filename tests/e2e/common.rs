@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use warren_client::{ClientError, Connection, Frame};
 
 pub const SECRET: &str = "e2e-test-secret";
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -405,9 +405,11 @@ pub fn token_claims(claims: &Value, secret: &str) -> String {
     .unwrap()
 }
 
-/// A player's WebSocket (plain by default; `wss://` through a TLS stream).
+/// A player's connection (plain by default; `wss://` through a TLS stream): warren-client's
+/// [`Connection`], frame by frame, with the helpers the tests assert through. Messages are read as
+/// JSON values so that a test sees each exactly as the server sent it.
 pub struct Client<S = MaybeTlsStream<TcpStream>> {
-    pub ws: WebSocketStream<S>,
+    pub conn: Connection<S>,
     pub rid: u64,
     pub welcome: Value,
     /// Messages read while looking for another one, handed out by `next` in order.
@@ -416,55 +418,43 @@ pub struct Client<S = MaybeTlsStream<TcpStream>> {
 
 impl<S> Client<S>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     /// A client on an open WebSocket once its `welcome` arrived, or the close code the server
-    /// sent instead.
-    pub async fn try_open(mut ws: WebSocketStream<S>) -> Result<Client<S>, u16> {
-        let first = tokio::time::timeout(WAIT, ws.next())
+    /// sent instead (0 when the connection ended without one).
+    pub async fn try_open(ws: WebSocketStream<S>) -> Result<Client<S>, u16> {
+        let opened = tokio::time::timeout(WAIT, Connection::over(ws))
             .await
             .expect("timed out waiting for welcome");
-        match first {
-            Some(Ok(Message::Text(t))) => {
-                let welcome: Value = serde_json::from_str(&t).expect("server sent JSON");
-                assert_eq!(welcome["type"], "welcome", "{welcome}");
+        match opened {
+            Ok(conn) => {
+                let welcome = serde_json::from_str(conn.welcome_text()).expect("server sent JSON");
                 Ok(Client {
-                    ws,
+                    conn,
                     rid: 0,
                     welcome,
                     pending: Default::default(),
                 })
             }
-            Some(Ok(Message::Close(c))) => Err(c.map_or(1005, |c| u16::from(c.code))),
-            // The connection ended without a close frame (the node went away).
-            Some(Err(_)) | None => Err(0),
-            Some(Ok(other)) => panic!("no welcome: {other:?}"),
+            Err(ClientError::Rejected { code, .. }) => Err(code.unwrap_or(0)),
+            Err(e) => panic!("no welcome: {e}"),
         }
     }
 
     /// A client on an open WebSocket, once its `welcome` arrived.
     pub async fn open(ws: WebSocketStream<S>) -> Client<S> {
-        let mut c = Client {
-            ws,
-            rid: 0,
-            welcome: Value::Null,
-            pending: Default::default(),
-        };
-        let welcome = c.next().await;
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        c.welcome = welcome;
-        c
+        match Self::try_open(ws).await {
+            Ok(c) => c,
+            Err(code) => panic!("closed with {code} instead of a welcome"),
+        }
     }
 
     pub async fn send(&mut self, v: Value) {
-        self.ws
-            .send(Message::text(v.to_string()))
-            .await
-            .expect("send");
+        self.conn.send_text(v.to_string()).await.expect("send");
     }
 
     pub async fn send_raw(&mut self, m: Message) {
-        self.ws.send(m).await.expect("send");
+        self.conn.send_frame(m).await.expect("send");
     }
 
     /// The next server message (pings are answered by the client library and skipped).
@@ -476,21 +466,12 @@ where
     }
 
     async fn read(&mut self) -> Value {
-        // One deadline for the whole read: skipped pings must not restart it.
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let m = tokio::time::timeout(left, self.ws.next())
-                .await
-                .expect("timed out waiting for a message");
-            match m {
-                Some(Ok(Message::Text(t))) => {
-                    return serde_json::from_str(&t).expect("server sent JSON");
-                }
-                Some(Ok(Message::Close(c))) => panic!("connection closed: {c:?}"),
-                Some(Ok(_)) => continue,
-                other => panic!("connection ended: {other:?}"),
-            }
+        let frame = tokio::time::timeout(WAIT, self.conn.next())
+            .await
+            .expect("timed out waiting for a message");
+        match frame {
+            Frame::Text(t) => serde_json::from_str(&t).expect("server sent JSON"),
+            other => panic!("connection ended: {other:?}"),
         }
     }
 
@@ -502,15 +483,13 @@ where
         let deadline = Instant::now() + dur;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.ws.next()).await {
+            match tokio::time::timeout(left, self.conn.next()).await {
                 Err(_) => return,
-                Ok(Some(Ok(Message::Text(t)))) => {
+                Ok(Frame::Text(t)) => {
                     let v: Value = serde_json::from_str(&t).expect("server sent JSON");
                     assert!(!pred(&v), "unexpected {what}: {v}");
                     self.pending.push_back(v);
                 }
-                Ok(Some(Ok(Message::Close(c)))) => panic!("connection closed: {c:?}"),
-                Ok(Some(Ok(_))) => {}
                 Ok(other) => panic!("connection ended: {other:?}"),
             }
         }
@@ -592,20 +571,18 @@ where
         assert!(r["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
 
-    /// Reads until the server closes; returns the close code.
+    /// Reads until the server closes; returns the close code (1005 for a close frame without one).
     pub async fn close_code(&mut self) -> u16 {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.ws.next())
+            match tokio::time::timeout(left, self.conn.next())
                 .await
                 .expect("timed out waiting for close")
             {
-                Some(Ok(Message::Close(Some(c)))) => return u16::from(c.code),
-                Some(Ok(Message::Close(None))) => return 1005,
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => panic!("connection failed without a close frame: {e}"),
-                None => panic!("connection ended without a close frame"),
+                Frame::Closed { code, .. } => return code.unwrap_or(1005),
+                Frame::Text(_) => continue,
+                Frame::Ended => panic!("connection ended without a close frame"),
             }
         }
     }

@@ -106,8 +106,8 @@ async fn persistent_flooding_closes_with_4004() {
     let mut c = node.connect("flood").await;
     let flood = tokio::spawn(async move {
         for _ in 0..400 {
-            if c.ws
-                .send(Message::text(r#"{"type":"ping"}"#))
+            if c.conn
+                .send_frame(Message::text(r#"{"type":"ping"}"#))
                 .await
                 .is_err()
             {
@@ -138,7 +138,7 @@ async fn a_client_that_stops_reading_gets_4003_and_memory_stays_bounded() {
     sleeper.until_type("room_state").await;
     let rss_before = node.rss_kib();
     // The talker reads everything it gets (its own echoes included) on a separate task.
-    let (mut sink, mut stream) = futures_util::StreamExt::split(talker.ws);
+    let (mut sink, mut stream) = futures_util::StreamExt::split(talker.conn.into_inner());
     let reader = tokio::spawn(async move {
         use futures_util::StreamExt;
         while let Some(Ok(_)) = stream.next().await {}

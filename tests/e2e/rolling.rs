@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::connect_async;
+use warren_client::{Connection, Frame};
 
 use crate::common::free_port;
 use crate::common::{Client, Node, token};
@@ -21,7 +20,7 @@ const SEATS: usize = 4;
 /// Inputs per second per player, each with a `rid` (its `ok` is the acknowledgement).
 const INPUT_EVERY: Duration = Duration::from_millis(250);
 
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = Connection;
 
 /// What one simulated player saw.
 #[derive(Debug, Default)]
@@ -44,20 +43,16 @@ struct Outcome {
 }
 
 async fn connect(url: &str) -> Option<(Ws, Value)> {
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(5), connect_async(url))
+    let (ws, _) = tokio::time::timeout(Duration::from_secs(5), connect_async(url))
         .await
         .ok()?
         .ok()?;
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => {
-                let v: Value = serde_json::from_str(&t).ok()?;
-                return (v["type"] == "welcome").then_some((ws, v));
-            }
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
-    }
+    let conn = tokio::time::timeout(Duration::from_secs(5), Connection::over(ws))
+        .await
+        .ok()?
+        .ok()?;
+    let welcome = serde_json::from_str(conn.welcome_text()).ok()?;
+    Some((conn, welcome))
 }
 
 /// Plays until `stop`, reconnecting (with its resume token, to the next node) whenever its
@@ -97,14 +92,14 @@ async fn play(
                 }
                 seq += 1;
                 let m = json!({"type":"input","rid":seq,"seq":seq,"data":{"dx":1,"dy":0}});
-                if ws.send(Message::text(m.to_string())).await.is_ok() {
+                if ws.send_text(m.to_string()).await.is_ok() {
                     out.sent = seq;
                 } else {
                     lost = true;
                 }
             }
             m = ws.next() => match m {
-                Some(Ok(Message::Text(t))) => {
+                Frame::Text(t) => {
                     let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
                     match v["type"].as_str() {
                         Some("state") if v["room"] == room.as_str() => {
@@ -132,8 +127,7 @@ async fn play(
                         _ => {}
                     }
                 }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => lost = true,
-                Some(Ok(_)) => {}
+                Frame::Closed { .. } | Frame::Ended => lost = true,
             },
         }
         if lost {
@@ -231,7 +225,7 @@ async fn a_rolling_restart_under_a_few_hundred_players_loses_no_room_and_no_ackn
             players.push(tokio::spawn(play(
                 name,
                 room.clone(),
-                c.ws,
+                c.conn,
                 resume,
                 ports.clone(),
                 node,
