@@ -283,9 +283,13 @@ where
         }
     }
 
-    /// Sends the close frame (1000).
-    pub async fn close(&mut self) {
-        let _ = self.ws.close(None).await;
+    /// Sends the close frame: 1000 (normal) with `reason`.
+    pub async fn close(&mut self, reason: &str) {
+        let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal.code().into(),
+            reason: reason.to_owned().into(),
+        };
+        let _ = self.ws.close(Some(frame)).await;
     }
 
     /// The WebSocket itself.

@@ -14,6 +14,9 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 // The binary's progress bar.
+// A dev-dependency of the examples (examples/idle_floor.rs) only.
+#[cfg(test)]
+use futures_util as _;
 use indicatif as _;
 
 pub mod chart;

@@ -9,9 +9,13 @@ use warren_loadtest::net::{Sources, Target};
 use warren_loadtest::scenarios::Arena;
 use warren_loadtest::{Chaos, Config, Run, Scenario, chart};
 
+// A dev-dependency of the examples (examples/idle_floor.rs) only.
+#[cfg(test)]
+use futures_util as _;
+
 // The library's own dependencies, used through it.
 use {
-    futures_util as _, hdrhistogram as _, serde as _, serde_json as _, tokio_tungstenite as _,
+    hdrhistogram as _, serde as _, serde_json as _, tokio_tungstenite as _, warren_client as _,
     warren_protocol as _,
 };
 

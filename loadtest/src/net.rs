@@ -8,10 +8,9 @@ use anyhow::{Context as _, anyhow, bail};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::WebSocketStream;
 
 /// An open client connection.
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = warren_client::Connection<TcpStream>;
 
 /// One node to connect to: `http://host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,15 +151,15 @@ pub async fn connect(
     n: usize,
     query: &str,
 ) -> Result<(Ws, Value), ConnectError> {
-    use futures_util::StreamExt as _;
-    use tokio_tungstenite::tungstenite::{Error, Message};
+    use tokio_tungstenite::tungstenite::Error;
+    use warren_client::{ClientError, Connection};
     let fail = |e: &dyn std::fmt::Display| ConnectError::Failed(e.to_string());
     let stream = tokio::time::timeout(Duration::from_secs(10), tcp(target.addr, sources.pick(n)))
         .await
         .map_err(|e| fail(&e))?
         .map_err(|e| fail(&e))?;
     let url = format!("ws://{}/v1/ws?{query}", target.addr);
-    let (mut ws, _) = match tokio::time::timeout(
+    let (ws, _) = match tokio::time::timeout(
         Duration::from_secs(10),
         tokio_tungstenite::client_async(url, stream),
     )
@@ -171,20 +170,17 @@ pub async fn connect(
         Ok(Err(e)) => return Err(fail(&e)),
         Err(e) => return Err(fail(&e)),
     };
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => {
-                let v: Value = serde_json::from_str(&t).map_err(|e| fail(&e))?;
-                if v["type"] == "welcome" {
-                    return Ok((ws, v));
-                }
-                return Err(ConnectError::Failed(format!("expected welcome, got {t}")));
-            }
-            Ok(Some(Ok(_))) => continue,
-            Ok(Some(Err(e))) => return Err(fail(&e)),
-            Ok(None) => return Err(ConnectError::Failed("closed before welcome".into())),
-            Err(e) => return Err(fail(&e)),
+    match tokio::time::timeout(Duration::from_secs(10), Connection::over(ws)).await {
+        Ok(Ok(conn)) => {
+            let welcome: Value = serde_json::from_str(conn.welcome_text()).map_err(|e| fail(&e))?;
+            Ok((conn, welcome))
         }
+        Ok(Err(ClientError::Rejected { code, reason })) => Err(ConnectError::Failed(format!(
+            "closed before welcome: {} {reason}",
+            code.map_or_else(|| "no code".to_owned(), |c| c.to_string())
+        ))),
+        Ok(Err(e)) => Err(fail(&e)),
+        Err(e) => Err(fail(&e)),
     }
 }
 

@@ -5,11 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsClose;
+use warren_client::Frame;
 
 use crate::net::{ConnectError, Sources, Target, Ws, connect, guest};
 use crate::stats::Recorder;
@@ -166,7 +163,7 @@ impl Player {
         let Some(ws) = self.ws.as_mut() else {
             return false;
         };
-        if ws.send(Message::text(v.to_string())).await.is_ok() {
+        if ws.send_text(v.to_string()).await.is_ok() {
             self.shared.rec.frames_sent.fetch_add(1, Ordering::Relaxed);
             true
         } else {
@@ -200,26 +197,20 @@ impl Player {
         let Some(ws) = self.ws.as_mut() else {
             return Got::Closed(0);
         };
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    self.shared
-                        .rec
-                        .frames_received
-                        .fetch_add(1, Ordering::Relaxed);
-                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
-                    if v["type"] == "error" {
-                        self.shared.rec.error(v["code"].as_str().unwrap_or("?"));
-                    }
-                    return Got::Msg(v);
+        match ws.next().await {
+            Frame::Text(t) => {
+                self.shared
+                    .rec
+                    .frames_received
+                    .fetch_add(1, Ordering::Relaxed);
+                let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                if v["type"] == "error" {
+                    self.shared.rec.error(v["code"].as_str().unwrap_or("?"));
                 }
-                Some(Ok(Message::Close(c))) => {
-                    let code = c.map_or(1005, |c| u16::from(c.code));
-                    return self.lost(code);
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return self.lost(0),
+                Got::Msg(v)
             }
+            Frame::Closed { code, .. } => self.lost(code.unwrap_or(1005)),
+            Frame::Ended => self.lost(0),
         }
     }
 
@@ -266,19 +257,12 @@ impl Player {
     /// Closes normally.
     pub async fn close(&mut self) {
         if let Some(mut ws) = self.ws.take() {
-            let _ = ws
-                .close(Some(CloseFrame {
-                    code: WsClose::Normal,
-                    reason: "done".into(),
-                }))
-                .await;
+            ws.close("done").await;
             // Read what the server sent meanwhile, and its answer, so the handshake completes.
             let rec = &self.shared.rec;
             let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                while let Some(Ok(m)) = ws.next().await {
-                    if m.is_text() {
-                        rec.frames_received.fetch_add(1, Ordering::Relaxed);
-                    }
+                while let Frame::Text(_) = ws.next().await {
+                    rec.frames_received.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .await;
