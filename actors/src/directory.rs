@@ -322,6 +322,11 @@ impl RoomSlot {
         self.dir.set_players(&self.room, players);
     }
 
+    /// The room's epoch here, while it is hosted here.
+    pub(crate) fn epoch(&self) -> Option<u64> {
+        self.dir.epoch_of(&self.room)
+    }
+
     /// The room's final snapshot before a move: kept here for the move (not replicated).
     pub(crate) fn keep_snapshot(&self, bytes: Arc<Vec<u8>>) {
         lock(&self.dir.snapshots).insert(self.room.clone(), bytes);

@@ -37,7 +37,7 @@ pub struct NodeCtx {
     /// Games by name.
     pub games: GameRegistry,
     /// Settings; limits and matchmaking are swapped on reload.
-    pub settings: ArcSwap<Settings>,
+    pub settings: Arc<ArcSwap<Settings>>,
     /// Set once when the node starts draining.
     draining: AtomicBool,
     /// Live connections by player; written through the session host's handle.
@@ -53,7 +53,7 @@ pub struct NodeCtx {
     isolated: AtomicBool,
     ids: AtomicU64,
     hosts: OnceLock<Hosts>,
-    peers: OnceLock<Arc<dyn Peers>>,
+    peers: Arc<OnceLock<Arc<dyn Peers>>>,
 }
 
 /// The handles that write the node's tables, each for its one owner.
@@ -91,7 +91,7 @@ impl NodeCtx {
             node,
             version,
             games,
-            settings: ArcSwap::from_pointee(settings),
+            settings: Arc::new(ArcSwap::from_pointee(settings)),
             draining: AtomicBool::new(false),
             sessions,
             directory,
@@ -100,7 +100,7 @@ impl NodeCtx {
             isolated: AtomicBool::new(false),
             ids: AtomicU64::new(0),
             hosts: OnceLock::new(),
-            peers: OnceLock::new(),
+            peers: Arc::default(),
         };
         (
             ctx,
@@ -153,6 +153,16 @@ impl NodeCtx {
             self.tickets.fetch_add(now - was, Ordering::AcqRel);
         } else {
             self.tickets.fetch_sub(was - now, Ordering::AcqRel);
+        }
+    }
+
+    /// What a room reads of its node ([`crate::room::RoomEnv`]).
+    pub(crate) fn room_env(&self) -> crate::room::RoomEnv {
+        crate::room::RoomEnv {
+            node: self.node.clone(),
+            sessions: self.sessions.clone(),
+            peers: self.peers.clone(),
+            settings: self.settings.clone(),
         }
     }
 

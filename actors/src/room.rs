@@ -5,9 +5,10 @@
 //! Supervised by `RoomHost`, which restarts it from that snapshot when it panics.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use ractor::concurrency::JoinHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rand::SeedableRng;
@@ -22,8 +23,10 @@ use warren_protocol::{
 use crate::directory::{Directory, RoomEntry, RoomSlot};
 use crate::game::{Game, GameCtx, GameError, SeatView};
 use crate::inputs::{InputBox, QueuedInput};
-use crate::node::{NodeCtx, now_ms};
-use crate::remote::TickState;
+use crate::remote::{Peers, TickState};
+use crate::routes::Sessions;
+use crate::settings::Settings;
+use crate::util::now_ms;
 
 mod reach;
 mod seats;
@@ -136,10 +139,30 @@ impl RoomEntry {
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
 impl ractor::Message for RoomMsg {}
 
+/// What a room reads of its node: its id, the routing table of live connections, the other
+/// nodes and the settings. Nothing else of the node is the room's business; what it writes goes
+/// through its `RoomSlot`.
+#[derive(Clone)]
+pub struct RoomEnv {
+    pub(crate) node: NodeId,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) peers: Arc<OnceLock<Arc<dyn Peers>>>,
+    pub(crate) settings: Arc<ArcSwap<Settings>>,
+}
+
+impl RoomEnv {
+    /// The other nodes, when the node is part of a cluster.
+    pub(crate) fn peers(&self) -> Option<&Arc<dyn Peers>> {
+        self.peers.get()
+    }
+}
+
 /// How a room starts.
 pub struct RoomArgs {
-    /// Node context.
-    pub ctx: Arc<NodeCtx>,
+    /// What the room reads of its node.
+    pub env: RoomEnv,
+    /// The schema version of its game's state, written into its snapshots.
+    pub state_version: u32,
     /// The room.
     pub id: RoomId,
     /// What the room writes of the directory: its player list and snapshot.
@@ -176,7 +199,8 @@ pub struct Room;
 
 /// A room's changing state.
 pub struct RoomState {
-    ctx: Arc<NodeCtx>,
+    env: RoomEnv,
+    state_version: u32,
     id: RoomId,
     slot: RoomSlot,
     room_json: String,
@@ -211,7 +235,8 @@ impl Actor for Room {
         let mut st = RoomState {
             tick_seconds: metrics::histogram!("warren_room_tick_seconds", "game" => a.game_name.to_string()),
             room_json: serde_json::to_string(a.id.as_str())?,
-            ctx: a.ctx,
+            env: a.env,
+            state_version: a.state_version,
             id: a.id,
             slot: a.slot,
             game_name: a.game_name,
@@ -246,7 +271,7 @@ impl Actor for Room {
             .ok();
         }
         if let Some(period) = st.game.tick_interval() {
-            let rooms = st.ctx.settings.load().rooms.clone();
+            let rooms = st.env.settings.load().rooms.clone();
             let grid = Duration::from_millis(rooms.tick_grid_ms);
             let snap = Duration::from_millis(rooms.snapshot_interval_ms.max(10));
             st.timers
@@ -384,7 +409,7 @@ impl Actor for Room {
             RoomMsg::CallOrphans => st.call_orphans(),
             RoomMsg::HomesLost(nodes) => {
                 // A node that left and is back already (a restart) holds live sessions again.
-                let peers = st.ctx.peers().cloned();
+                let peers = st.env.peers().cloned();
                 st.orphan_seats_of(&myself, false, |home| {
                     nodes.contains(home) && !peers.as_ref().is_some_and(|p| p.reachable(home))
                 })
@@ -477,7 +502,7 @@ impl RoomState {
         let mut remote: HashMap<&NodeId, Vec<PlayerId>> = HashMap::new();
         let mut local = Vec::new();
         for s in self.seats.iter().filter(|s| s.synced && s.rec.connected) {
-            if s.rec.home == self.ctx.node {
+            if s.rec.home == self.env.node {
                 local.push((&s.rec.player, frame.clone()));
             } else {
                 remote
@@ -486,8 +511,8 @@ impl RoomState {
                     .push(s.rec.player.clone());
             }
         }
-        self.ctx.sessions.send_each(local);
-        if let Some(peers) = self.ctx.peers() {
+        self.env.sessions.send_each(local);
+        if let Some(peers) = self.env.peers() {
             for (node, players) in remote {
                 peers.deliver_same(node, frame.clone(), players);
             }
@@ -497,7 +522,7 @@ impl RoomState {
     /// Sends a frame to one seated player, wherever its session is.
     fn send_one(&self, player: &PlayerId, frame: Outbound) {
         if let Some(i) = self.seat_of(player) {
-            route(&self.ctx, std::iter::once((&self.seats[i].rec, frame)));
+            route(&self.env, std::iter::once((&self.seats[i].rec, frame)));
         }
     }
 
@@ -515,7 +540,7 @@ impl RoomState {
         let mut local = Vec::new();
         for s in self.seats.iter().filter(|s| s.synced && s.rec.connected) {
             let ack = out.acks.get(&s.rec.player).copied().unwrap_or(0);
-            if s.rec.home == self.ctx.node {
+            if s.rec.home == self.env.node {
                 local.push((
                     &s.rec.player,
                     state_frame(room_json, tick, ack, &out.state_json),
@@ -527,8 +552,8 @@ impl RoomState {
                     .push((s.rec.player.clone(), ack));
             }
         }
-        self.ctx.sessions.send_each(local);
-        if let Some(peers) = self.ctx.peers() {
+        self.env.sessions.send_each(local);
+        if let Some(peers) = self.env.peers() {
             for (node, acks) in remote {
                 peers.deliver_state(
                     node,
@@ -560,11 +585,7 @@ impl RoomState {
     }
 
     fn snapshot(&self) -> Result<RoomSnapshot, postcard::Error> {
-        let spec_version = self
-            .ctx
-            .games
-            .get(&self.game_name)
-            .map_or(1, |s| s.state_version);
+        let spec_version = self.state_version;
         Ok(RoomSnapshot {
             format: SNAPSHOT_FORMAT,
             room: self.id.clone(),
@@ -590,12 +611,12 @@ impl RoomState {
 }
 
 /// Delivers frames to seats: local sessions directly, remote ones batched per node.
-fn route<'a>(ctx: &NodeCtx, items: impl Iterator<Item = (&'a SeatRecord, Outbound)>) {
+fn route<'a>(env: &RoomEnv, items: impl Iterator<Item = (&'a SeatRecord, Outbound)>) {
     let mut remote: std::collections::HashMap<&NodeId, Vec<(PlayerId, Outbound)>> =
         Default::default();
     let mut local = Vec::new();
     for (rec, frame) in items {
-        if rec.home == ctx.node {
+        if rec.home == env.node {
             local.push((&rec.player, frame));
         } else {
             remote
@@ -604,8 +625,8 @@ fn route<'a>(ctx: &NodeCtx, items: impl Iterator<Item = (&'a SeatRecord, Outboun
                 .push((rec.player.clone(), frame));
         }
     }
-    ctx.sessions.send_each(local);
-    if let Some(peers) = ctx.peers() {
+    env.sessions.send_each(local);
+    if let Some(peers) = env.peers() {
         for (node, frames) in remote {
             peers.deliver(node, frames);
         }

@@ -296,7 +296,8 @@ impl RoomHostState {
             })
             .collect();
         let args = RoomArgs {
-            ctx: self.ctx.clone(),
+            env: self.ctx.room_env(),
+            state_version: spec.state_version,
             id: id.clone(),
             slot: self.rooms.slot(&id),
             game_name: game.clone(),
@@ -455,16 +456,18 @@ impl RoomHostState {
             return Err(("snapshot of another room".into(), Vec::new()));
         }
         let seats = snap.seats.clone();
-        let game = self
-            .ctx
-            .games
-            .get(&snap.game)
-            .ok_or_else(|| RestoreError::UnknownGame(snap.game.clone()))
-            .and_then(|spec| (spec.restore)(snap.game_version, &snap.game_state))
+        let spec = *self.ctx.games.get(&snap.game).ok_or_else(|| {
+            (
+                RestoreError::UnknownGame(snap.game.clone()).to_string(),
+                seats.clone(),
+            )
+        })?;
+        let game = (spec.restore)(snap.game_version, &snap.game_state)
             .map_err(|e| (e.to_string(), seats.clone()))?;
         let game_name = snap.game.clone();
         let args = RoomArgs {
-            ctx: self.ctx.clone(),
+            env: self.ctx.room_env(),
+            state_version: spec.state_version,
             id: room.clone(),
             slot: self.rooms.slot(room),
             game_name: snap.game,

@@ -143,10 +143,10 @@ impl RoomState {
     /// any more are disconnected, and released after the reconnect grace unless their players
     /// resume on another node (their sessions, which would have done that, died with the node).
     pub(super) fn orphan_seats(&mut self, myself: &ActorRef<RoomMsg>) {
-        let Some(peers) = self.ctx.peers().cloned() else {
+        let Some(peers) = self.env.peers().cloned() else {
             return;
         };
-        let here = self.ctx.node.clone();
+        let here = self.env.node.clone();
         self.orphan_seats_of(myself, true, |home| *home != here && !peers.reachable(home));
     }
 
@@ -159,7 +159,7 @@ impl RoomState {
         quiet: bool,
         lost: impl Fn(&NodeId) -> bool,
     ) {
-        let grace = Duration::from_millis(self.ctx.settings.load().rooms.reconnect_grace_ms);
+        let grace = Duration::from_millis(self.env.settings.load().rooms.reconnect_grace_ms);
         let mut gone = Vec::new();
         for seat in &mut self.seats {
             let home = seat.rec.home.clone();
@@ -184,25 +184,25 @@ impl RoomState {
     /// here: a player who already reconnected elsewhere gets its seat back at once. A player who
     /// reconnects later finds the seat when its new session asks the cluster for it.
     pub(super) fn call_orphans(&self) {
-        let Some(peers) = self.ctx.peers() else {
+        let Some(peers) = self.env.peers() else {
             return;
         };
         let orphans: Vec<PlayerId> = self
             .seats
             .iter()
             .filter(|s| {
-                !s.rec.connected && s.rec.home != self.ctx.node && !peers.reachable(&s.rec.home)
+                !s.rec.connected && s.rec.home != self.env.node && !peers.reachable(&s.rec.home)
             })
             .map(|s| s.rec.player.clone())
             .collect();
         if orphans.is_empty() {
             return;
         }
-        let Some(epoch) = self.ctx.directory.epoch_of(&self.id) else {
+        let Some(epoch) = self.slot.epoch() else {
             return;
         };
         let at = crate::node::Location {
-            node: self.ctx.node.clone(),
+            node: self.env.node.clone(),
             epoch,
         };
         let note = crate::remote::SessionNote::SeatWaiting {
@@ -210,7 +210,7 @@ impl RoomState {
             at: at.clone(),
         };
         for p in &orphans {
-            if let Some(route) = self.ctx.sessions.route(p) {
+            if let Some(route) = self.env.sessions.route(p) {
                 let _ = route
                     .session()
                     .cast(crate::session::SessionMsg::Note(note.clone()));
@@ -263,10 +263,10 @@ impl RoomState {
         });
         let rec = &self.seats[i].rec;
         // A remote player's frame is on its way; a local one only if the player is connected here.
-        let sent = if rec.home == self.ctx.node {
-            self.ctx.sessions.send(player, frame)
+        let sent = if rec.home == self.env.node {
+            self.env.sessions.send(player, frame)
         } else {
-            route(&self.ctx, std::iter::once((rec, frame)));
+            route(&self.env, std::iter::once((rec, frame)));
             true
         };
         if sent {
