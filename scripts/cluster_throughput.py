@@ -2,8 +2,8 @@
 """Cross-node traffic of arena rooms, with and without batching: two nodes on loopback, ROOMS arena
 rooms hosted on n2, each with one player connected to n2 (its creator) and PER_ROOM players
 connected to n1. Every player sends an input every 50 ms. For each mode (`cluster.batch_delivery`
-true, then false) it reports the messages per second from n2 to n1, the frames they carried, both
-nodes' CPU, and input->ack latency of the remote players.
+true, then false) it reports the messages per second from n2 to n1 that carry frames, the frames
+they stand for and their bytes, both nodes' CPU, and input->ack latency of the remote players.
 
     cargo build --release && pip install websockets
     python3 scripts/cluster_throughput.py [--rooms 20] [--per-room 7] [--seconds 15] [--tick-hz 20]
@@ -21,6 +21,28 @@ import urllib.request
 from warren_local import enter_arena, free_port, pct, start as start_node, wait_ready
 
 HZ = os.sysconf("SC_CLK_TCK")
+
+
+def fanout_msgs(http):
+    """Messages carrying frames for players of another node: per-player frames (`deliver`), one
+    frame for several players (`deliver_same`), one tick's state for several (`state`)."""
+    return sum(metric(http, "warren_cluster_messages_sent_total", k) for k in ("deliver", "deliver_same", "state"))
+
+
+def fanout_bytes(http):
+    """Bytes of those messages (`warren_cluster_bytes_sent_total`; 0 on a build without it)."""
+    return sum(metric(http, "warren_cluster_bytes_sent_total", k) for k in ("deliver", "deliver_same", "state"))
+
+
+def loopback_bytes():
+    """Bytes sent on the loopback interface so far (/proc/net/dev): every player's frames and
+    inputs and everything between the nodes; the players' part is the same for any build."""
+    with open("/proc/net/dev") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[8])
+    return 0
 
 
 def start(i, http, cluster, seed, batch):
@@ -89,15 +111,17 @@ async def run(batch, a):
                 tasks.append(asyncio.create_task(player(h1, f"r{r}x{p}", room, stop, remote)))
         await asyncio.sleep(3)  # everyone joined, ticking
         measuring[0] = True
-        d0 = (metric(h2, "warren_cluster_messages_sent_total", "deliver"), cpu_secs(procs[0].pid), cpu_secs(procs[1].pid),
+        d0 = (fanout_msgs(h2), cpu_secs(procs[0].pid), cpu_secs(procs[1].pid),
               metric(h1, "warren_cluster_messages_sent_total", "room_op"),
-              metric(h1, "warren_cluster_messages_sent_total", "input"))
+              metric(h1, "warren_cluster_messages_sent_total", "input"),
+              fanout_bytes(h2), loopback_bytes())
         t0 = time.monotonic()
         await asyncio.sleep(a.seconds)
         dt = time.monotonic() - t0
-        d1 = (metric(h2, "warren_cluster_messages_sent_total", "deliver"), cpu_secs(procs[0].pid), cpu_secs(procs[1].pid),
+        d1 = (fanout_msgs(h2), cpu_secs(procs[0].pid), cpu_secs(procs[1].pid),
               metric(h1, "warren_cluster_messages_sent_total", "room_op"),
-              metric(h1, "warren_cluster_messages_sent_total", "input"))
+              metric(h1, "warren_cluster_messages_sent_total", "input"),
+              fanout_bytes(h2), loopback_bytes())
         measuring[0] = False
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -107,7 +131,9 @@ async def run(batch, a):
             "rooms": a.rooms,
             "remote_players": players_remote,
             "tick_hz": a.tick_hz,
-            "deliver_msgs_per_s_n2_to_n1": round((d1[0] - d0[0]) / dt),
+            "fanout_msgs_per_s_n2_to_n1": round((d1[0] - d0[0]) / dt),
+            "fanout_bytes_per_s_n2_to_n1": round((d1[5] - d0[5]) / dt),
+            "loopback_bytes_per_s": round((d1[6] - d0[6]) / dt),
             "remote_frames_per_s": round(players_remote * a.tick_hz),
             "room_op_msgs_per_s_n1_to_n2": round((d1[3] - d0[3]) / dt),
             "one_way_input_msgs_per_s_n1_to_n2": round((d1[4] - d0[4]) / dt),

@@ -154,6 +154,10 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
         "Messages sent to other nodes' inboxes, by kind (deliver, room_op, pool, ...)"
     );
     describe_counter!(
+        "warren_cluster_bytes_sent_total",
+        "Bytes of the messages sent to other nodes' inboxes (Warren's envelope), by kind"
+    );
+    describe_counter!(
         "warren_cluster_messages_received_total",
         "Messages received from other nodes by this node's inbox, by kind"
     );

@@ -27,8 +27,17 @@ pub fn group(node: &str) -> String {
 
 /// Sends one envelope to a node's inbox, counted by kind.
 pub(crate) fn send(inbox: &ActorRef<Wire>, body: Body) -> bool {
-    metrics::counter!("warren_cluster_messages_sent_total", "kind" => body.kind()).increment(1);
-    inbox.cast(Envelope::encode(body)).is_ok()
+    let kind = body.kind();
+    let wire = Envelope::encode(body);
+    count_sent(kind, &wire);
+    inbox.cast(wire).is_ok()
+}
+
+/// Counts a message sent to another node, and its bytes, by kind.
+pub(crate) fn count_sent(kind: &'static str, wire: &Wire) {
+    metrics::counter!("warren_cluster_messages_sent_total", "kind" => kind).increment(1);
+    metrics::counter!("warren_cluster_bytes_sent_total", "kind" => kind)
+        .increment(wire.0.len() as u64);
 }
 
 /// Answers a request from node `from` (dropped if that node is gone).

@@ -212,8 +212,10 @@ impl Peers for ClusterPeers {
             seq: input.seq,
             data: input.data,
         };
-        metrics::counter!("warren_cluster_messages_sent_total", "kind" => body.kind()).increment(1);
-        match inbox.cast(Envelope::encode(body)) {
+        let kind = body.kind();
+        let wire = Envelope::encode(body);
+        crate::inbox::count_sent(kind, &wire);
+        match inbox.cast(wire) {
             Ok(()) => Ok(()),
             // Not sent: the router runs it as an operation, which waits for the room.
             Err(ractor::MessagingErr::SendErr(wire)) => match Envelope::decode(&wire) {
