@@ -6,8 +6,6 @@
 //! Studios add a game by implementing [`Game`] and registering a [`GameSpec`] by name.
 
 pub mod arena;
-#[cfg(feature = "test-hooks")]
-pub mod crash;
 pub mod dice;
 
 use std::collections::HashMap;
@@ -202,13 +200,11 @@ pub struct GameRegistry {
 }
 
 impl GameRegistry {
-    /// The built-in games (and the test-only `crash` game when built with `test-hooks`).
+    /// The built-in games: `dice` and `arena`.
     pub fn builtin() -> Self {
         let mut r = Self::default();
         r.register(dice::SPEC);
         r.register(arena::SPEC);
-        #[cfg(feature = "test-hooks")]
-        r.register(crash::SPEC);
         r
     }
 
@@ -244,7 +240,7 @@ pub fn restore_postcard<G: Game + serde::de::DeserializeOwned>(
 }
 
 /// Reads an integer param in `[min, max]`, or the default when absent.
-pub(crate) fn int_param(
+pub fn int_param(
     params: &Map<String, Value>,
     key: &str,
     min: u64,
@@ -263,7 +259,7 @@ pub(crate) fn int_param(
 }
 
 /// Refuses params other than `allowed`.
-pub(crate) fn known_params(
+pub fn known_params(
     params: &Map<String, Value>,
     allowed: &[&str],
 ) -> Result<(), ParamsError> {

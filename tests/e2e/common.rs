@@ -155,7 +155,8 @@ impl Node {
         static STARTED: AtomicU32 = AtomicU32::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let log = std::env::temp_dir().join(format!("warren-e2e-{}-{n}.log", std::process::id()));
-        let bin = env!("CARGO_BIN_EXE_warren");
+        // The node with the built-in games and the test-only `crash` game.
+        let bin = env!("CARGO_BIN_EXE_warren-test-node");
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);

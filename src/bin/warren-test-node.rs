@@ -1,11 +1,26 @@
-//! `crash`: a test-only game (feature `test-hooks`) that counts inputs and panics on
-//! `{"action":"panic"}`, so end-to-end tests can watch a room restart from its snapshot.
+//! `warren-test-node`: the node the end-to-end tests run. It is the `warren` binary's node with one
+//! more game, registered through the public API as a studio registers its own: `crash`, which
+//! counts inputs and panics on `{"action":"panic"}`, so the tests can watch a room restart from its
+//! snapshot. Built only with the `test-hooks` feature; no release build contains it.
+
+// A binary links every dependency of the package; the lint is for the library.
+#![allow(unused_crate_dependencies)]
+
+use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use warren::game::{
+    Game, GameCtx, GameError, GameRegistry, GameSpec, ParamsError, int_param, known_params,
+    restore_postcard,
+};
 use warren_protocol::PlayerId;
 
-use super::{Game, GameCtx, GameError, GameSpec, int_param, known_params, restore_postcard};
+fn main() -> ExitCode {
+    let mut games = GameRegistry::builtin();
+    games.register(SPEC);
+    warren::main_with(games)
+}
 
 /// Registration of `crash`.
 pub const SPEC: GameSpec = GameSpec {
@@ -24,7 +39,7 @@ pub struct Crash {
 }
 
 impl Crash {
-    fn from_params(params: &Map<String, Value>) -> Result<Self, super::ParamsError> {
+    fn from_params(params: &Map<String, Value>) -> Result<Self, ParamsError> {
         known_params(params, &["seats"])?;
         Ok(Self {
             seats: int_param(params, "seats", 1, 8, 2)? as u32,
