@@ -259,10 +259,7 @@ pub fn int_param(
 }
 
 /// Refuses params other than `allowed`.
-pub fn known_params(
-    params: &Map<String, Value>,
-    allowed: &[&str],
-) -> Result<(), ParamsError> {
+pub fn known_params(params: &Map<String, Value>, allowed: &[&str]) -> Result<(), ParamsError> {
     match params.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(ParamsError(format!(
             "unknown param `{k}` (allowed: {})",
