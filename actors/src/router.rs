@@ -6,9 +6,9 @@
 //!   or is frozen for a move, [`crate::room::apply`]);
 //! - **moving**: it left while the request waited: its tombstone names the new node, followed;
 //! - **remote**: hosted on another node; the cluster layer carries the request there once
-//!   ([`Peers::send_op`]) and brings back the answer or a redirect;
+//!   ([`Peers::send_op`](crate::remote::Peers::send_op)) and brings back the answer or a redirect;
 //! - **redirect**: a node that no longer hosts the room answers with where it went, and a node
-//!   that knows nothing of it makes the router ask every node once ([`Peers::where_is`]); a node
+//!   that knows nothing of it makes the router ask every node once ([`Peers::where_is`](crate::remote::Peers::where_is)); a node
 //!   that is gone makes it wait for the room to come back on its backup.
 //!
 //! Inputs without a `rid` have a one-way variant of the same route ([`input`]): into the room's

@@ -4,7 +4,7 @@
 //! - **Replicator** (a task per node): every snapshot a room writes (realtime rooms every
 //!   `rooms.snapshot_interval_ms`, turn-based rooms after every event) goes to the room's backup
 //!   at once, batched per backup with the others written meanwhile. A room's backup is the owner of its id on the ring of ready
-//!   nodes other than its host ([`Ring::owner_except`]): when membership changes, the backup moves
+//!   nodes other than its host ([`Ring::owner_except`](warren_actors::ring::Ring::owner_except)): when membership changes, the backup moves
 //!   and the new one gets the full snapshot, the old one an `Unreplicate`.
 //! - **Replicas**: the snapshots this node keeps for other nodes' rooms, the newest epoch winning.
 //! - **Guardian** (a task per node): applies the majority rule and adopts. A node that sees no

@@ -44,7 +44,7 @@ pub enum RoomCallErr {
 
 /// Sends to a room by id. A send that finds the actor already stopped (a restart in progress: the
 /// directory still names the old actor) was never delivered, so it is re-sent to the actor the
-/// directory names next, for up to [`RESTART_WAIT`].
+/// directory names next, for up to half a second.
 pub async fn send_room(ctx: &NodeCtx, room: &RoomId, mut msg: RoomMsg) -> bool {
     let deadline = Instant::now() + RESTART_WAIT;
     loop {
