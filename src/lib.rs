@@ -91,6 +91,27 @@ pub fn main_with(games: GameRegistry) -> ExitCode {
     }
 }
 
+/// How a node stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// It drained (or its drain timed out): exit code 0.
+    Drained,
+    /// A second SIGTERM cut its drain short: exit code 1.
+    Forced,
+    /// A vital part of it failed: exit code 3.
+    Failed,
+}
+
+impl From<Outcome> for Stopped {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Drained => Self::Drained,
+            Outcome::Forced => Self::Forced,
+            Outcome::Failed => Self::Failed,
+        }
+    }
+}
+
 /// The configuration could not be used: one line naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -107,8 +128,16 @@ impl Node {
     /// The configuration of `file` (or the embedded default) with the `WARREN_<SECTION>__<KEY>`
     /// environment over it, as `warren --config FILE` reads it; no games yet.
     pub fn configure(file: Option<PathBuf>) -> Result<Self, ConfigError> {
-        let config = Config::load(file.as_deref(), std::env::vars())
-            .map_err(|e| ConfigError(e.to_string()))?;
+        Self::configure_with(file, std::env::vars())
+    }
+
+    /// [`Node::configure`] with the given `WARREN_<SECTION>__<KEY>` variables instead of the
+    /// process's environment (a test's own settings).
+    pub fn configure_with(
+        file: Option<PathBuf>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let config = Config::load(file.as_deref(), env).map_err(|e| ConfigError(e.to_string()))?;
         Ok(Self {
             config_file: file,
             config,
@@ -128,10 +157,31 @@ impl Node {
         self
     }
 
+    /// Starts the node in this process, on its own threads: it serves on `http`, a listener the
+    /// caller bound (port 0 is fine), and drains when `shutdown` completes, as on SIGTERM. The
+    /// handle's `join` gives how it stopped. For tests and tools that embed a node; a server runs
+    /// one node per process ([`Node::run`]), since logs and metrics are the process's (a second
+    /// node in one process logs and counts through the first one's).
+    pub fn spawn(
+        self,
+        http: std::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::thread::JoinHandle<Result<Stopped, String>> {
+        std::thread::spawn(move || {
+            let start = Start {
+                http: Some(http),
+                shutdown: Some(Box::pin(shutdown)),
+            };
+            run(self.config_file, self.config, self.games, start)
+                .map(Stopped::from)
+                .map_err(|e| format!("{e:#}"))
+        })
+    }
+
     /// Serves until SIGTERM or SIGINT drains the node (SIGHUP reloads the file), and gives the
     /// exit code: 0 drained, 1 drain timed out or failed to start, 3 a vital part failed.
     pub fn run(self) -> ExitCode {
-        match run(self.config_file, self.config, self.games) {
+        match run(self.config_file, self.config, self.games, Start::default()) {
             Ok(Outcome::Drained) => ExitCode::SUCCESS,
             Ok(Outcome::Forced) => ExitCode::from(1),
             Ok(Outcome::Failed) => ExitCode::from(3),
@@ -156,7 +206,20 @@ fn hostname() -> String {
         .unwrap_or_else(|| "warren".into())
 }
 
-fn run(config_file: Option<PathBuf>, cfg: Config, games: GameRegistry) -> anyhow::Result<Outcome> {
+/// How `run` starts beyond the configuration: on a listener the caller bound, and with a future
+/// that drains the node when it completes (the in-process start), or as `warren` does.
+#[derive(Default)]
+struct Start {
+    http: Option<std::net::TcpListener>,
+    shutdown: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+}
+
+fn run(
+    config_file: Option<PathBuf>,
+    cfg: Config,
+    games: GameRegistry,
+    start: Start,
+) -> anyhow::Result<Outcome> {
     let logs = telemetry::init_logs(&cfg.log.level, cfg.log.format == "json")
         .context("failed to set up logging")?;
     let node = if cfg.node.id.is_empty() {
@@ -260,6 +323,14 @@ fn run(config_file: Option<PathBuf>, cfg: Config, games: GameRegistry) -> anyhow
         warren_actors::supervisor::watch(&sup, "rebalance", rebalance);
     }
     let (drain_tx, drain_rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(shutdown) = start.shutdown {
+        let drain = drain_tx.clone();
+        actors.spawn(async move {
+            shutdown.await;
+            info!("shutdown requested by the embedding program: draining");
+            let _ = drain.send(());
+        });
+    }
     let edge = Arc::new(Edge {
         ctx: ctx.clone(),
         auth,
@@ -280,6 +351,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config, games: GameRegistry) -> anyhow
         cfg.http.workers
     };
     let mut bound = listen.clone();
+    let given = start.http;
     let outcome = actix_web::rt::System::new().block_on(async {
         let front_edge = edge.clone();
         let server = actix_server::Server::build()
@@ -289,7 +361,7 @@ fn run(config_file: Option<PathBuf>, cfg: Config, games: GameRegistry) -> anyhow
             // The node's own limit answers 503 past `limits.max_connections`; actix-server's
             // default (25,600 a worker) would instead stop accepting before it.
             .max_concurrent_connections(open_files)
-            .listen("warren-edge", http_listener(&listen, &mut bound)?, move || {
+            .listen("warren-edge", http_listener(given, &listen, &mut bound)?, move || {
                 edge::front::service(front_edge.clone())
             })
             .with_context(|| format!("failed to listen on http.listen {listen}"))?
@@ -315,9 +387,17 @@ fn run(config_file: Option<PathBuf>, cfg: Config, games: GameRegistry) -> anyhow
     Ok(outcome)
 }
 
-/// The HTTP listener on `listen` (port 0: one the kernel picks, written to `bound`), with the
-/// backlog actix-server would give it.
-fn http_listener(listen: &str, bound: &mut String) -> anyhow::Result<std::net::TcpListener> {
+/// The HTTP listener: the one the embedding program bound (`given`), or one on `listen` (port 0:
+/// one the kernel picks) with the backlog actix-server would give it; its address goes to `bound`.
+fn http_listener(
+    given: Option<std::net::TcpListener>,
+    listen: &str,
+    bound: &mut String,
+) -> anyhow::Result<std::net::TcpListener> {
+    if let Some(l) = given {
+        *bound = l.local_addr()?.to_string();
+        return Ok(l);
+    }
     let addr: std::net::SocketAddr = listen
         .parse()
         .with_context(|| format!("http.listen {listen} is not an address"))?;

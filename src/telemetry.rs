@@ -20,19 +20,24 @@ pub(crate) fn init_logs(level: &str, json: bool) -> anyhow::Result<LogReload> {
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    if json {
+    // A process runs one logger: a second node started in the same process (a test's) logs
+    // through the first one's.
+    let _already = if json {
         tracing_subscriber::registry()
             .with(filter)
             .with(fmt.json().flatten_event(true))
-            .try_init()?;
+            .try_init()
     } else {
         tracing_subscriber::registry()
             .with(filter)
             .with(fmt)
-            .try_init()?;
-    }
+            .try_init()
+    };
     Ok(handle)
 }
+
+/// The process's Prometheus recorder, once installed.
+static METRICS: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
 
 /// Installs the Prometheus recorder and describes every metric.
 pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<PrometheusHandle> {
@@ -63,7 +68,14 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
                 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 5.0,
             ],
         )?
-        .install_recorder()?;
+        // A process has one recorder: a second node started in the same process (a test's)
+        // renders the first one's metrics.
+        ;
+    let handle = match METRICS.get() {
+        Some(h) => return Ok(h.clone()),
+        None => handle.install_recorder()?,
+    };
+    let _ = METRICS.set(handle.clone());
     describe_gauge!(
         "warren_build_info",
         "Build of this node: 1, with version and node labels"

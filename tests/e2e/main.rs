@@ -15,6 +15,7 @@ mod common;
 mod deploy;
 mod games;
 mod healing;
+mod library;
 mod lifecycle;
 mod limits;
 mod loadtest;
