@@ -112,6 +112,12 @@ impl From<Outcome> for Stopped {
     }
 }
 
+/// The node could not start (a listener, the cluster layer, its runtimes): what failed, with its
+/// causes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
 /// The configuration could not be used: one line naming the key at fault.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -166,7 +172,7 @@ impl Node {
         self,
         http: std::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::thread::JoinHandle<Result<Stopped, String>> {
+    ) -> std::thread::JoinHandle<Result<Stopped, StartError>> {
         std::thread::spawn(move || {
             let start = Start {
                 http: Some(http),
@@ -174,7 +180,7 @@ impl Node {
             };
             run(self.config_file, self.config, self.games, start)
                 .map(Stopped::from)
-                .map_err(|e| format!("{e:#}"))
+                .map_err(|e| StartError(format!("{e:#}")))
         })
     }
 

@@ -56,5 +56,5 @@ async fn a_node_started_in_process_serves_its_listener_and_drains_on_its_shutdow
     let outcome = tokio::task::spawn_blocking(move || running.join().unwrap())
         .await
         .unwrap();
-    assert_eq!(outcome, Ok(warren::Stopped::Drained));
+    assert_eq!(outcome.unwrap(), warren::Stopped::Drained);
 }
