@@ -126,6 +126,9 @@ pub struct ConfigError(String);
 /// One node: its configuration and the games it runs.
 pub struct Node {
     config_file: Option<PathBuf>,
+    /// The `WARREN_*` variables given to `configure_with` (read again on SIGHUP); `None`: the
+    /// process's environment.
+    env: Option<Vec<(String, String)>>,
     config: Config,
     games: GameRegistry,
 }
@@ -134,18 +137,23 @@ impl Node {
     /// The configuration of `file` (or the embedded default) with the `WARREN_<SECTION>__<KEY>`
     /// environment over it, as `warren --config FILE` reads it; no games yet.
     pub fn configure(file: Option<PathBuf>) -> Result<Self, ConfigError> {
-        Self::configure_with(file, std::env::vars())
+        let mut node = Self::configure_with(file, std::env::vars())?;
+        node.env = None;
+        Ok(node)
     }
 
     /// [`Node::configure`] with the given `WARREN_<SECTION>__<KEY>` variables instead of the
-    /// process's environment (a test's own settings).
+    /// process's environment (a test's own settings); SIGHUP reads the file again with them.
     pub fn configure_with(
         file: Option<PathBuf>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let config = Config::load(file.as_deref(), env).map_err(|e| ConfigError(e.to_string()))?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let config = Config::load(file.as_deref(), env.iter().cloned())
+            .map_err(|e| ConfigError(e.to_string()))?;
         Ok(Self {
             config_file: file,
+            env: Some(env),
             config,
             games: GameRegistry::default(),
         })
@@ -175,6 +183,7 @@ impl Node {
     ) -> std::thread::JoinHandle<Result<Stopped, StartError>> {
         std::thread::spawn(move || {
             let start = Start {
+                env: self.env,
                 http: Some(http),
                 shutdown: Some(Box::pin(shutdown)),
             };
@@ -187,7 +196,11 @@ impl Node {
     /// Serves until SIGTERM or SIGINT drains the node (SIGHUP reloads the file), and gives the
     /// exit code: 0 drained, 1 drain timed out or failed to start, 3 a vital part failed.
     pub fn run(self) -> ExitCode {
-        match run(self.config_file, self.config, self.games, Start::default()) {
+        let start = Start {
+            env: self.env,
+            ..Start::default()
+        };
+        match run(self.config_file, self.config, self.games, start) {
             Ok(Outcome::Drained) => ExitCode::SUCCESS,
             Ok(Outcome::Forced) => ExitCode::from(1),
             Ok(Outcome::Failed) => ExitCode::from(3),
@@ -216,6 +229,7 @@ fn hostname() -> String {
 /// that drains the node when it completes (the in-process start), or as `warren` does.
 #[derive(Default)]
 struct Start {
+    env: Option<Vec<(String, String)>>,
     http: Option<std::net::TcpListener>,
     shutdown: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 }
@@ -377,6 +391,7 @@ fn run(
             server: server.handle(),
             drain_rx,
             config_file,
+            env: start.env,
             logs,
             config: cfg.clone(),
             fatal,

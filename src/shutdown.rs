@@ -44,6 +44,8 @@ pub(crate) struct Lifecycle {
     pub(crate) drain_rx: mpsc::UnboundedReceiver<()>,
     /// File to re-read on SIGHUP (`None`: the embedded default).
     pub(crate) config_file: Option<PathBuf>,
+    /// The `WARREN_*` variables the node was configured with; `None`: the process's environment.
+    pub(crate) env: Option<Vec<(String, String)>>,
     /// Log level handle.
     pub(crate) logs: LogReload,
     /// The config the node started with.
@@ -162,7 +164,10 @@ fn other_ready_node(ctx: &NodeCtx) -> bool {
 }
 
 fn reload(lc: &Lifecycle) {
-    let env = std::env::vars();
+    let env: Vec<(String, String)> = match &lc.env {
+        Some(given) => given.clone(),
+        None => std::env::vars().collect(),
+    };
     match Config::load(lc.config_file.as_deref(), env) {
         Ok(new) => {
             let ctx = &lc.edge.ctx;
