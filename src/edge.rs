@@ -31,6 +31,8 @@ pub(crate) struct Edge {
     pub(crate) conn_ids: AtomicU64,
     /// The cluster as this node sees it.
     pub(crate) cluster: Arc<warren_cluster::membership::ClusterView>,
+    /// The snapshots this node keeps for other nodes' rooms (`/v1/admin/replicas`).
+    pub(crate) replicas: Arc<warren_cluster::replication::Replicas>,
     /// Asks the node to drain (`/v1/admin/drain`).
     pub(crate) drain: mpsc::UnboundedSender<()>,
     /// Idle kept-alive HTTP connections close after this long (`http.keep_alive_ms`).

@@ -359,6 +359,7 @@ fn run(
         conn_ids: AtomicU64::new(1),
         drain: drain_tx,
         cluster: cluster.view.clone(),
+        replicas: cluster.replicas.clone(),
         keep_alive_ms: cfg.http.keep_alive_ms,
         // Checked when the configuration was read.
         trusted: edge::client::TrustedProxies::parse(&cfg.http.trusted_proxies).unwrap_or_default(),

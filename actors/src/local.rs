@@ -24,6 +24,19 @@ use crate::session::{LIST_ROOMS_LIMIT, SessionMsg};
 use crate::session_host::find_session;
 use crate::{router, settings::Settings};
 
+/// What a room snapshot holds ([`LocalNode::describe_snapshot`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SnapshotInfo {
+    /// The room's game.
+    pub game: GameName,
+    /// The version of its last event.
+    pub version: u64,
+    /// Its last realtime tick.
+    pub tick: u64,
+    /// When the room wrote it (ms since the Unix epoch; 0 for a snapshot of format 1).
+    pub saved_ms: u64,
+}
+
 /// This node, for the cluster layer.
 #[derive(Clone)]
 pub struct LocalNode {
@@ -84,6 +97,18 @@ impl LocalNode {
     /// The latest snapshot of every room hosted here.
     pub fn snapshots(&self) -> std::collections::HashMap<RoomId, Arc<Vec<u8>>> {
         self.ctx.directory.snapshots()
+    }
+
+    /// What a room snapshot holds, for a view of the replicas this node keeps: the room's game,
+    /// version, tick and when it was saved.
+    pub fn describe_snapshot(bytes: &[u8]) -> Option<SnapshotInfo> {
+        let s = RoomSnapshot::decode(bytes).ok()?;
+        Some(SnapshotInfo {
+            game: s.game,
+            version: s.version,
+            tick: s.tick,
+            saved_ms: s.tail2.saved_ms,
+        })
     }
 
     /// The room's epoch, if it is hosted here.

@@ -83,6 +83,8 @@ pub struct Cluster {
     pub view: Arc<ClusterView>,
     /// Where the cluster listener is bound (the kernel's port when `cluster.listen` named 0).
     pub listen: SocketAddr,
+    /// The snapshots this node keeps for other nodes' rooms.
+    pub replicas: Arc<replication::Replicas>,
 }
 
 /// Starts the node server, membership and discovery on the current tokio runtime, its actors
@@ -166,7 +168,7 @@ pub async fn start(
     }
     let replicate = tokio::spawn(replication::replicate(local.clone(), view.clone()));
     watch(sup, "replication", replicate);
-    let guard = tokio::spawn(replication::guard(local, view.clone(), replicas));
+    let guard = tokio::spawn(replication::guard(local, view.clone(), replicas.clone()));
     watch(sup, "guard", guard);
     let discovery = tokio::spawn(discovery::run(
         server.clone(),
@@ -176,5 +178,9 @@ pub async fn start(
         tls,
     ));
     watch(sup, "discovery", discovery);
-    Ok(Cluster { view, listen })
+    Ok(Cluster {
+        view,
+        listen,
+        replicas,
+    })
 }

@@ -41,6 +41,20 @@ struct Held {
     snapshot: Vec<u8>,
 }
 
+/// One snapshot this node keeps, as the admin view shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReplicaInfo {
+    /// The room.
+    pub room: RoomId,
+    /// The node that hosts it (and sent the snapshot).
+    pub host: String,
+    /// Its epoch there.
+    pub epoch: u64,
+    /// What the snapshot holds (`None`: it does not decode).
+    #[serde(flatten)]
+    pub snapshot: Option<warren_actors::local::SnapshotInfo>,
+}
+
 /// Snapshots this node keeps as the backup of rooms hosted elsewhere.
 #[derive(Default)]
 pub struct Replicas {
@@ -81,6 +95,23 @@ impl Replicas {
             }
         }
         metrics::gauge!("warren_room_replicas").set(held.len() as f64);
+    }
+
+    /// Every snapshot held, described: which room, from which node, its epoch, version, tick and
+    /// age. For the admin view (`/v1/admin/replicas`).
+    pub fn list(&self) -> Vec<ReplicaInfo> {
+        let mut out: Vec<ReplicaInfo> = self
+            .held()
+            .iter()
+            .map(|(room, h)| ReplicaInfo {
+                room: room.clone(),
+                host: h.host.clone(),
+                epoch: h.epoch,
+                snapshot: LocalNode::describe_snapshot(&h.snapshot),
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| a.room.cmp(&b.room));
+        out
     }
 
     /// Snapshots held.

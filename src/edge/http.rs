@@ -18,6 +18,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/auth/guest", web::post().to(guest))
         .route("/v1/ws", web::get().to(ws_without_upgrade))
         .route("/v1/cluster", web::get().to(cluster))
+        .route("/v1/admin/replicas", web::get().to(replicas))
         .route("/v1/admin/drain", web::post().to(drain));
 }
 
@@ -205,6 +206,15 @@ async fn cluster(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {
         me.sessions = edge.ctx.sessions.len() as u32;
     }
     HttpResponse::Ok().json(json!({ "node": edge.ctx.node, "nodes": nodes }))
+}
+
+/// The snapshots this node keeps as the backup of other nodes' rooms: which room, from which
+/// node, its epoch, and what the snapshot holds (game, version, tick, `saved_ms`).
+async fn replicas(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {
+    if let Err(d) = edge.auth.admin(&req, edge.client_of(&req)) {
+        return admin_denied(d);
+    }
+    HttpResponse::Ok().json(json!({ "node": edge.ctx.node, "replicas": edge.replicas.list() }))
 }
 
 async fn drain(req: HttpRequest, edge: web::Data<Edge>) -> HttpResponse {

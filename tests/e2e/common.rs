@@ -73,6 +73,33 @@ where
     }
 }
 
+/// Waits until one of `nodes` keeps a replica of `room` (`GET /v1/admin/replicas`) at least at
+/// `version` and `tick`: the room's backup holds that state, and a kill of its host loses none of it.
+pub async fn replicated(nodes: &[&Node], room: &str, version: u64, tick: u64) {
+    eventually(
+        &format!("a replica of {room} at version {version}, tick {tick}"),
+        WAIT,
+        || async {
+            for n in nodes {
+                let Ok((200, body)) = n.http("GET", "/v1/admin/replicas", None, None).await else {
+                    continue;
+                };
+                let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                let held = v["replicas"].as_array().into_iter().flatten().any(|r| {
+                    r["room"] == room
+                        && r["version"].as_u64() >= Some(version)
+                        && r["tick"].as_u64() >= Some(tick)
+                });
+                if held {
+                    return true;
+                }
+            }
+            false
+        },
+    )
+    .await;
+}
+
 /// The sum of every series of a metric (`name` and its labels) a node exposes.
 pub async fn metric_sum(node: &Node, name: &str) -> f64 {
     let (_, body) = node.http("GET", "/metrics", None, None).await.unwrap();

@@ -46,9 +46,8 @@ async fn killing_the_host_brings_a_dice_round_back_on_its_backup_with_turns_and_
     let order = start_dice_round(&mut a, &mut b).await;
     let first_is_a = order[0] == "a";
     let (first_roll, version) = roll_first(&mut a, &mut b, &order).await;
-    // State younger than one snapshot interval (100 ms) may be lost with the node; this roll is
-    // older than that when the node dies.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The roll reached the room's backup before its node dies.
+    crate::common::replicated(&[&nodes[1], &nodes[2]], &room, version, 0).await;
     let resume = a.resume_token();
 
     nodes[0].signal("KILL");
@@ -251,7 +250,9 @@ async fn a_partition_leaves_one_host_per_room_the_minority_stops_and_the_majorit
         .until(|m| m["type"] == "state" && m["ack"].as_u64() >= Some(3))
         .await;
     let version = before["version"].as_u64().unwrap_or(0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The three inputs reached r1's backup (on the majority side) before the cut.
+    let tick = before["tick"].as_u64().unwrap_or(0);
+    crate::common::replicated(&[&n2, &n3], &r1, 0, tick).await;
     let resume = pa.resume_token();
 
     ns.cut(true);

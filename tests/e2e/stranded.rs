@@ -40,13 +40,14 @@ async fn trio(more: &[(&str, &str)]) -> Vec<Node> {
 }
 
 /// `owner` creates a room of `game` on its node, `guest` joins it; both have their `room_state`.
-async fn room_of_two(owner: &mut Client, guest: &mut Client, game: &str) -> String {
+/// Returns the room and the version of the guest's join.
+async fn room_of_two(owner: &mut Client, guest: &mut Client, game: &str) -> (String, u64) {
     let room = owner.create_room(game, json!({})).await;
     owner.until_type("room_state").await;
     guest.ok(json!({"type":"join_room","room":room})).await;
     guest.until_type("room_state").await;
-    owner.until_event("player_joined").await;
-    room
+    let joined = owner.until_event("player_joined").await;
+    (room, joined["version"].as_u64().unwrap_or(0))
 }
 
 /// Proves that the room applies the player's requests again: `ready` answered `ok` (dice), or an
@@ -131,15 +132,23 @@ async fn reconnect_after(delay: Duration) {
     let mut z2 = n1.connect("z2").await;
     let mut v1 = n1.connect("v1").await;
     let mut u1 = n3.connect("u1").await;
-    let d1 = room_of_two(&mut x1, &mut y1, "dice").await;
-    let d2 = room_of_two(&mut y2, &mut x2, "dice").await;
-    let a1 = room_of_two(&mut z1, &mut w1, "arena").await;
-    let a2 = room_of_two(&mut w2, &mut z2, "arena").await;
-    let d3 = room_of_two(&mut v1, &mut u1, "dice").await;
+    let (d1, v_d1) = room_of_two(&mut x1, &mut y1, "dice").await;
+    let (d2, v_d2) = room_of_two(&mut y2, &mut x2, "dice").await;
+    let (a1, v_a1) = room_of_two(&mut z1, &mut w1, "arena").await;
+    let (a2, v_a2) = room_of_two(&mut w2, &mut z2, "arena").await;
+    let (d3, v_d3) = room_of_two(&mut v1, &mut u1, "dice").await;
     assert!(d1.starts_with("n1.") && a1.starts_with("n1."), "{d1} {a1}");
     assert!(d2.starts_with("n2.") && a2.starts_with("n3."), "{d2} {a2}");
-    // Realtime rooms replicate every snapshot interval (100 ms): let a few pass.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every room's backup holds it with both seats before the kill.
+    for (room, version) in [
+        (&d1, v_d1),
+        (&d2, v_d2),
+        (&a1, v_a1),
+        (&a2, v_a2),
+        (&d3, v_d3),
+    ] {
+        crate::common::replicated(&[n1, n2, n3], room, version, 0).await;
+    }
     for c in [&mut y1, &mut w1] {
         c.clear();
     }
@@ -207,7 +216,7 @@ async fn a_seat_whose_players_node_died_is_released_after_the_grace_period() {
     let nodes = trio(&[("WARREN_ROOMS__RECONNECT_GRACE_MS", "1500")]).await;
     let mut host = nodes[1].connect("host").await;
     let mut gone = nodes[0].connect("gone").await;
-    let room = room_of_two(&mut host, &mut gone, "dice").await;
+    let (room, _) = room_of_two(&mut host, &mut gone, "dice").await;
     assert!(room.starts_with("n2."), "{room}");
     nodes[0].signal("KILL");
     let killed = Instant::now();
