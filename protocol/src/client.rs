@@ -320,6 +320,51 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_inputs_data_must_be_an_object_and_is_kept_as_sent() {
+        for (frame, why) in [
+            (r#"{"type":"input","rid":4}"#, "missing `data`"),
+            (r#"{"type":"input","rid":4,"data":null}"#, "missing `data`"),
+            (
+                r#"{"type":"input","rid":4,"data":[1]}"#,
+                "`data` must be an object",
+            ),
+            (
+                r#"{"type":"input","rid":4,"data":"up"}"#,
+                "`data` must be an object",
+            ),
+            (
+                r#"{"type":"input","rid":4,"data":7}"#,
+                "`data` must be an object",
+            ),
+        ] {
+            let e = decode_client_frame(frame).unwrap_err();
+            assert_eq!(
+                (e.code, e.rid, e.message.as_str()),
+                (ErrorCode::BadRequest, Some(4), why)
+            );
+        }
+        let r =
+            decode_client_frame(r#"{"type":"input","data": {"dx" : 1.50, "k":"\u00e9"}}"#).unwrap();
+        match r.req {
+            Request::Input { data, .. } => {
+                assert_eq!(data.as_str(), r#"{"dx" : 1.50, "k":"\u00e9"}"#);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn frames_that_are_not_objects_or_not_json_say_which() {
+        let e = decode_client_frame("[1,2]").unwrap_err();
+        assert_eq!(e.message, "frame is not a JSON object");
+        let e = decode_client_frame("{\"type\":").unwrap_err();
+        assert!(e.message.starts_with("frame is not JSON"), "{}", e.message);
+        // The last of two equal keys counts, as a JSON object read into a map does.
+        let r = decode_client_frame(r#"{"type":"ping","rid":1,"rid":2}"#).unwrap();
+        assert_eq!(r.rid, Some(2));
+    }
+
+    #[test]
     fn not_json_is_bad_request_without_rid() {
         let e = decode_client_frame("{nope").unwrap_err();
         assert_eq!((e.code, e.rid), (ErrorCode::BadRequest, None));
