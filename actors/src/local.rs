@@ -15,7 +15,7 @@ use crate::node::{Location, NodeCtx, now_ms};
 use crate::pool::ask_claim;
 use crate::pool_host::{PoolHost, PoolHostMsg};
 use crate::remote::{
-    AdoptError, BoxFuture, CreateError, Hop, Peers, PoolWire, RoomOp, SeatPlan, SessionNote,
+    AdoptError, BoxFuture, CreateError, OpResult, Peers, PoolWire, RoomOp, SeatPlan, SessionNote,
     TickState,
 };
 use crate::room::{self, RoomSnapshot};
@@ -35,6 +35,15 @@ pub struct SnapshotInfo {
     pub tick: u64,
     /// When the room wrote it (ms since the Unix epoch; 0 for a snapshot of format 1).
     pub saved_ms: u64,
+}
+
+/// This node's answer to another node's room operation.
+#[derive(Debug)]
+pub enum Answer {
+    /// The room answered.
+    Done(OpResult),
+    /// The room is not here any more; it lives there.
+    Moved(Location),
 }
 
 /// This node, for the cluster layer.
@@ -120,11 +129,11 @@ impl LocalNode {
 
     /// Runs an operation another node sent for a room here: the room's answer, or, when the room
     /// left, where it went.
-    pub async fn room_op(&self, room: &RoomId, op: RoomOp) -> Hop {
+    pub async fn room_op(&self, room: &RoomId, op: RoomOp) -> Answer {
         let result = room::apply(&self.ctx, room, op).await;
         match self.ctx.directory.moved_to(room) {
-            Some(to) if matches!(&result, Err(e) if e.is_not_found()) => Hop::Moved(to),
-            _ => Hop::Done(result),
+            Some(to) if matches!(&result, Err(e) if e.is_not_found()) => Answer::Moved(to),
+            _ => Answer::Done(result),
         }
     }
 

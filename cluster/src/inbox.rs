@@ -11,8 +11,7 @@ use std::sync::Arc;
 use bytestring::ByteString;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use warren_actors::inputs::QueuedInput;
-use warren_actors::local::LocalNode;
-use warren_actors::remote::Hop;
+use warren_actors::local::{Answer, LocalNode};
 use warren_protocol::{NodeId, Outbound, PlayerId};
 
 use crate::wire::{Body, Envelope, Wire};
@@ -105,9 +104,8 @@ impl Actor for NodeInbox {
                 tokio::spawn(async move {
                     let body = match local.room_op(&room, op).await {
                         // Not here (any more): a tombstone redirects the sender to the room's node.
-                        Hop::Moved(to) => Body::Moved { corr, to },
-                        Hop::Done(result) => Body::OpReply { corr, result },
-                        Hop::Unreachable | Hop::TimedOut => return,
+                        Answer::Moved(to) => Body::Moved { corr, to },
+                        Answer::Done(result) => Body::OpReply { corr, result },
                     };
                     reply_to(&from, body);
                 });
