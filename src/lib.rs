@@ -9,7 +9,7 @@
 //!
 //! fn main() -> std::process::ExitCode {
 //!     let mut games = GameRegistry::builtin();
-//!     // games.register(my_game::SPEC);
+//!     // games.add::<my_game::MyGame>();
 //!     warren::main_with(games)
 //! }
 //! ```
@@ -26,16 +26,13 @@ use {
     warren_loadtest as _,
 };
 
-// The test node's (src/bin/warren-test-node.rs).
-#[cfg(feature = "test-hooks")]
-use postcard as _;
-
 /// The game API: the `Game` trait, `GameSpec` and the registry a node runs.
 pub mod game {
     pub use warren_actors::game::{
-        Game, GameCtx, GameError, GameRegistry, GameSpec, ParamsError, RestoreError, SeatView,
-        TickOutput, int_param, known_params, restore_postcard,
+        Emit, Game, GameCtx, GameError, GameRegistry, GameSpec, NoEvent, ParamsError, RestoreError,
+        SeatView, Upgrades,
     };
+    pub use warren_protocol::{ErrorCode, PlayerId};
 }
 
 mod config;
@@ -165,9 +162,9 @@ impl Node {
         self
     }
 
-    /// Runs one more game.
-    pub fn game(mut self, spec: GameSpec) -> Self {
-        self.games.register(spec);
+    /// Runs one more game: `G`.
+    pub fn game<G: warren_actors::game::Game>(mut self) -> Self {
+        self.games.register(GameSpec::of::<G>());
         self
     }
 

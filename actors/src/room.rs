@@ -14,6 +14,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::{debug, info, warn};
 use warren_protocol::{
     ErrorCode, GameName, JsonObject, NodeId, Outbound, PlayerId, RoomId, ServerMsg, encode,
@@ -21,7 +22,7 @@ use warren_protocol::{
 };
 
 use crate::directory::{Directory, RoomEntry, RoomSlot};
-use crate::game::{Game, GameCtx, GameError, SeatView};
+use crate::game::{AnyGame, Effects, Env, GameError, Out, SeatView};
 use crate::inputs::{InputBox, QueuedInput};
 use crate::remote::{Peers, TickState};
 use crate::routes::Sessions;
@@ -33,8 +34,8 @@ mod seats;
 mod snapshot;
 mod timers;
 
-pub use reach::{RoomCallErr, apply, call_room, join_refusal, send_room};
-pub use snapshot::{RoomSnapshot, SNAPSHOT_FORMAT, SeatRecord, SnapshotTail2};
+pub use reach::{RoomCallErr, apply, call_room, send_room};
+pub use snapshot::{RoomSnapshot, SNAPSHOT_FORMAT, SeatRecord, SnapshotTail2, SnapshotTail3};
 use timers::on_grid;
 
 /// Messages of a room.
@@ -47,8 +48,8 @@ pub enum RoomMsg {
         name: String,
         /// Node of the player's session.
         home: NodeId,
-        /// `room_full`, `already_in_room`.
-        reply: RpcReplyPort<Result<(), ErrorCode>>,
+        /// `room_full`, or the game's refusal.
+        reply: RpcReplyPort<Result<(), GameError>>,
     },
     /// Remove a player (leave, or grace period over).
     Leave {
@@ -170,7 +171,9 @@ pub struct RoomArgs {
     /// Its game's name.
     pub game_name: GameName,
     /// The game.
-    pub game: Box<dyn Game>,
+    pub game: Box<dyn AnyGame>,
+    /// The highest input `seq` acknowledged to each player so far.
+    pub acks: HashMap<PlayerId, u64>,
     /// Hidden from listings.
     pub private: bool,
     /// Initial seats.
@@ -205,7 +208,8 @@ pub struct RoomState {
     slot: RoomSlot,
     room_json: String,
     game_name: GameName,
-    game: Box<dyn Game>,
+    game: Box<dyn AnyGame>,
+    acks: HashMap<PlayerId, u64>,
     private: bool,
     seats: Vec<Seat>,
     views: Vec<SeatView>,
@@ -241,6 +245,7 @@ impl Actor for Room {
             slot: a.slot,
             game_name: a.game_name,
             game: a.game,
+            acks: a.acks,
             private: a.private,
             seats: a
                 .seats
@@ -257,19 +262,9 @@ impl Actor for Room {
             inputs: a.inputs,
             queued: Vec::new(),
         };
+        // Players seated at creation (the creator, or a matched group) joined the game before
+        // the room started (`RoomHost::create`), where a refusal fails the creation.
         st.refresh_views();
-        if !a.restarted {
-            // Players seated at creation (the creator, or a matchmade group) join the new game; a
-            // restarted game already knows its players from the snapshot.
-            let players: Vec<PlayerId> = st.seats.iter().map(|s| s.rec.player.clone()).collect();
-            st.with_game(|g, ctx| {
-                for p in &players {
-                    g.on_join(ctx, p);
-                }
-                Ok(())
-            })
-            .ok();
-        }
         if let Some(period) = st.game.tick_interval() {
             let rooms = st.env.settings.load().rooms.clone();
             let grid = Duration::from_millis(rooms.tick_grid_ms);
@@ -398,11 +393,7 @@ impl Actor for Room {
             RoomMsg::Deadline(generation) => {
                 if generation == st.deadline_gen {
                     st.deadline = None;
-                    st.with_game(|g, ctx| {
-                        g.on_deadline(ctx);
-                        Ok(())
-                    })
-                    .ok();
+                    st.with_game(|g, env| (Ok(()), g.on_deadline(env))).ok();
                 }
             }
             RoomMsg::Snapshot => st.write_snapshot(),
@@ -452,38 +443,85 @@ impl RoomState {
         self.seats.iter().position(|s| &s.rec.player == player)
     }
 
-    /// Runs a game call with a fresh context, then publishes its events. Turn-based rooms snapshot
-    /// after every change; realtime rooms on their interval.
+    /// Runs a game call, then publishes what it emitted. Turn-based rooms snapshot after every
+    /// change; realtime rooms on their interval. A refused call publishes nothing.
     fn with_game(
         &mut self,
-        f: impl FnOnce(&mut dyn Game, &mut GameCtx<'_>) -> Result<(), GameError>,
+        f: impl FnOnce(&mut dyn AnyGame, Env<'_>) -> (Result<(), GameError>, Effects),
     ) -> Result<(), GameError> {
         self.with_game_pre(Vec::new(), f)
     }
 
+    /// [`RoomState::with_game`], with Warren's own events (`pre`) published first when the call
+    /// succeeds.
     fn with_game_pre(
         &mut self,
         pre: Vec<Value>,
-        f: impl FnOnce(&mut dyn Game, &mut GameCtx<'_>) -> Result<(), GameError>,
+        f: impl FnOnce(&mut dyn AnyGame, Env<'_>) -> (Result<(), GameError>, Effects),
     ) -> Result<(), GameError> {
-        let mut ctx = GameCtx::new(now_ms(), &self.views, &mut self.rng);
-        ctx.events = pre;
-        f(self.game.as_mut(), &mut ctx)?;
-        let (events, clear) = (std::mem::take(&mut ctx.events), ctx.clear_ready);
+        let env = Env {
+            now_ms: now_ms(),
+            seats: &self.views,
+            rng: &mut self.rng,
+        };
+        let (r, effects) = f(self.game.as_mut(), env);
+        r?;
+        self.effects(pre, effects);
+        Ok(())
+    }
+
+    fn effects(&mut self, pre: Vec<Value>, effects: Effects) {
+        let clear = effects.clear_ready;
         if clear {
             for s in &mut self.seats {
                 s.rec.ready = false;
             }
             self.refresh_views();
         }
-        let changed = !events.is_empty() || clear;
-        for e in events {
+        let changed = !pre.is_empty() || !effects.out.is_empty() || clear;
+        for e in pre {
             self.publish(&e);
+        }
+        for out in effects.out {
+            self.emit(out);
         }
         if changed && self.game.tick_interval().is_none() {
             self.write_snapshot();
         }
-        Ok(())
+    }
+
+    fn emit(&mut self, out: Out) {
+        match out {
+            Out::All(e) => self.publish(&e),
+            Out::Each(each) => {
+                self.version += 1;
+                let frames = self.seats.iter().filter(|s| s.synced && s.rec.connected);
+                let items: Vec<(&SeatRecord, Outbound)> = frames
+                    .filter_map(|s| {
+                        let e = each.iter().find(|(p, _)| *p == s.rec.player)?;
+                        let frame = encode(&ServerMsg::RoomEvent {
+                            room: &self.id,
+                            version: self.version,
+                            event: &e.1,
+                        });
+                        Some((&s.rec, frame))
+                    })
+                    .collect();
+                route(&self.env, items.into_iter());
+            }
+            Out::To(player, message) => {
+                if let Some(i) = self.seat_of(&player)
+                    && self.seats[i].synced
+                    && self.seats[i].rec.connected
+                {
+                    let frame = encode(&ServerMsg::RoomMessage {
+                        room: &self.id,
+                        message: &message,
+                    });
+                    route(&self.env, std::iter::once((&self.seats[i].rec, frame)));
+                }
+            }
+        }
     }
 
     fn publish(&mut self, event: &Value) {
@@ -494,6 +532,25 @@ impl RoomState {
             event,
         });
         self.broadcast(frame);
+    }
+
+    /// What `player` sees of the game: its private view, or the common one, which `common`
+    /// holds once encoded so a broadcast encodes it once.
+    fn view_of(&self, player: &PlayerId, common: &mut Option<Box<RawValue>>) -> Box<RawValue> {
+        match self.game.view_for(player) {
+            Some(v) => self.checked_view(v),
+            None => common
+                .get_or_insert_with(|| self.checked_view(self.game.view()))
+                .clone(),
+        }
+    }
+
+    fn checked_view(&self, v: Result<Box<RawValue>, serde_json::Error>) -> Box<RawValue> {
+        v.unwrap_or_else(|e| {
+            warn!(room = %self.id, game = %self.game_name, error = %e, "the game's view does not serialize; players get an empty object");
+            serde_json::value::to_raw_value(&serde_json::Map::new())
+                .unwrap_or_else(|_| RawValue::NULL.to_owned())
+        })
     }
 
     /// Sends one frame to every seat that is connected and has had its `room_state`: to each
@@ -528,39 +585,55 @@ impl RoomState {
 
     fn on_tick(&mut self) {
         let started = std::time::Instant::now();
-        let mut ctx = GameCtx::new(now_ms(), &self.views, &mut self.rng);
-        let Some(out) = self.game.on_tick(&mut ctx) else {
-            return;
+        let env = Env {
+            now_ms: now_ms(),
+            seats: &self.views,
+            rng: &mut self.rng,
         };
+        let effects = self.game.on_tick(env);
+        self.effects(Vec::new(), effects);
         self.tick += 1;
         let (room_json, tick) = (&self.room_json, self.tick);
-        // Local players get their frame now; each other node gets the state once, with the acks
-        // of its players, and writes their frames itself.
+        // Local players get their frame now. Each other node gets the common view once, with the
+        // acks of its players, and writes their frames itself; a private view goes to its player
+        // alone.
+        let mut common: Option<Box<RawValue>> = None;
         let mut remote: HashMap<&NodeId, Vec<(PlayerId, u64)>> = HashMap::new();
+        let mut private_remote = Vec::new();
         let mut local = Vec::new();
         for s in self.seats.iter().filter(|s| s.synced && s.rec.connected) {
-            let ack = out.acks.get(&s.rec.player).copied().unwrap_or(0);
-            if s.rec.home == self.env.node {
-                local.push((
-                    &s.rec.player,
-                    state_frame(room_json, tick, ack, &out.state_json),
-                ));
-            } else {
-                remote
+            let ack = self.acks.get(&s.rec.player).copied().unwrap_or(0);
+            let here = s.rec.home == self.env.node;
+            match self.game.view_for(&s.rec.player) {
+                Some(v) => {
+                    let frame = state_frame(room_json, tick, ack, self.checked_view(v).get());
+                    if here {
+                        local.push((&s.rec.player, frame));
+                    } else {
+                        private_remote.push((&s.rec, frame));
+                    }
+                }
+                None if here => {
+                    let view = common.get_or_insert_with(|| self.checked_view(self.game.view()));
+                    local.push((&s.rec.player, state_frame(room_json, tick, ack, view.get())));
+                }
+                None => remote
                     .entry(&s.rec.home)
                     .or_default()
-                    .push((s.rec.player.clone(), ack));
+                    .push((s.rec.player.clone(), ack)),
             }
         }
         self.env.sessions.send_each(local);
+        route(&self.env, private_remote.into_iter());
         if let Some(peers) = self.env.peers() {
             for (node, acks) in remote {
+                let view = common.get_or_insert_with(|| self.checked_view(self.game.view()));
                 peers.deliver_state(
                     node,
                     TickState {
                         room: self.id.clone(),
                         tick,
-                        state: out.state_json.clone(),
+                        state: view.get().to_owned(),
                         acks,
                     },
                 );
@@ -597,6 +670,9 @@ impl RoomState {
             game_version: spec_version,
             game_state: self.game.snapshot()?,
             tail2: SnapshotTail2 { saved_ms: now_ms() },
+            tail3: SnapshotTail3 {
+                acks: self.acks.iter().map(|(p, a)| (p.clone(), *a)).collect(),
+            },
         })
     }
 

@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use warren_protocol::{GameName, NodeId, RoomId};
 
 use crate::directory::RoomsWriter;
-use crate::game::{ParamsError, RestoreError};
+use crate::game::{Env, GameError, ParamsError, RestoreError, SeatView};
 use crate::node::{Location, NodeCtx, RoomEntry};
 use crate::remote::{AdoptError, CreateError, SeatPlan, SessionNote};
 use crate::room::{Room, RoomArgs, RoomMsg, RoomSnapshot, SeatRecord};
@@ -32,7 +32,10 @@ pub enum CreateRoomError {
     /// The node takes no new rooms.
     #[error("the node is draining")]
     Draining,
-    /// Spawning failed.
+    /// The game refused a player seated at creation ([`crate::game::Game::on_join`]).
+    #[error("{0}")]
+    Refused(GameError),
+    /// Spawning failed, or the game's state does not survive its snapshot codec.
     #[error("room could not be started")]
     Internal,
 }
@@ -278,12 +281,17 @@ impl RoomHostState {
             .games
             .get(&game)
             .ok_or(CreateRoomError::UnknownGame)?;
-        let g = (spec.create)(params).map_err(CreateRoomError::InvalidParams)?;
+        let mut g = (spec.create)(params).map_err(CreateRoomError::InvalidParams)?;
         if players.len() as u32 > g.seats() {
             return Err(ParamsError("more players than seats".into()).into());
         }
-        let id = RoomId::new(format!("{}.{}", self.ctx.node, self.ctx.new_id("r")));
-        let seats = players
+        if let Err(e) =
+            crate::game::erased::check_round_trip(g.as_ref(), spec.restore, spec.state_version())
+        {
+            error!(game = %game, error = %e, "the game's state does not read back from its snapshot; no room of it can open (see the `Game` trait's documentation)");
+            return Err(CreateRoomError::Internal);
+        }
+        let seats: Vec<SeatRecord> = players
             .into_iter()
             .enumerate()
             .map(|(i, (player, name, home))| SeatRecord {
@@ -295,9 +303,33 @@ impl RoomHostState {
                 ready: false,
             })
             .collect();
+        // The players seated at creation join the game here, where the game may refuse one; what
+        // they emit nobody has seen yet (the first `room_state` shows its effect).
+        let views: Vec<SeatView> = seats
+            .iter()
+            .map(|s| SeatView {
+                player: s.player.clone(),
+                seat: s.seat,
+                ready: false,
+            })
+            .collect();
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
+        let now = crate::util::now_ms();
+        for (i, v) in views.iter().enumerate() {
+            let env = Env {
+                now_ms: now,
+                seats: &views[..=i],
+                rng: &mut rng,
+            };
+            g.on_join(env, &v.player)
+                .0
+                .map_err(CreateRoomError::Refused)?;
+        }
+        let id = RoomId::new(format!("{}.{}", self.ctx.node, self.ctx.new_id("r")));
         let args = RoomArgs {
             env: self.ctx.room_env(),
-            state_version: spec.state_version,
+            state_version: spec.state_version(),
+            acks: HashMap::new(),
             id: id.clone(),
             slot: self.rooms.slot(&id),
             game_name: game.clone(),
@@ -467,7 +499,8 @@ impl RoomHostState {
         let game_name = snap.game.clone();
         let args = RoomArgs {
             env: self.ctx.room_env(),
-            state_version: spec.state_version,
+            state_version: spec.state_version(),
+            acks: snap.tail3.acks.into_iter().collect(),
             id: room.clone(),
             slot: self.rooms.slot(room),
             game_name: snap.game,

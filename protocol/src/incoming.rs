@@ -82,6 +82,13 @@ pub enum ServerMessage {
         /// `{"kind": …}`.
         event: Value,
     },
+    /// Something the room's game told this player only; no `version`.
+    RoomMessage {
+        /// The room.
+        room: RoomId,
+        /// `{"kind": …}`.
+        message: Value,
+    },
     /// A realtime tick.
     State {
         /// The room.
@@ -172,12 +179,13 @@ mod tests {
             ready: false,
         }];
         let state = serde_json::json!({"phase": "waiting"});
+        let raw = serde_json::value::to_raw_value(&state).unwrap();
         let rs = encode(&ServerMsg::RoomState {
             room: &room,
             game: &game,
             version: 4,
             players: &players,
-            state: &state,
+            state: &raw,
         });
         assert_eq!(
             read(&rs),
@@ -199,6 +207,18 @@ mod tests {
             read(&ev),
             ServerMessage::RoomEvent { version: 5, .. }
         ));
+        let message = serde_json::json!({"kind": "hand", "cards": ["7H"]});
+        let m = encode(&ServerMsg::RoomMessage {
+            room: &room,
+            message: &message,
+        });
+        assert_eq!(
+            read(&m),
+            ServerMessage::RoomMessage {
+                room: room.clone(),
+                message: message.clone()
+            }
+        );
         let chat = encode(&ServerMsg::Chat {
             room: &room,
             player: &player,

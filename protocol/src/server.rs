@@ -80,8 +80,8 @@ pub enum ServerMsg<'a> {
         version: u64,
         /// Seats.
         players: &'a [PlayerView],
-        /// The game's state object.
-        state: &'a Value,
+        /// The game's state object, as this player sees it (already-encoded JSON).
+        state: &'a serde_json::value::RawValue,
     },
     /// One change of a room.
     RoomEvent {
@@ -91,6 +91,14 @@ pub enum ServerMsg<'a> {
         version: u64,
         /// `{"kind": ...}`.
         event: &'a Value,
+    },
+    /// Something a room's game told this player only (an addition to the contract). Not a
+    /// `room_event`: it has no `version`.
+    RoomMessage {
+        /// The room.
+        room: &'a RoomId,
+        /// `{"kind": ...}`.
+        message: &'a Value,
     },
     /// A chat line.
     Chat {

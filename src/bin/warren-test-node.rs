@@ -9,27 +9,14 @@
 use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use warren::game::{
-    Game, GameCtx, GameError, GameRegistry, GameSpec, ParamsError, int_param, known_params,
-    restore_postcard,
-};
+use warren::game::{Game, GameCtx, GameError, GameRegistry, ParamsError};
 use warren_protocol::PlayerId;
 
 fn main() -> ExitCode {
     let mut games = GameRegistry::builtin();
-    games.register(SPEC);
+    games.add::<Crash>();
     warren::main_with(games)
 }
-
-/// Registration of `crash`.
-pub const SPEC: GameSpec = GameSpec {
-    name: "crash",
-    default_seats: 2,
-    state_version: 1,
-    create: |p| Crash::from_params(p).map(|g| Box::new(g) as Box<dyn Game>),
-    restore: restore_postcard::<Crash>,
-};
 
 /// State: a counter of accepted inputs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,44 +25,80 @@ pub struct Crash {
     count: u64,
 }
 
-impl Crash {
-    fn from_params(params: &Map<String, Value>) -> Result<Self, ParamsError> {
-        known_params(params, &["seats"])?;
-        Ok(Self {
-            seats: int_param(params, "seats", 1, 8, 2)? as u32,
-            count: 0,
-        })
-    }
+/// `create_room` params.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashParams {
+    #[serde(default = "two")]
+    seats: u32,
+}
+
+fn two() -> u32 {
+    2
+}
+
+/// `{"action":"count"}` or `{"action":"panic"}`.
+#[derive(Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum CrashInput {
+    /// Count one more.
+    Count,
+    /// Panic in the room.
+    Panic,
+}
+
+/// `{"kind":"counted","count":n}`.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CrashEvent {
+    /// The counter went up.
+    Counted {
+        /// Its value.
+        count: u64,
+    },
+}
+
+#[derive(Serialize)]
+struct View {
+    count: u64,
 }
 
 impl Game for Crash {
+    type Params = CrashParams;
+    type Input = CrashInput;
+    type Event = CrashEvent;
+    const NAME: &'static str = "crash";
+    const DEFAULT_SEATS: u32 = 2;
+
+    fn create(p: CrashParams) -> Result<Self, ParamsError> {
+        Ok(Self {
+            seats: ParamsError::check_range("seats", p.seats, 1..=8)?,
+            count: 0,
+        })
+    }
+
     fn seats(&self) -> u32 {
         self.seats
     }
 
     fn on_input(
         &mut self,
-        ctx: &mut GameCtx<'_>,
+        ctx: &mut GameCtx<'_, CrashEvent>,
         _player: &PlayerId,
+        input: CrashInput,
         _seq: Option<u64>,
-        data: &Map<String, Value>,
     ) -> Result<(), GameError> {
-        match data.get("action").and_then(Value::as_str) {
-            Some("panic") => panic!("crash game asked to panic"),
-            Some("count") => {
+        match input {
+            CrashInput::Panic => panic!("crash game asked to panic"),
+            CrashInput::Count => {
                 self.count += 1;
-                ctx.emit(json!({"kind":"counted","count":self.count}));
+                ctx.emit(CrashEvent::Counted { count: self.count });
                 Ok(())
             }
-            _ => Err(GameError::invalid_input("action is count or panic")),
         }
     }
 
-    fn state_json(&self) -> Value {
-        json!({ "count": self.count })
-    }
-
-    fn snapshot(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(self)
+    fn view(&self) -> impl Serialize + '_ {
+        View { count: self.count }
     }
 }

@@ -3,26 +3,13 @@
 //! A player's input is a held direction: each tick moves every player by its latest direction × 10,
 //! clamped to the 1000×1000 field, and acknowledges the highest `seq` received before the tick.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize, Serializer};
 use warren_protocol::PlayerId;
 
-use super::{
-    Game, GameCtx, GameError, GameSpec, TickOutput, int_param, known_params, restore_postcard,
-};
-
-/// Registration of `arena`.
-pub const SPEC: GameSpec = GameSpec {
-    name: "arena",
-    default_seats: 8,
-    state_version: 1,
-    create: |p| Arena::from_params(p).map(|g| Box::new(g) as Box<dyn Game>),
-    restore: restore_postcard::<Arena>,
-};
+use super::{Game, GameCtx, GameError, NoEvent, ParamsError};
 
 const FIELD: f64 = 1000.0;
 const SPEED: f64 = 10.0;
@@ -44,42 +31,86 @@ pub struct Arena {
     players: BTreeMap<PlayerId, Avatar>,
 }
 
-impl Arena {
-    /// A new game from `create_room` params.
-    pub fn from_params(params: &Map<String, Value>) -> Result<Self, super::ParamsError> {
-        known_params(params, &["seats", "tick_hz"])?;
-        Ok(Self {
-            seats: int_param(params, "seats", 1, 64, 8)? as u32,
-            tick_hz: int_param(params, "tick_hz", 1, 60, 20)? as u32,
-            players: BTreeMap::new(),
-        })
-    }
+/// `create_room` params of `arena`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArenaParams {
+    /// Seats, 1–64.
+    #[serde(default = "ArenaParams::default_seats")]
+    pub seats: u32,
+    /// Ticks per second, 1–60.
+    #[serde(default = "ArenaParams::default_tick_hz")]
+    pub tick_hz: u32,
+}
 
-    fn encode_state(&self) -> String {
-        let mut s = String::with_capacity(16 + self.players.len() * 48);
-        s.push_str(r#"{"players":{"#);
-        for (i, (p, a)) in self.players.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            s.push_str(&serde_json::to_string(p.as_str()).unwrap_or_default());
-            let _ = write!(s, r#":{{"x":{},"y":{}}}"#, a.x, a.y);
-        }
-        s.push_str("}}");
-        s
+impl ArenaParams {
+    fn default_seats() -> u32 {
+        8
+    }
+    fn default_tick_hz() -> u32 {
+        20
     }
 }
 
-fn direction(data: &Map<String, Value>, key: &str) -> Result<f64, GameError> {
-    match data.get(key).and_then(Value::as_f64) {
-        Some(v) if (-1.0..=1.0).contains(&v) => Ok(v),
-        _ => Err(GameError::invalid_input(format!(
+/// An arena input: the direction to hold, each component in [-1, 1].
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Move {
+    /// Horizontal.
+    pub dx: f64,
+    /// Vertical.
+    pub dy: f64,
+}
+
+/// `{"players":{"<player>":{"x":…,"y":…}}}`, written straight from the state.
+#[derive(Serialize)]
+struct ArenaView<'a> {
+    #[serde(serialize_with = "positions")]
+    players: &'a BTreeMap<PlayerId, Avatar>,
+}
+
+#[derive(Serialize)]
+struct Position {
+    x: f64,
+    y: f64,
+}
+
+fn positions<S: Serializer>(
+    players: &&BTreeMap<PlayerId, Avatar>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(
+        players
+            .iter()
+            .map(|(p, a)| (p, Position { x: a.x, y: a.y })),
+    )
+}
+
+fn direction(key: &str, v: f64) -> Result<f64, GameError> {
+    if (-1.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(GameError::invalid_input(format!(
             "`{key}` must be a number in [-1, 1]"
-        ))),
+        )))
     }
 }
 
 impl Game for Arena {
+    type Params = ArenaParams;
+    type Input = Move;
+    type Event = NoEvent;
+    const NAME: &'static str = "arena";
+    const DEFAULT_SEATS: u32 = 8;
+
+    fn create(p: ArenaParams) -> Result<Self, ParamsError> {
+        Ok(Self {
+            seats: ParamsError::check_range("seats", p.seats, 1..=64)?,
+            tick_hz: ParamsError::check_range("tick_hz", p.tick_hz, 1..=60)?,
+            players: BTreeMap::new(),
+        })
+    }
+
     fn seats(&self) -> u32 {
         self.seats
     }
@@ -88,7 +119,11 @@ impl Game for Arena {
         Some(Duration::from_secs_f64(1.0 / f64::from(self.tick_hz)))
     }
 
-    fn on_join(&mut self, _ctx: &mut GameCtx<'_>, player: &PlayerId) {
+    fn on_join(
+        &mut self,
+        _ctx: &mut GameCtx<'_, NoEvent>,
+        player: &PlayerId,
+    ) -> Result<(), GameError> {
         self.players.entry(player.clone()).or_insert(Avatar {
             x: FIELD / 2.0,
             y: FIELD / 2.0,
@@ -96,25 +131,21 @@ impl Game for Arena {
             dy: 0.0,
             seq: 0,
         });
+        Ok(())
     }
 
-    fn on_leave(&mut self, _ctx: &mut GameCtx<'_>, player: &PlayerId) {
+    fn on_leave(&mut self, _ctx: &mut GameCtx<'_, NoEvent>, player: &PlayerId) {
         self.players.remove(player);
     }
 
     fn on_input(
         &mut self,
-        _ctx: &mut GameCtx<'_>,
+        _ctx: &mut GameCtx<'_, NoEvent>,
         player: &PlayerId,
+        input: Move,
         seq: Option<u64>,
-        data: &Map<String, Value>,
     ) -> Result<(), GameError> {
-        if data.len() != 2 {
-            return Err(GameError::invalid_input(
-                r#"arena input is {"dx":x,"dy":y}"#,
-            ));
-        }
-        let (dx, dy) = (direction(data, "dx")?, direction(data, "dy")?);
+        let (dx, dy) = (direction("dx", input.dx)?, direction("dy", input.dy)?);
         let Some(a) = self.players.get_mut(player) else {
             return Err(GameError::invalid_state("not playing"));
         };
@@ -127,30 +158,17 @@ impl Game for Arena {
         Ok(())
     }
 
-    fn on_tick(&mut self, _ctx: &mut GameCtx<'_>) -> Option<TickOutput> {
-        let mut acks = HashMap::with_capacity(self.players.len());
-        for (p, a) in &mut self.players {
+    fn on_tick(&mut self, _ctx: &mut GameCtx<'_, NoEvent>) {
+        for a in self.players.values_mut() {
             a.x = (a.x + a.dx * SPEED).clamp(0.0, FIELD);
             a.y = (a.y + a.dy * SPEED).clamp(0.0, FIELD);
-            acks.insert(p.clone(), a.seq);
         }
-        Some(TickOutput {
-            state_json: self.encode_state(),
-            acks,
-        })
     }
 
-    fn state_json(&self) -> Value {
-        let players: Map<String, Value> = self
-            .players
-            .iter()
-            .map(|(p, a)| (p.to_string(), json!({"x": a.x, "y": a.y})))
-            .collect();
-        json!({ "players": players })
-    }
-
-    fn snapshot(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(self)
+    fn view(&self) -> impl Serialize + '_ {
+        ArenaView {
+            players: &self.players,
+        }
     }
 }
 
@@ -158,55 +176,76 @@ impl Game for Arena {
 mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+    use serde_json::{Value, json};
 
     use super::*;
 
-    fn input(dx: f64, dy: f64) -> Map<String, Value> {
-        serde_json::from_value(json!({"dx": dx, "dy": dy})).unwrap()
+    fn create(v: Value) -> Result<Arena, String> {
+        let p: ArenaParams = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        Arena::create(p).map_err(|e| e.0)
+    }
+
+    fn input(v: Value) -> Result<Move, serde_json::Error> {
+        serde_json::from_value(v)
     }
 
     #[test]
-    fn ticks_move_clamp_and_ack() {
+    fn ticks_move_and_clamp_and_a_late_older_input_loses() {
         let mut rng = StdRng::seed_from_u64(1);
-        let mut g = Arena::from_params(&Map::new()).unwrap();
+        let mut g = create(json!({})).unwrap();
         let mut ctx = GameCtx::new(0, &[], &mut rng);
         let p: PlayerId = "a".into();
-        g.on_join(&mut ctx, &p);
-        g.on_input(&mut ctx, &p, Some(5), &input(1.0, -0.5))
-            .unwrap();
-        g.on_input(&mut ctx, &p, Some(4), &input(-1.0, -1.0))
-            .unwrap();
-        let out = g.on_tick(&mut ctx).unwrap();
-        assert_eq!(out.acks[&p], 5);
-        let v: Value = serde_json::from_str(&out.state_json).unwrap();
+        g.on_join(&mut ctx, &p).unwrap();
+        g.on_input(
+            &mut ctx,
+            &p,
+            input(json!({"dx":1.0,"dy":-0.5})).unwrap(),
+            Some(5),
+        )
+        .unwrap();
+        g.on_input(
+            &mut ctx,
+            &p,
+            input(json!({"dx":-1,"dy":-1})).unwrap(),
+            Some(4),
+        )
+        .unwrap();
+        g.on_tick(&mut ctx);
+        let v = serde_json::to_value(g.view()).unwrap();
         assert_eq!(v["players"]["a"]["x"], 510.0);
         assert_eq!(v["players"]["a"]["y"], 495.0);
         for _ in 0..100 {
             g.on_tick(&mut ctx);
         }
-        assert_eq!(g.state_json()["players"]["a"]["x"], 1000.0);
+        assert_eq!(
+            serde_json::to_value(g.view()).unwrap()["players"]["a"]["x"],
+            1000.0
+        );
     }
 
     #[test]
     fn bad_input_is_refused() {
         let mut rng = StdRng::seed_from_u64(1);
-        let mut g = Arena::from_params(&Map::new()).unwrap();
+        let mut g = create(json!({})).unwrap();
         let mut ctx = GameCtx::new(0, &[], &mut rng);
         let p: PlayerId = "a".into();
-        g.on_join(&mut ctx, &p);
+        g.on_join(&mut ctx, &p).unwrap();
+        let e = g
+            .on_input(
+                &mut ctx,
+                &p,
+                input(json!({"dx": 2, "dy": 0})).unwrap(),
+                Some(1),
+            )
+            .unwrap_err();
+        assert_eq!(e.code, warren_protocol::ErrorCode::InvalidInput);
         for bad in [
-            json!({"dx": 2, "dy": 0}),
             json!({"dx": "1", "dy": 0}),
             json!({"dx": 0}),
             json!({"dx":0,"dy":0,"z":1}),
         ] {
-            let data: Map<String, Value> = serde_json::from_value(bad).unwrap();
-            assert_eq!(
-                g.on_input(&mut ctx, &p, Some(1), &data).unwrap_err().code,
-                warren_protocol::ErrorCode::InvalidInput
-            );
+            assert!(input(bad.clone()).is_err(), "{bad}");
         }
-        let bad: Map<String, Value> = serde_json::from_str(r#"{"tick_hz":61}"#).unwrap();
-        assert!(Arena::from_params(&bad).is_err());
+        assert!(create(json!({"tick_hz":61})).is_err());
     }
 }

@@ -4,19 +4,9 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 use warren_protocol::PlayerId;
 
-use super::{Game, GameCtx, GameError, GameSpec, int_param, known_params, restore_postcard};
-
-/// Registration of `dice`.
-pub const SPEC: GameSpec = GameSpec {
-    name: "dice",
-    default_seats: 2,
-    state_version: 1,
-    create: |p| Dice::from_params(p).map(|g| Box::new(g) as Box<dyn Game>),
-    restore: restore_postcard::<Dice>,
-};
+use super::{Game, GameCtx, GameError, ParamsError};
 
 /// The dice game's whole state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,13 +23,140 @@ pub struct Dice {
     turn_deadline_ms: Option<u64>,
 }
 
+/// `create_room` params of `dice`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiceParams {
+    /// Seats, 2–8.
+    #[serde(default = "DiceParams::default_seats")]
+    pub seats: u32,
+    /// Time for a turn before the server rolls, 1000–120000 ms.
+    #[serde(default = "DiceParams::default_turn_ms")]
+    pub turn_ms: u64,
+}
+
+impl DiceParams {
+    fn default_seats() -> u32 {
+        2
+    }
+    fn default_turn_ms() -> u64 {
+        15_000
+    }
+}
+
+/// A dice input: `{"action":"roll"}`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DiceInput {
+    /// Roll two dice on your turn. (A struct variant, so that `deny_unknown_fields` refuses
+    /// other fields beside the tag: serde ignores them for a unit variant.)
+    Roll {},
+}
+
+/// What `dice` tells its players.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DiceEvent {
+    /// Every seated player is ready: a round starts, in seat order.
+    RoundStarted {
+        /// The round.
+        round: u64,
+        /// Players by seat.
+        order: Vec<PlayerId>,
+    },
+    /// A player rolled (or the server for it, when its turn ran out: `auto`).
+    Rolled {
+        /// Who.
+        player: PlayerId,
+        /// The two dice.
+        dice: [u64; 2],
+        /// Their sum.
+        total: u64,
+        /// Rolled by the server.
+        auto: bool,
+    },
+    /// Everyone rolled.
+    RoundOver {
+        /// The round.
+        round: u64,
+        /// Totals by player.
+        totals: BTreeMap<PlayerId, u64>,
+        /// Players with the top total.
+        winners: Vec<PlayerId>,
+    },
+}
+
+/// The state players see.
+#[derive(Serialize)]
+struct DiceView<'a> {
+    phase: &'static str,
+    round: u64,
+    turn: Option<u32>,
+    totals: &'a BTreeMap<PlayerId, u64>,
+}
+
+type Ctx<'a> = GameCtx<'a, DiceEvent>;
+
 impl Dice {
-    /// A new game from `create_room` params.
-    pub fn from_params(params: &Map<String, Value>) -> Result<Self, super::ParamsError> {
-        known_params(params, &["seats", "turn_ms"])?;
+    fn current(&self) -> Option<&PlayerId> {
+        self.turn.and_then(|i| self.order.get(i)).map(|(p, _)| p)
+    }
+
+    fn roll(&mut self, ctx: &mut Ctx<'_>, auto: bool) {
+        let Some(player) = self.current().cloned() else {
+            return;
+        };
+        let (a, b) = (
+            ctx.rng.random_range(1..=6u64),
+            ctx.rng.random_range(1..=6u64),
+        );
+        *self.totals.entry(player.clone()).or_insert(0) += a + b;
+        ctx.emit(DiceEvent::Rolled {
+            player,
+            dice: [a, b],
+            total: a + b,
+            auto,
+        });
+        self.advance(ctx, self.turn.map_or(0, |i| i + 1));
+    }
+
+    /// Gives the turn to `order[next]`, or ends the round when everyone has rolled.
+    fn advance(&mut self, ctx: &mut Ctx<'_>, next: usize) {
+        if next < self.order.len() {
+            self.turn = Some(next);
+            self.turn_deadline_ms = Some(ctx.now_ms + self.turn_ms);
+            return;
+        }
+        let top = self.totals.values().copied().max();
+        let winners = self
+            .totals
+            .iter()
+            .filter(|(_, t)| Some(**t) == top)
+            .map(|(p, _)| p.clone())
+            .collect();
+        ctx.emit(DiceEvent::RoundOver {
+            round: self.round,
+            totals: self.totals.clone(),
+            winners,
+        });
+        self.rolling = false;
+        self.turn = None;
+        self.turn_deadline_ms = None;
+        ctx.clear_ready();
+    }
+}
+
+impl Game for Dice {
+    type Params = DiceParams;
+    type Input = DiceInput;
+    type Event = DiceEvent;
+    const NAME: &'static str = "dice";
+    const DEFAULT_SEATS: u32 = 2;
+
+    fn create(p: DiceParams) -> Result<Self, ParamsError> {
         Ok(Self {
-            seats: int_param(params, "seats", 2, 8, 2)? as u32,
-            turn_ms: int_param(params, "turn_ms", 1000, 120_000, 15_000)?,
+            seats: ParamsError::check_range("seats", p.seats, 2..=8)?,
+            turn_ms: ParamsError::check_range("turn_ms", p.turn_ms, 1000..=120_000)?,
             rolling: false,
             round: 0,
             order: Vec::new(),
@@ -49,53 +166,11 @@ impl Dice {
         })
     }
 
-    fn current(&self) -> Option<&PlayerId> {
-        self.turn.and_then(|i| self.order.get(i)).map(|(p, _)| p)
-    }
-
-    fn roll(&mut self, ctx: &mut GameCtx<'_>, auto: bool) {
-        let Some(player) = self.current().cloned() else {
-            return;
-        };
-        let (a, b) = (
-            ctx.rng.random_range(1..=6u64),
-            ctx.rng.random_range(1..=6u64),
-        );
-        *self.totals.entry(player.clone()).or_insert(0) += a + b;
-        ctx.emit(json!({"kind":"rolled","player":player,"dice":[a,b],"total":a+b,"auto":auto}));
-        self.advance(ctx, self.turn.map_or(0, |i| i + 1));
-    }
-
-    /// Gives the turn to `order[next]`, or ends the round when everyone has rolled.
-    fn advance(&mut self, ctx: &mut GameCtx<'_>, next: usize) {
-        if next < self.order.len() {
-            self.turn = Some(next);
-            self.turn_deadline_ms = Some(ctx.now_ms + self.turn_ms);
-            return;
-        }
-        let top = self.totals.values().copied().max();
-        let winners: Vec<&PlayerId> = self
-            .totals
-            .iter()
-            .filter(|(_, t)| Some(**t) == top)
-            .map(|(p, _)| p)
-            .collect();
-        ctx.emit(
-            json!({"kind":"round_over","round":self.round,"totals":self.totals,"winners":winners}),
-        );
-        self.rolling = false;
-        self.turn = None;
-        self.turn_deadline_ms = None;
-        ctx.clear_ready();
-    }
-}
-
-impl Game for Dice {
     fn seats(&self) -> u32 {
         self.seats
     }
 
-    fn on_leave(&mut self, ctx: &mut GameCtx<'_>, player: &PlayerId) {
+    fn on_leave(&mut self, ctx: &mut Ctx<'_>, player: &PlayerId) {
         if !self.rolling {
             return;
         }
@@ -111,7 +186,7 @@ impl Game for Dice {
         }
     }
 
-    fn on_ready(&mut self, ctx: &mut GameCtx<'_>, _player: &PlayerId) -> Result<(), GameError> {
+    fn on_ready(&mut self, ctx: &mut Ctx<'_>, _player: &PlayerId) -> Result<(), GameError> {
         if self.rolling {
             return Err(GameError::invalid_state("a round is being played"));
         }
@@ -124,8 +199,11 @@ impl Game for Dice {
                 .map(|s| (s.player.clone(), s.seat))
                 .collect();
             self.totals = self.order.iter().map(|(p, _)| (p.clone(), 0)).collect();
-            let order: Vec<&PlayerId> = self.order.iter().map(|(p, _)| p).collect();
-            ctx.emit(json!({"kind":"round_started","round":self.round,"order":order}));
+            let order = self.order.iter().map(|(p, _)| p.clone()).collect();
+            ctx.emit(DiceEvent::RoundStarted {
+                round: self.round,
+                order,
+            });
             self.advance(ctx, 0);
         }
         Ok(())
@@ -133,16 +211,12 @@ impl Game for Dice {
 
     fn on_input(
         &mut self,
-        ctx: &mut GameCtx<'_>,
+        ctx: &mut Ctx<'_>,
         player: &PlayerId,
+        input: DiceInput,
         _seq: Option<u64>,
-        data: &Map<String, Value>,
     ) -> Result<(), GameError> {
-        if data.get("action").and_then(Value::as_str) != Some("roll") || data.len() != 1 {
-            return Err(GameError::invalid_input(
-                r#"dice input is {"action":"roll"}"#,
-            ));
-        }
+        let DiceInput::Roll {} = input;
         if !self.rolling {
             return Err(GameError::invalid_state(
                 "no round is being played; send ready",
@@ -155,7 +229,7 @@ impl Game for Dice {
         Ok(())
     }
 
-    fn on_deadline(&mut self, ctx: &mut GameCtx<'_>) {
+    fn on_deadline(&mut self, ctx: &mut Ctx<'_>) {
         if self.rolling && self.turn_deadline_ms.is_some_and(|d| d <= ctx.now_ms) {
             self.roll(ctx, true);
         }
@@ -165,21 +239,16 @@ impl Game for Dice {
         self.turn_deadline_ms
     }
 
-    fn state_json(&self) -> Value {
-        let turn = self
-            .turn
-            .and_then(|i| self.order.get(i))
-            .map(|(_, seat)| *seat);
-        json!({
-            "phase": if self.rolling { "rolling" } else { "waiting" },
-            "round": self.round,
-            "turn": turn,
-            "totals": self.totals,
-        })
-    }
-
-    fn snapshot(&self) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(self)
+    fn view(&self) -> impl Serialize + '_ {
+        DiceView {
+            phase: if self.rolling { "rolling" } else { "waiting" },
+            round: self.round,
+            turn: self
+                .turn
+                .and_then(|i| self.order.get(i))
+                .map(|(_, seat)| *seat),
+            totals: &self.totals,
+        }
     }
 }
 
@@ -187,9 +256,10 @@ impl Game for Dice {
 mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+    use serde_json::{Value, json};
 
     use super::*;
-    use crate::game::SeatView;
+    use crate::game::{Emit, GameSpec, SeatView};
 
     fn seats(ready: &[bool]) -> Vec<SeatView> {
         ready
@@ -203,65 +273,95 @@ mod tests {
             .collect()
     }
 
+    fn params(v: Value) -> Result<Dice, String> {
+        let p: DiceParams = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        Dice::create(p).map_err(|e| e.0)
+    }
+
+    fn view(g: &Dice) -> Value {
+        serde_json::to_value(g.view()).unwrap()
+    }
+
+    fn kinds(ctx: &Ctx<'_>) -> Vec<String> {
+        ctx.emitted()
+            .iter()
+            .map(|e| match e {
+                Emit::All(e) => serde_json::to_value(e).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                other => panic!("dice only emits to all: {other:?}"),
+            })
+            .collect()
+    }
+
     #[test]
     fn params_are_validated() {
-        let bad: Map<String, Value> = serde_json::from_str(r#"{"seats":9}"#).unwrap();
-        assert!(Dice::from_params(&bad).is_err());
-        let bad: Map<String, Value> = serde_json::from_str(r#"{"turn_ms":999}"#).unwrap();
-        assert!(Dice::from_params(&bad).is_err());
-        let bad: Map<String, Value> = serde_json::from_str(r#"{"colour":"red"}"#).unwrap();
-        assert!(Dice::from_params(&bad).is_err());
+        assert_eq!(
+            params(json!({"seats":9})).unwrap_err(),
+            "`seats` must be from 2 to 8"
+        );
+        assert!(params(json!({"turn_ms":999})).is_err());
+        let e = params(json!({"colour":"red"})).unwrap_err();
+        assert!(e.starts_with("unknown field `colour`"), "{e}");
+        assert!(params(json!({"seats":"2"})).is_err());
+        assert_eq!(params(json!({})).unwrap().seats, 2);
+    }
+
+    #[test]
+    fn inputs_decode_into_the_one_action() {
+        assert!(serde_json::from_str::<DiceInput>(r#"{"action":"roll"}"#).is_ok());
+        for bad in [
+            r#"{"action":"jump"}"#,
+            r#"{}"#,
+            r#"{"action":"roll","x":1}"#,
+        ] {
+            assert!(serde_json::from_str::<DiceInput>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn a_round_with_a_skipped_leaver_and_an_auto_roll() {
         let mut rng = StdRng::seed_from_u64(1);
-        let mut g = Dice::from_params(&Map::new()).unwrap();
+        let mut g = params(json!({})).unwrap();
         let s = seats(&[true, true, true]);
         let mut ctx = GameCtx::new(0, &s, &mut rng);
         g.on_ready(&mut ctx, &"p2".into()).unwrap();
-        assert_eq!(ctx.events()[0]["kind"], "round_started");
-        assert_eq!(g.state_json()["turn"], 0);
+        assert_eq!(kinds(&ctx)[0], "round_started");
+        assert_eq!(view(&g)["turn"], 0);
         // p1 is skipped when it leaves before its turn.
         g.on_leave(&mut ctx, &"p1".into());
-        let err = g.on_input(
-            &mut ctx,
-            &"p2".into(),
-            None,
-            &serde_json::from_str(r#"{"action":"roll"}"#).unwrap(),
-        );
+        let err = g.on_input(&mut ctx, &"p2".into(), DiceInput::Roll {}, None);
         assert_eq!(
             err.unwrap_err().code,
             warren_protocol::ErrorCode::NotYourTurn
         );
-        g.on_input(
-            &mut ctx,
-            &"p0".into(),
-            None,
-            &serde_json::from_str(r#"{"action":"roll"}"#).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(g.state_json()["turn"], 2);
+        g.on_input(&mut ctx, &"p0".into(), DiceInput::Roll {}, None)
+            .unwrap();
+        assert_eq!(view(&g)["turn"], 2);
         // p2's timer runs out: the server rolls for it and the round ends.
         let deadline = g.deadline_ms().unwrap();
         let mut ctx = GameCtx::new(deadline, &s, &mut rng);
         g.on_deadline(&mut ctx);
-        let kinds: Vec<&str> = ctx
-            .events()
-            .iter()
-            .map(|e| e["kind"].as_str().unwrap())
-            .collect();
-        assert_eq!(kinds, ["rolled", "round_over"]);
-        assert_eq!(ctx.events()[0]["auto"], true);
-        assert!(ctx.clear_ready);
-        assert_eq!(g.state_json()["phase"], "waiting");
-        assert!(g.state_json()["totals"].get("p1").is_none());
+        assert_eq!(kinds(&ctx), ["rolled", "round_over"]);
+        let Emit::All(DiceEvent::Rolled { auto, .. }) = &ctx.emitted()[0] else {
+            panic!("{:?}", ctx.emitted());
+        };
+        assert!(auto);
+        assert!(ctx.ready_cleared());
+        assert_eq!(view(&g)["phase"], "waiting");
+        assert!(view(&g)["totals"].get("p1").is_none());
     }
 
     #[test]
     fn snapshot_round_trips() {
-        let g = Dice::from_params(&Map::new()).unwrap();
-        let back = (SPEC.restore)(1, &g.snapshot().unwrap()).unwrap();
-        assert_eq!(back.state_json(), g.state_json());
+        let spec = GameSpec::of::<Dice>();
+        let g = (spec.create)(&serde_json::Map::new()).unwrap();
+        let back = (spec.restore)(1, &g.snapshot().unwrap()).unwrap();
+        assert_eq!(back.view().unwrap().get(), g.view().unwrap().get());
+        assert!(matches!(
+            (spec.restore)(2, &g.snapshot().unwrap()),
+            Err(crate::game::RestoreError::UnsupportedVersion(2))
+        ));
     }
 }

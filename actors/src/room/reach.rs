@@ -110,7 +110,7 @@ pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
         })
         .await
         .map_err(fail)?
-        .map_err(|c| RoomError::new(c, join_refusal(c))),
+        .map_err(game),
         RoomOp::Leave(player) => call_room(ctx, room, |reply| RoomMsg::Leave {
             player: player.clone(),
             reply: Some(reply),
@@ -144,15 +144,5 @@ pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
             cast(send_room(ctx, room, RoomMsg::Reconnected { player, home }).await)
         }
         RoomOp::Resync(p) => cast(send_room(ctx, room, RoomMsg::Resync(p)).await),
-    }
-}
-
-/// The message of a refused join.
-pub fn join_refusal(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::RoomFull => "every seat is taken",
-        ErrorCode::AlreadyInRoom => "already seated in this room",
-        ErrorCode::NotFound => "no such room",
-        _ => "request refused",
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ractor::ActorRef;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use warren_protocol::{
     ErrorCode, JsonObject, NodeId, PlayerId, PlayerView, ServerMsg, encode, error_frame,
 };
@@ -21,7 +21,7 @@ impl RoomState {
         player: PlayerId,
         name: String,
         home: NodeId,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<(), GameError> {
         if let Some(i) = self.seat_of(&player) {
             if self.seats[i].rec.home != home {
                 self.seats[i].rec.home = home;
@@ -31,7 +31,7 @@ impl RoomState {
             return Ok(());
         }
         if self.seats.len() as u32 >= self.game.seats() {
-            return Err(ErrorCode::RoomFull);
+            return Err(GameError::new(ErrorCode::RoomFull, "every seat is taken"));
         }
         let seat = (0..)
             .find(|i| self.seats.iter().all(|s| s.rec.seat != *i))
@@ -52,11 +52,12 @@ impl RoomState {
         self.seats.insert(at, Seat { rec, synced: false });
         self.refresh_views();
         let pre = vec![json!({"kind":"player_joined","player":player,"name":name,"seat":seat})];
-        self.with_game_pre(pre, |g, ctx| {
-            g.on_join(ctx, &player);
-            Ok(())
-        })
-        .ok();
+        if let Err(e) = self.with_game_pre(pre, |g, env| g.on_join(env, &player)) {
+            // Refused by the game: the seat was never taken.
+            self.seats.remove(at);
+            self.refresh_views();
+            return Err(e);
+        }
         self.write_snapshot();
         Ok(())
     }
@@ -66,13 +67,11 @@ impl RoomState {
             return Err(ErrorCode::NotInRoom);
         };
         self.seats.remove(i);
+        self.acks.remove(player);
         self.refresh_views();
         let pre = vec![json!({"kind":"player_left","player":player})];
-        self.with_game_pre(pre, |g, ctx| {
-            g.on_leave(ctx, player);
-            Ok(())
-        })
-        .ok();
+        self.with_game_pre(pre, |g, env| (Ok(()), g.on_leave(env, player)))
+            .ok();
         self.write_snapshot();
         Ok(())
     }
@@ -88,7 +87,7 @@ impl RoomState {
         self.seats[i].rec.ready = true;
         self.refresh_views();
         let pre = vec![json!({"kind":"player_ready","player":player})];
-        let r = self.with_game_pre(pre, |g, ctx| g.on_ready(ctx, player));
+        let r = self.with_game_pre(pre, |g, env| g.on_ready(env, player));
         if r.is_err() {
             self.seats[i].rec.ready = was;
             self.refresh_views();
@@ -108,12 +107,13 @@ impl RoomState {
                 message: "not in this room".into(),
             });
         }
-        // The one decode of the input, on the node hosting the room.
-        let data: Map<String, Value> = data.to_map().map_err(|e| GameError {
-            code: ErrorCode::BadRequest,
-            message: format!("`data` must be a JSON object: {e}"),
-        })?;
-        self.with_game(|g, ctx| g.on_input(ctx, player, seq, &data))
+        // The one decode of the input, into the game's input type, on the node hosting the room.
+        self.with_game(|g, env| g.on_input(env, player, seq, data.as_str()))?;
+        if let Some(seq) = seq {
+            let ack = self.acks.entry(player.clone()).or_insert(0);
+            *ack = (*ack).max(seq);
+        }
+        Ok(())
     }
 
     /// Applies inputs that took the realtime path, in their order; errors go to their senders.
@@ -253,7 +253,7 @@ impl RoomState {
                 ready: s.rec.ready,
             })
             .collect();
-        let state = self.game.state_json();
+        let state = self.view_of(player, &mut None);
         let frame = encode(&ServerMsg::RoomState {
             room: &self.id,
             game: &self.game_name,

@@ -12,7 +12,8 @@ use warren_protocol::{GameName, NodeId, PlayerId, RoomId};
 /// does not know (postcard stops after the fields it expects) and defaults a tail that is missing.
 /// - 1: the base fields.
 /// - 2: tail [`SnapshotTail2`]: when the snapshot was taken.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+/// - 3: tail [`SnapshotTail3`]: the input `seq` acknowledged to each player.
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// What format 2 appends to a snapshot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +21,14 @@ pub struct SnapshotTail2 {
     /// When the snapshot was taken (ms since the Unix epoch): an adopting node reports how old the
     /// state it revived was, which is what its players lost. 0 when unknown (a format-1 snapshot).
     pub saved_ms: u64,
+}
+
+/// What format 3 appends to a snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotTail3 {
+    /// The highest input `seq` acknowledged to each player (`state`'s `ack`), so acks never go
+    /// back when the room restarts or moves. Empty when unknown (an older snapshot).
+    pub acks: Vec<(PlayerId, u64)>,
 }
 
 /// A seat, as kept in snapshots.
@@ -63,13 +72,17 @@ pub struct RoomSnapshot {
     /// Format 2's tail (not part of the format-1 layout; see [`SNAPSHOT_FORMAT`]).
     #[serde(skip)]
     pub tail2: SnapshotTail2,
+    /// Format 3's tail.
+    #[serde(skip)]
+    pub tail3: SnapshotTail3,
 }
 
 impl RoomSnapshot {
     /// The snapshot's bytes: the format-1 layout, then the tails.
     pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
         let base = postcard::to_stdvec(self)?;
-        postcard::to_extend(&self.tail2, base)
+        let with2 = postcard::to_extend(&self.tail2, base)?;
+        postcard::to_extend(&self.tail3, with2)
     }
 
     /// Reads a snapshot of any format: the tails it lacks get their defaults, tails of formats
@@ -77,7 +90,11 @@ impl RoomSnapshot {
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         let (mut snap, rest) = postcard::take_from_bytes::<RoomSnapshot>(bytes)?;
         if snap.format >= 2 && !rest.is_empty() {
-            snap.tail2 = postcard::from_bytes(rest)?;
+            let (tail2, rest) = postcard::take_from_bytes(rest)?;
+            snap.tail2 = tail2;
+            if snap.format >= 3 && !rest.is_empty() {
+                snap.tail3 = postcard::take_from_bytes(rest)?.0;
+            }
         }
         Ok(snap)
     }
@@ -136,6 +153,7 @@ mod tests {
         assert_eq!(read.seats, old.seats);
         assert_eq!(read.game_state, old.game_state);
         assert_eq!(read.tail2, SnapshotTail2::default());
+        assert_eq!(read.tail3, SnapshotTail3::default());
 
         // This build → the previous one: it reads the fields it knows and ignores the tail.
         let new = RoomSnapshot {
@@ -151,6 +169,9 @@ mod tests {
             tail2: SnapshotTail2 {
                 saved_ms: 1_790_000_000_000,
             },
+            tail3: SnapshotTail3 {
+                acks: vec![("p1".into(), 77)],
+            },
         };
         let bytes = new.encode().unwrap();
         let back: SnapshotV1 = postcard::from_bytes(&bytes).unwrap();
@@ -160,6 +181,14 @@ mod tests {
         );
         // And this build reads its own, tail included.
         assert_eq!(RoomSnapshot::decode(&bytes).unwrap(), new);
+        // A format-2 snapshot (the build before): no acks, the time kept.
+        let mut two = new.clone();
+        two.format = 2;
+        let two_bytes =
+            postcard::to_extend(&two.tail2, postcard::to_stdvec(&two).unwrap()).unwrap();
+        let read = RoomSnapshot::decode(&two_bytes).unwrap();
+        assert_eq!(read.tail2, new.tail2);
+        assert_eq!(read.tail3, SnapshotTail3::default());
         // A snapshot of a later build, with a tail this one does not know, still reads.
         let mut later = bytes.clone();
         later.extend_from_slice(&[0xAA, 0x01, 0x02]);

@@ -175,6 +175,7 @@ impl SessionState {
             Ok(Err(CreateRoomError::Draining)) => {
                 self.reply_err(rid, ErrorCode::ServerDraining, "the node is draining")
             }
+            Ok(Err(CreateRoomError::Refused(e))) => self.reply_err(rid, e.code, &e.message),
             Ok(Err(CreateRoomError::Internal)) | Err(_) => {
                 self.reply_err(rid, ErrorCode::Internal, "the room could not be created")
             }
@@ -257,7 +258,7 @@ impl SessionState {
         let owner = owner_of(&self.ctx, &pool.label());
         let msg = PoolWire::Enqueue {
             pool: pool.clone(),
-            seats: spec.default_seats,
+            seats: spec.default_seats(),
             ticket: TicketWire {
                 id: id.clone(),
                 player: self.player.clone(),
@@ -272,7 +273,7 @@ impl SessionState {
         self.ticket = Some(Queued {
             id: id.clone(),
             pool,
-            seats: spec.default_seats,
+            seats: spec.default_seats(),
             owner,
             since_ms,
             claim: None,
