@@ -26,11 +26,13 @@ use {
     warren_loadtest as _,
 };
 
-/// The game API: the `Game` trait, `GameSpec` and the registry a node runs.
+/// The game API: a game is a type implementing [`game::Game`], registered on the node by name
+/// ([`game::GameRegistry::add`], [`Node::game`]). The `Game` trait's documentation has a whole
+/// game; README.md "Write your game" has another, with a node and a cluster to run it.
 pub mod game {
     pub use warren_actors::game::{
         Emit, Game, GameCtx, GameError, GameRegistry, GameSpec, NoEvent, ParamsError, RestoreError,
-        SeatView, Upgrades,
+        SeatView, Upgrades, testing,
     };
     pub use warren_protocol::{ErrorCode, PlayerId};
 }

@@ -597,5 +597,39 @@ impl GameRegistry {
     }
 }
 
+/// For a game's own tests: its state through the snapshot codec, as a room would keep it.
+///
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # use warren_actors::game::testing;
+/// #[derive(Serialize, Deserialize, PartialEq, Debug)]
+/// struct OldState { points: u32 }
+/// let bytes = testing::encode_state(&OldState { points: 3 });
+/// assert_eq!(testing::decode_state::<OldState>(&bytes).unwrap(), OldState { points: 3 });
+/// ```
+pub mod testing {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::{Game, RestoreError, erased};
+
+    /// `state` as a snapshot holds it (any type: an older layout of a game's state, to test
+    /// [`super::Upgrades`] steps).
+    pub fn encode_state<T: Serialize>(state: &T) -> Vec<u8> {
+        postcard::to_stdvec(state).unwrap_or_default()
+    }
+
+    /// Reads back what [`encode_state`] wrote.
+    pub fn decode_state<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RestoreError> {
+        erased::decode_state(bytes)
+    }
+
+    /// Revives game `G` from the state of version `version`, as a node does when it restarts,
+    /// receives or adopts a room: its own version, or an older one through its upgrade step.
+    pub fn restore<G: Game>(version: u32, bytes: &[u8]) -> Result<G, RestoreError> {
+        erased::restore_typed::<G>(version, bytes)
+    }
+}
+
 /// Shared handle to the registry.
 pub type Games = Arc<GameRegistry>;

@@ -149,6 +149,49 @@ pub async fn connect_with(
     Ok(Connection::open(url, token, resume, tls).await?.split())
 }
 
+/// A guest token for a player named `name`, from the node at `http://host:port`
+/// (`POST /v1/auth/guest`): what a game without accounts of its own connects with. Plain HTTP only
+/// (a node behind TLS mints guests through its HTTPS front; use an HTTP client there).
+pub async fn guest(base: &str, name: &str) -> Result<String, ClientError> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let fail = |what: String| ClientError::Connect(format!("guest token from {base}: {what}"));
+    let host = base
+        .strip_prefix("http://")
+        .ok_or_else(|| fail("only http:// URLs".into()))?
+        .trim_end_matches('/');
+    let body = serde_json::json!({ "name": name }).to_string();
+    let request = format!(
+        "POST /v1/auth/guest HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(host)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let mut response = Vec::new();
+    stream
+        .take(64 * 1024)
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| fail("no HTTP response".into()))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(fail(head.lines().next().unwrap_or_default().to_owned()));
+    }
+    let v: Value = serde_json::from_str(body).map_err(|e| fail(e.to_string()))?;
+    v.get("token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| fail(format!("no token in {body}")))
+}
+
 /// One frame the server sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {

@@ -204,21 +204,24 @@ pub(crate) fn create<G: Game>(
     Ok(Box::new(Typed(game)))
 }
 
-/// `GameSpec::restore` of `G`: its own version, or an older one it declares an upgrade for.
+/// `GameSpec::restore` of `G`.
 pub(crate) fn restore<G: Game>(
     version: u32,
     bytes: &[u8],
 ) -> Result<Box<dyn AnyGame>, RestoreError> {
-    let game = if version == G::STATE_VERSION {
-        decode_state::<G>(bytes)?
-    } else {
-        let read = G::upgrades()
-            .reader(version)
-            .filter(|_| version < G::STATE_VERSION)
-            .ok_or(RestoreError::UnsupportedVersion(version))?;
-        read(bytes)?
-    };
-    Ok(Box::new(Typed(game)))
+    restore_typed::<G>(version, bytes).map(|g| Box::new(Typed(g)) as Box<dyn AnyGame>)
+}
+
+/// A `G` from a snapshot of its own state version, or of an older one it declares an upgrade for.
+pub(crate) fn restore_typed<G: Game>(version: u32, bytes: &[u8]) -> Result<G, RestoreError> {
+    if version == G::STATE_VERSION {
+        return decode_state::<G>(bytes);
+    }
+    let read = G::upgrades()
+        .reader(version)
+        .filter(|_| version < G::STATE_VERSION)
+        .ok_or(RestoreError::UnsupportedVersion(version))?;
+    read(bytes)
 }
 
 /// `GameSpec::reads` of `G`.
