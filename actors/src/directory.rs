@@ -26,6 +26,8 @@ pub struct RoomEntry {
     pub(crate) cell: ActorCell,
     /// Its game.
     pub game: GameName,
+    /// The state version its snapshots are written in.
+    pub state_version: u32,
     /// Seated players.
     pub players: Vec<PlayerId>,
     /// Seats in all.
@@ -162,6 +164,13 @@ impl Directory {
     /// The room's entry, if hosted here.
     pub fn entry(&self, room: &RoomId) -> Option<RoomEntry> {
         read(&self.rooms).get(room).cloned()
+    }
+
+    /// The room's game and the state version its snapshots are written in, if hosted here.
+    pub fn game_version_of(&self, room: &RoomId) -> Option<(GameName, u32)> {
+        read(&self.rooms)
+            .get(room)
+            .map(|e| (e.game.clone(), e.state_version))
     }
 
     /// The room's epoch, if hosted here.

@@ -581,8 +581,8 @@ impl GameRegistry {
 
     /// Every game with the state versions this node restores: what it tells the cluster, so no
     /// room is moved here that it could not revive.
-    pub fn readable_versions(&self) -> Vec<(String, Vec<u32>)> {
-        let mut v: Vec<(String, Vec<u32>)> = self
+    pub fn readable_versions(&self) -> GameVersions {
+        let mut v: GameVersions = self
             .specs
             .values()
             .map(|s| {
@@ -633,3 +633,18 @@ pub mod testing {
 
 /// Shared handle to the registry.
 pub type Games = Arc<GameRegistry>;
+
+/// Games a node runs, each with the state versions it restores, sorted.
+pub type GameVersions = Vec<(String, Vec<u32>)>;
+
+/// Whether a node that announced `games` restores rooms of `game` at state `version`. A node
+/// that announced nothing (a build from before games were versioned, cluster protocol 5 or
+/// older) is taken to restore version 1 of every game, the only version such builds wrote.
+pub fn node_reads(games: Option<&GameVersions>, game: &str, version: u32) -> bool {
+    match games {
+        None => version == 1,
+        Some(list) => list
+            .iter()
+            .any(|(g, versions)| g == game && versions.contains(&version)),
+    }
+}

@@ -120,6 +120,32 @@ impl LocalNode {
         })
     }
 
+    /// Whether this node could restore a room from snapshot `bytes` (its game registered here, at
+    /// a state version the game reads). A node keeps a replica only if so; a refusal is logged and
+    /// counted (`warren_room_restore_refusals_total`).
+    pub fn restorable(&self, room: &RoomId, bytes: &[u8]) -> bool {
+        let Ok((game, version)) = RoomSnapshot::game_of(bytes) else {
+            return false;
+        };
+        let why = match self.ctx.games.get(&game) {
+            None => crate::game::RestoreError::UnknownGame(game.clone()),
+            Some(spec) if spec.reads(version) => return true,
+            Some(_) => crate::game::RestoreError::UnsupportedVersion(version),
+        };
+        crate::room_host::refused_restore(&game, version, room, &why);
+        false
+    }
+
+    /// The game and state version of a room hosted here.
+    pub fn game_version_of(&self, room: &RoomId) -> Option<(GameName, u32)> {
+        self.ctx.directory.game_version_of(room)
+    }
+
+    /// The games this node runs, with the state versions each restores.
+    pub fn readable_versions(&self) -> crate::game::GameVersions {
+        self.ctx.games.readable_versions()
+    }
+
     /// The room's epoch, if it is hosted here.
     pub fn epoch_of(&self, room: &RoomId) -> Option<u64> {
         self.ctx.directory.epoch_of(room)

@@ -97,14 +97,33 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
             return false;
         }
     };
-    let homes: Vec<NodeId> = RoomSnapshot::decode(&bytes)
-        .map(|s| s.seats.into_iter().map(|s| s.home).collect())
-        .unwrap_or_default();
-    let candidates: Vec<_> = peers
+    let (homes, game, version): (Vec<NodeId>, String, u32) = RoomSnapshot::decode(&bytes)
+        .map(|s| {
+            let homes = s.seats.into_iter().map(|s| s.home).collect();
+            (homes, s.game.to_string(), s.game_version)
+        })
+        .unwrap_or_else(|_| (Vec::new(), entry.game.to_string(), entry.state_version));
+    // Only a node that restores the room's state version may take it (a rolling upgrade of the
+    // game: a room written by the new build never goes to a node of the old one).
+    let others: Vec<_> = peers
         .candidates()
         .into_iter()
         .filter(|c| c.node != ctx.node)
         .collect();
+    let candidates: Vec<_> = others
+        .iter()
+        .filter(|c| c.reads(&game, version))
+        .cloned()
+        .collect();
+    if candidates.len() < others.len() {
+        let cannot: Vec<&str> = others
+            .iter()
+            .filter(|c| !c.reads(&game, version))
+            .map(|c| c.node.as_str())
+            .collect();
+        info!(room = %room, game = %game, state_version = version, nodes = ?cannot, "nodes that cannot restore this room's state version are not considered for it");
+    }
+    let target = target.filter(|t| candidates.iter().any(|c| c.node == *t));
     let epoch = entry.epoch + 1;
     let result = match target.or_else(|| place(&homes, &candidates)) {
         Some(target) => peers
@@ -224,12 +243,13 @@ pub async fn rebalance(ctx: Arc<NodeCtx>) {
         if uneven_since.get_or_insert_with(Instant::now).elapsed() < SETTLE {
             continue;
         }
-        let Some(room) = ctx
-            .directory
-            .ids()
-            .into_iter()
-            .find(|r| !ctx.directory.is_moving(r))
-        else {
+        // A room the target can restore (a node of an older build of a game takes none of the
+        // rooms the newer build wrote).
+        let Some(room) = ctx.directory.ids().into_iter().find(|r| {
+            ctx.directory
+                .entry(r)
+                .is_some_and(|e| !e.moving && least.reads(e.game.as_str(), e.state_version))
+        }) else {
             continue;
         };
         let to = least.node.clone();

@@ -273,7 +273,12 @@ async fn settle(
         return release(ctx, claimed, &claim).await;
     }
     let homes: Vec<NodeId> = claimed.iter().map(|(_, t, _)| t.home.clone()).collect();
-    let node = place(&homes, &candidates(ctx)).unwrap_or_else(|| ctx.node.clone());
+    // Only a node that runs the game may host its room.
+    let runs: Vec<Candidate> = candidates(ctx)
+        .into_iter()
+        .filter(|c| c.runs(key.game.as_str()))
+        .collect();
+    let node = place(&homes, &runs).unwrap_or_else(|| ctx.node.clone());
     let players: Vec<SeatPlan> = claimed
         .iter()
         .map(|(_, t, _)| (t.player.clone(), t.name.clone(), t.home.clone()))
@@ -313,6 +318,7 @@ fn candidates(ctx: &NodeCtx) -> Vec<Candidate> {
             node: ctx.node.clone(),
             rooms: ctx.directory.len() as u32,
             version: ctx.version.clone(),
+            games: Some(Arc::new(ctx.games.readable_versions())),
         }],
     }
 }

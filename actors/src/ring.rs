@@ -75,15 +75,22 @@ impl Ring {
     /// key's hash that belongs to another node. A room's backup is `owner_except(room, host)`, so
     /// when the host leaves the ring, the backup is the key's plain owner on every survivor's ring.
     pub fn owner_except(&self, key: &str, not: &NodeId) -> Option<&NodeId> {
+        self.owner_where(key, |n| n != not)
+    }
+
+    /// The owner of `key` among the nodes for which `accept` holds: the first point clockwise
+    /// from the key's hash that belongs to one of them.
+    pub fn owner_where(&self, key: &str, accept: impl Fn(&NodeId) -> bool) -> Option<&NodeId> {
         if self.points.is_empty() {
             return None;
         }
         let h = hash(key.as_bytes());
         let start = self.points.partition_point(|(p, _)| *p < h);
+        let mut checked = vec![None; self.nodes.len()];
         (0..self.points.len())
-            .map(|k| self.points[(start + k) % self.points.len()].1)
-            .filter_map(|n| self.nodes.get(n as usize))
-            .find(|n| *n != not)
+            .map(|k| self.points[(start + k) % self.points.len()].1 as usize)
+            .find(|&n| *checked[n].get_or_insert_with(|| accept(&self.nodes[n])))
+            .map(|n| &self.nodes[n])
     }
 }
 
@@ -110,6 +117,23 @@ pub struct Candidate {
     pub rooms: u32,
     /// Its build version (`major.minor.patch`).
     pub version: String,
+    /// The games it runs with the state versions each restores; `None` when it did not say
+    /// (see [`crate::game::node_reads`]).
+    pub games: Option<std::sync::Arc<crate::game::GameVersions>>,
+}
+
+impl Candidate {
+    /// Whether it runs `game` (a node that did not say is taken to).
+    pub fn runs(&self, game: &str) -> bool {
+        self.games
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|(g, _)| g == game))
+    }
+
+    /// Whether it restores rooms of `game` at state `version`.
+    pub fn reads(&self, game: &str, version: u32) -> bool {
+        crate::game::node_reads(self.games.as_deref(), game, version)
+    }
 }
 
 /// A build version as numbers, for ordering (`0.10.0` is newer than `0.9.3`); parts that are not
@@ -204,6 +228,7 @@ mod tests {
     #[test]
     fn rooms_go_where_most_players_are_then_to_the_least_loaded() {
         let c = |n: &str, rooms| Candidate {
+            games: None,
             node: n.into(),
             rooms,
             version: "0.1.0".into(),
@@ -220,6 +245,7 @@ mod tests {
     #[test]
     fn rooms_move_to_the_newest_version_first() {
         let c = |n: &str, rooms, version: &str| Candidate {
+            games: None,
             node: n.into(),
             rooms,
             version: version.into(),
@@ -256,5 +282,37 @@ mod tests {
             assert_eq!(ring(&["n1", "n3"]).owner(&key), Some(&b2));
         }
         assert_eq!(ring(&["solo"]).owner_except("k", &"solo".into()), None);
+    }
+
+    #[test]
+    fn a_room_goes_only_to_nodes_that_restore_its_state_version() {
+        use std::sync::Arc;
+        let with = |n: &str, games: Option<Vec<(&str, Vec<u32>)>>| Candidate {
+            node: n.into(),
+            rooms: 0,
+            version: "0.1.0".into(),
+            games: games.map(|g| {
+                Arc::new(g.into_iter().map(|(n, v)| (n.to_owned(), v)).collect())
+            }),
+        };
+        let v1 = with("a", Some(vec![("eights", vec![1])]));
+        let v2 = with("b", Some(vec![("eights", vec![1, 2])]));
+        let old = with("c", None);
+        assert!(v1.reads("eights", 1) && !v1.reads("eights", 2));
+        assert!(v2.reads("eights", 1) && v2.reads("eights", 2));
+        // A build that did not say restores version 1 of anything, and runs any game.
+        assert!(old.reads("eights", 1) && !old.reads("eights", 2) && old.runs("chess"));
+        assert!(!v1.reads("dice", 1) && !v1.runs("dice"));
+        // The backup of a key, among the nodes that pass: the first of them clockwise.
+        let r = ring(&["a", "b", "c", "d"]);
+        for i in 0..50 {
+            let key = format!("n9.r{i}");
+            let owner = r.owner(&key).unwrap().clone();
+            assert_eq!(r.owner_where(&key, |_| true), Some(&owner));
+            let not_owner = r.owner_where(&key, |n| *n != owner).unwrap();
+            assert_eq!(Some(not_owner), r.owner_except(&key, &owner));
+            assert_eq!(r.owner_where(&key, |n| n.as_str() == "d").map(|n| n.as_str()), Some("d"));
+            assert!(r.owner_where(&key, |_| false).is_none());
+        }
     }
 }

@@ -264,6 +264,14 @@ pub async fn create_matched(
     }
 }
 
+/// Says that this node could not restore a room from its snapshot: in the log and in
+/// `warren_room_restore_refusals_total{game,version}`. The room stays where it was (a move is
+/// refused) or, for a dead node's room, with whoever can restore it.
+pub(crate) fn refused_restore(game: &GameName, version: u32, room: &RoomId, why: &RestoreError) {
+    metrics::counter!("warren_room_restore_refusals_total", "game" => game.to_string(), "version" => version.to_string()).increment(1);
+    warn!(room = %room, game = %game, state_version = version, error = %why, "cannot restore this room here");
+}
+
 impl RoomHostState {
     async fn create(
         &mut self,
@@ -358,6 +366,7 @@ impl RoomHostState {
         epoch: u64,
     ) -> Option<ActorRef<RoomMsg>> {
         let (id, game, private) = (args.id.clone(), args.game_name.clone(), args.private);
+        let state_version = args.state_version;
         let players = args.seats.iter().map(|s| s.player.clone()).collect();
         let seats = args.game.seats();
         // A realtime room gets a fresh input box with every actor (a restart closes the old one).
@@ -372,6 +381,7 @@ impl RoomHostState {
                     RoomEntry {
                         cell: actor.get_cell(),
                         game,
+                        state_version,
                         players,
                         seats,
                         private,
@@ -489,13 +499,14 @@ impl RoomHostState {
         }
         let seats = snap.seats.clone();
         let spec = *self.ctx.games.get(&snap.game).ok_or_else(|| {
-            (
-                RestoreError::UnknownGame(snap.game.clone()).to_string(),
-                seats.clone(),
-            )
+            let e = RestoreError::UnknownGame(snap.game.clone());
+            refused_restore(&snap.game, snap.game_version, room, &e);
+            (e.to_string(), seats.clone())
         })?;
-        let game = (spec.restore)(snap.game_version, &snap.game_state)
-            .map_err(|e| (e.to_string(), seats.clone()))?;
+        let game = (spec.restore)(snap.game_version, &snap.game_state).map_err(|e| {
+            refused_restore(&snap.game, snap.game_version, room, &e);
+            (e.to_string(), seats.clone())
+        })?;
         let game_name = snap.game.clone();
         let args = RoomArgs {
             env: self.ctx.room_env(),

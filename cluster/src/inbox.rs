@@ -112,7 +112,12 @@ impl Actor for NodeInbox {
             }
             Body::Moved { corr, to } => st.peers.complete(corr, Reply::Moved(to)),
             Body::Located { room, to } => local.located(room, to),
-            Body::Replicate { host, rooms } => st.replicas.keep(host, rooms),
+            Body::Replicate { host, mut rooms } => {
+                // Only what this node could restore is worth keeping (a node of an older build of
+                // a game cannot revive the rooms a newer build wrote).
+                rooms.retain(|r| local.restorable(&r.room, &r.snapshot));
+                st.replicas.keep(host, rooms);
+            }
             Body::Unreplicate { host, rooms } => st.replicas.release(&host, rooms),
             Body::Adopt {
                 corr,

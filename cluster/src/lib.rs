@@ -146,6 +146,7 @@ pub async fn start(
         failure_timeout: cfg.failure_timeout,
         forget_after: cfg.forget_after,
         status,
+        games: local.readable_versions(),
         view: view.clone(),
     };
     Actor::spawn_linked(name("membership"), Membership, args, sup.get_cell())

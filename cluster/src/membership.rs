@@ -14,7 +14,9 @@ use tracing::{info, warn};
 use warren_actors::ring::Ring;
 use warren_protocol::NodeId;
 
-use crate::wire::{Body, CLUSTER_PROTOCOL, Envelope, NodeState, NodeStatus, Wire};
+use warren_actors::game::{GameVersions, node_reads};
+
+use crate::wire::{Body, CLUSTER_PROTOCOL, Envelope, HeartbeatTail, NodeState, NodeStatus, Wire};
 
 /// The `pg` group every node's membership actor joins.
 pub const GROUP: &str = "warren.membership";
@@ -53,6 +55,9 @@ pub struct MemberView {
     /// message kinds newer than that must not be sent to it.
     #[serde(skip)]
     pub proto: u32,
+    /// The games it runs with the state versions each restores (`None`: it did not say).
+    #[serde(skip)]
+    pub games: Option<Arc<GameVersions>>,
 }
 
 /// A member's state as this node sees it (`/v1/cluster`, `warren_cluster_nodes{state}`).
@@ -107,6 +112,15 @@ impl ClusterView {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .any(|m| m.id == id && m.state != MemberState::Unreachable)
+    }
+
+    /// Whether member `id` restores rooms of `game` at state `version` (unknown members do not).
+    pub fn reads(&self, id: &str, game: &str, version: u32) -> bool {
+        self.members
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|m| m.id == id && node_reads(m.games.as_deref(), game, version))
     }
 
     /// Whether `id` is a reachable member whose build reads messages of cluster protocol `proto`.
@@ -197,6 +211,8 @@ pub struct MembershipArgs {
     pub forget_after: Option<Duration>,
     /// Reads this node's status.
     pub status: StatusFn,
+    /// The games this node runs, with the state versions each restores (sent in every heartbeat).
+    pub games: GameVersions,
     /// Where the view is published.
     pub view: Arc<ClusterView>,
 }
@@ -204,6 +220,7 @@ pub struct MembershipArgs {
 struct Peer {
     status: NodeStatus,
     proto: u32,
+    games: Option<Arc<GameVersions>>,
     last: Instant,
     reachable: bool,
 }
@@ -253,7 +270,10 @@ impl Actor for Membership {
         };
         match env.body {
             Body::Tick => st.tick(),
-            Body::Heartbeat(status) => st.heard(status, env.proto),
+            Body::Heartbeat(status) => {
+                let games = Envelope::heartbeat_tail(&msg).map(|t| t.games);
+                st.heard(status, env.proto, games);
+            }
             Body::Leaving { node } => st.left(node),
             // Inbox traffic sent to the wrong actor: count it like any other undeliverable message.
             other => {
@@ -290,7 +310,10 @@ impl MembershipState {
     }
 
     fn tick(&mut self) {
-        let beat = Envelope::encode(Body::Heartbeat(self.me()));
+        let tail = HeartbeatTail {
+            games: self.args.games.clone(),
+        };
+        let beat = Envelope::encode_heartbeat(self.me(), &tail);
         for cell in pg::get_members(&GROUP.to_owned()) {
             if !cell.get_id().is_local() {
                 let peer: ActorRef<Wire> = cell.into();
@@ -333,7 +356,7 @@ impl MembershipState {
         self.publish();
     }
 
-    fn heard(&mut self, status: NodeStatus, proto: u32) {
+    fn heard(&mut self, status: NodeStatus, proto: u32, games: Option<GameVersions>) {
         if self.args.view.departed().contains(&status.id) {
             // A heartbeat sent before the node's farewell; a node that comes back is ready again.
             if status.state == NodeState::Draining {
@@ -359,13 +382,19 @@ impl MembershipState {
         }
         let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
         if !known {
-            info!(peer = %status.id, addr = %status.advertise, version = %status.version, proto, "peer joined");
+            info!(peer = %status.id, addr = %status.advertise, version = %status.version, proto, games = ?games, "peer joined");
         }
+        // The same list every beat: share the one already held.
+        let games = match (self.peers.get(&status.id).and_then(|p| p.games.clone()), games) {
+            (Some(held), Some(new)) if *held == new => Some(held),
+            (_, new) => new.map(Arc::new),
+        };
         self.peers.insert(
             status.id.clone(),
             Peer {
                 status,
                 proto,
+                games,
                 last: Instant::now(),
                 reachable: true,
             },
@@ -375,11 +404,11 @@ impl MembershipState {
 
     fn publish(&self) {
         let me = self.me();
-        let mut members = vec![view_of(&me, CLUSTER_PROTOCOL, true)];
+        let mut members = vec![view_of(&me, CLUSTER_PROTOCOL, true, Some(Arc::new(self.args.games.clone())))];
         let mut peers: Vec<MemberView> = self
             .peers
             .values()
-            .map(|p| view_of(&p.status, p.proto, p.reachable))
+            .map(|p| view_of(&p.status, p.proto, p.reachable, p.games.clone()))
             .collect();
         peers.sort_by(|a, b| a.id.cmp(&b.id));
         members.extend(peers);
@@ -408,7 +437,12 @@ impl MembershipState {
     }
 }
 
-fn view_of(s: &NodeStatus, proto: u32, reachable: bool) -> MemberView {
+fn view_of(
+    s: &NodeStatus,
+    proto: u32,
+    reachable: bool,
+    games: Option<Arc<GameVersions>>,
+) -> MemberView {
     let state = match (reachable, s.state) {
         (false, _) => MemberState::Unreachable,
         (true, NodeState::Ready) => MemberState::Ready,
@@ -422,6 +456,7 @@ fn view_of(s: &NodeStatus, proto: u32, reachable: bool) -> MemberView {
         sessions: s.sessions,
         advertise: s.advertise.clone(),
         proto,
+        games,
     }
 }
 
@@ -452,6 +487,7 @@ mod tests {
             sessions: 0,
             advertise: String::new(),
             proto,
+            games: None,
         }
     }
 

@@ -369,6 +369,7 @@ impl Peers for ClusterPeers {
                 node: NodeId::new(m.id),
                 rooms: m.rooms,
                 version: m.version,
+                games: m.games,
             })
             .collect()
     }

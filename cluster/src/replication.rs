@@ -173,8 +173,18 @@ impl Replicator {
             return;
         };
         let prev = self.sent.get(room);
+        // The backup is a node that could restore the room: on a ring of nodes that all run the
+        // same build of its game, its owner among the others; during a rolling upgrade of the
+        // game, the first one clockwise whose build reads the room's state version.
+        let me = self.local.id();
+        let version = self.local.game_version_of(room);
         let Some(backup) = ring
-            .owner_except(room.as_str(), self.local.id())
+            .owner_where(room.as_str(), |n| {
+                n != me
+                    && version.as_ref().is_none_or(|(game, v)| {
+                        self.view.reads(n.as_str(), game.as_str(), *v)
+                    })
+            })
             .map(ToString::to_string)
         else {
             // Alone: nobody to keep a copy.

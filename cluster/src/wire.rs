@@ -18,7 +18,22 @@ use warren_protocol::{GameName, JsonObject, PlayerId, RoomId, RoomSummary, Ticke
 /// - 4: the `SeatWaiting` session note.
 /// - 5: `DeliverSame` and `State`: a frame, or a tick's state, crosses to a node once for all of
 ///   its players.
-pub const CLUSTER_PROTOCOL: u32 = 5;
+/// - 6: heartbeats end with a [`HeartbeatTail`]: the games the node runs and the state versions
+///   each restores, so rooms only go where they can be restored.
+pub const CLUSTER_PROTOCOL: u32 = 6;
+
+/// The protocol whose heartbeats carry a [`HeartbeatTail`].
+pub const PROTO_GAMES: u32 = 6;
+
+/// What a heartbeat of protocol 6 appends after its envelope. A build of an older protocol reads
+/// the envelope and ignores the rest (postcard stops after the fields it expects), and a node that
+/// hears a heartbeat without it takes the sender to restore version 1 of every game
+/// ([`warren_actors::game::node_reads`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatTail {
+    /// Games this node runs, each with the state versions it restores.
+    pub games: warren_actors::game::GameVersions,
+}
 
 /// The protocol that added [`Body::Input`].
 pub const PROTO_INPUT: u32 = 2;
@@ -354,6 +369,21 @@ impl Envelope {
         )
     }
 
+    /// A heartbeat: the envelope, then the tail.
+    pub fn encode_heartbeat(status: NodeStatus, tail: &HeartbeatTail) -> Wire {
+        let Wire(bytes) = Self::encode(Body::Heartbeat(status));
+        Wire(postcard::to_extend(tail, bytes).unwrap_or_default())
+    }
+
+    /// The tail of a heartbeat, when its sender speaks [`PROTO_GAMES`].
+    pub fn heartbeat_tail(w: &Wire) -> Option<HeartbeatTail> {
+        let (env, rest) = postcard::take_from_bytes::<Envelope>(&w.0).ok()?;
+        if env.proto < PROTO_GAMES || rest.is_empty() {
+            return None;
+        }
+        postcard::from_bytes(rest).ok()
+    }
+
     /// Decodes an envelope.
     pub fn decode(w: &Wire) -> Result<Envelope, postcard::Error> {
         postcard::from_bytes(&w.0)
@@ -390,9 +420,20 @@ mod tests {
         };
         let w = Envelope::encode(Body::Heartbeat(st.clone()));
         let back = Envelope::decode(&Wire::from_bytes(w.clone().into_bytes())).unwrap();
-        assert_eq!(back.body, Body::Heartbeat(st));
+        assert_eq!(back.body, Body::Heartbeat(st.clone()));
         assert_eq!(back.proto, CLUSTER_PROTOCOL);
         assert!(Envelope::decode(&Wire(vec![0xff, 0xff, 0xff])).is_err());
+
+        // Protocol 6: the games ride after the envelope. This build reads them, and the previous
+        // builds' decoder reads the same bytes as a plain heartbeat.
+        let tail = HeartbeatTail {
+            games: vec![("eights".into(), vec![1, 2])],
+        };
+        let w6 = Envelope::encode_heartbeat(st.clone(), &tail);
+        assert_eq!(Envelope::heartbeat_tail(&w6), Some(tail));
+        assert_eq!(Envelope::decode(&w6).unwrap().body, Body::Heartbeat(st.clone()));
+        // A heartbeat without a tail (an older sender) has none.
+        assert_eq!(Envelope::heartbeat_tail(&w), None);
     }
 
     #[test]
@@ -501,6 +542,25 @@ mod mixed_versions {
             pub(super) sessions: u32,
             pub(super) known: Vec<String>,
         }
+    }
+
+    #[test]
+    fn a_heartbeat_with_the_games_tail_reads_as_a_plain_one_on_an_older_node() {
+        let st = NodeStatus {
+            id: "n1".into(),
+            advertise: "127.0.0.1:7351".into(),
+            state: NodeState::Ready,
+            version: "0.1.0".into(),
+            rooms: 1,
+            sessions: 2,
+            known: Vec::new(),
+        };
+        let tail = HeartbeatTail {
+            games: vec![("eights".into(), vec![1, 2])],
+        };
+        let w = Envelope::encode_heartbeat(st, &tail);
+        let old: v0::Envelope = postcard::from_bytes(&w.0).unwrap();
+        assert!(matches!(old.body, v0::Body::Heartbeat(s) if s.id == "n1" && s.rooms == 1));
     }
 
     #[test]

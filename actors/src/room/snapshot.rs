@@ -77,7 +77,27 @@ pub struct RoomSnapshot {
     pub tail3: SnapshotTail3,
 }
 
+/// The leading fields of every format, up to the game's state version: what a node reads to know
+/// whether it could restore a snapshot, without copying the game's state.
+#[derive(Deserialize)]
+struct SnapshotHead {
+    _format: u32,
+    _room: RoomId,
+    game: GameName,
+    _private: bool,
+    _version: u64,
+    _tick: u64,
+    _seats: Vec<SeatRecord>,
+    game_version: u32,
+}
+
 impl RoomSnapshot {
+    /// The game and its state version of snapshot `bytes`.
+    pub fn game_of(bytes: &[u8]) -> Result<(GameName, u32), postcard::Error> {
+        let (head, _) = postcard::take_from_bytes::<SnapshotHead>(bytes)?;
+        Ok((head.game, head.game_version))
+    }
+
     /// The snapshot's bytes: the format-1 layout, then the tails.
     pub fn encode(&self) -> Result<Vec<u8>, postcard::Error> {
         let base = postcard::to_stdvec(self)?;
