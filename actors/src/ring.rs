@@ -291,9 +291,7 @@ mod tests {
             node: n.into(),
             rooms: 0,
             version: "0.1.0".into(),
-            games: games.map(|g| {
-                Arc::new(g.into_iter().map(|(n, v)| (n.to_owned(), v)).collect())
-            }),
+            games: games.map(|g| Arc::new(g.into_iter().map(|(n, v)| (n.to_owned(), v)).collect())),
         };
         let v1 = with("a", Some(vec![("eights", vec![1])]));
         let v2 = with("b", Some(vec![("eights", vec![1, 2])]));
@@ -311,7 +309,11 @@ mod tests {
             assert_eq!(r.owner_where(&key, |_| true), Some(&owner));
             let not_owner = r.owner_where(&key, |n| *n != owner).unwrap();
             assert_eq!(Some(not_owner), r.owner_except(&key, &owner));
-            assert_eq!(r.owner_where(&key, |n| n.as_str() == "d").map(|n| n.as_str()), Some("d"));
+            assert_eq!(
+                r.owner_where(&key, |n| n.as_str() == "d")
+                    .map(|n| n.as_str()),
+                Some("d")
+            );
             assert!(r.owner_where(&key, |_| false).is_none());
         }
     }

@@ -385,7 +385,10 @@ impl MembershipState {
             info!(peer = %status.id, addr = %status.advertise, version = %status.version, proto, games = ?games, "peer joined");
         }
         // The same list every beat: share the one already held.
-        let games = match (self.peers.get(&status.id).and_then(|p| p.games.clone()), games) {
+        let games = match (
+            self.peers.get(&status.id).and_then(|p| p.games.clone()),
+            games,
+        ) {
             (Some(held), Some(new)) if *held == new => Some(held),
             (_, new) => new.map(Arc::new),
         };
@@ -404,7 +407,12 @@ impl MembershipState {
 
     fn publish(&self) {
         let me = self.me();
-        let mut members = vec![view_of(&me, CLUSTER_PROTOCOL, true, Some(Arc::new(self.args.games.clone())))];
+        let mut members = vec![view_of(
+            &me,
+            CLUSTER_PROTOCOL,
+            true,
+            Some(Arc::new(self.args.games.clone())),
+        )];
         let mut peers: Vec<MemberView> = self
             .peers
             .values()

@@ -181,9 +181,9 @@ impl Replicator {
         let Some(backup) = ring
             .owner_where(room.as_str(), |n| {
                 n != me
-                    && version.as_ref().is_none_or(|(game, v)| {
-                        self.view.reads(n.as_str(), game.as_str(), *v)
-                    })
+                    && version
+                        .as_ref()
+                        .is_none_or(|(game, v)| self.view.reads(n.as_str(), game.as_str(), *v))
             })
             .map(ToString::to_string)
         else {

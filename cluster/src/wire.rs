@@ -431,7 +431,10 @@ mod tests {
         };
         let w6 = Envelope::encode_heartbeat(st.clone(), &tail);
         assert_eq!(Envelope::heartbeat_tail(&w6), Some(tail));
-        assert_eq!(Envelope::decode(&w6).unwrap().body, Body::Heartbeat(st.clone()));
+        assert_eq!(
+            Envelope::decode(&w6).unwrap().body,
+            Body::Heartbeat(st.clone())
+        );
         // A heartbeat without a tail (an older sender) has none.
         assert_eq!(Envelope::heartbeat_tail(&w), None);
     }
