@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds once, then runs a three-node Warren cluster on loopback in the foreground:
+#   scripts/local-cluster.sh [BINARY]
+# Builds once, then runs a three-node Warren cluster on loopback in the foreground, of BINARY
+# (default target/release/warren; a studio's own node, e.g. target/release/eights-node-v1):
 #   n1: http 127.0.0.1:7361, cluster 127.0.0.1:7461   (n2: 7362/7462, n3: 7363/7463)
 # Logs go to target/local-cluster/n*.log, process ids to n*.pid and HTTP addresses to n*.http
 # (what scripts/rolling-restart.sh reads). Ctrl-C (or SIGTERM) drains and stops all three,
@@ -7,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
+bin=${1:-target/release/warren}
+[ -x "$bin" ] || { echo "local-cluster: $bin is not an executable (cargo build --release -p <its package>)" >&2; exit 2; }
 dir=target/local-cluster
 mkdir -p "$dir"
 running() {
@@ -22,7 +26,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 for i in 1 2 3; do
-  ./target/release/warren --config "config/local-cluster/n$i.toml" >"$dir/n$i.log" 2>&1 &
+  "$bin" --config "config/local-cluster/n$i.toml" >"$dir/n$i.log" 2>&1 &
   echo $! >"$dir/n$i.pid"
   echo "127.0.0.1:736$i" >"$dir/n$i.http"
 done

@@ -5,16 +5,23 @@
 # it to exit, start it again with the same command line and environment, and wait until it is
 # ready and every node of the cluster sees every other one ready before the next.
 #
-#   scripts/rolling-restart.sh [DIR]
+#   scripts/rolling-restart.sh [DIR] [NEW_BINARY]
 #
 # DIR (default target/local-cluster, where scripts/local-cluster.sh keeps it) holds, per node,
 # `<name>.pid` (its process id) and `<name>.http` (host:port of its HTTP listener). Nodes are
 # restarted in the order of their names; a restarted node's output goes to `<name>.log` there.
-# WARREN_BIN, when set, is the binary the nodes restart with (an upgrade); otherwise each node's own.
+# NEW_BINARY, when given, is the binary the nodes restart with: an upgrade, of Warren or of a game's
+# logic (e.g. from `eights-node-v1` to `eights-node`: rooms move only to nodes that restore their
+# state version, so players see a pause, not an error). Otherwise each node restarts its own.
 # WARREN_ADMIN_TOKEN, when set, is sent to /v1/cluster (needed off loopback).
 # Exits non-zero, naming the node, if a node does not drain or come back within the time limits.
 set -euo pipefail
 dir=${1:-target/local-cluster}
+new_binary=${2:-}
+if [ -n "$new_binary" ]; then
+  new_binary=$(readlink -f "$new_binary")
+  [ -x "$new_binary" ] || { echo "rolling-restart: $2 is not an executable" >&2; exit 2; }
+fi
 drain_limit=${DRAIN_LIMIT_SECS:-60}
 ready_limit=${READY_LIMIT_SECS:-60}
 auth=()
@@ -60,7 +67,7 @@ for n in "${names[@]}"; do
   mapfile -d '' cmd <"/proc/$pid/cmdline"
   mapfile -d '' env <"/proc/$pid/environ"
   cwd=$(readlink "/proc/$pid/cwd")
-  [ -n "${WARREN_BIN:-}" ] && cmd[0]=$WARREN_BIN
+  [ -n "$new_binary" ] && cmd[0]=$new_binary
   t0=$(now)
   kill -TERM "$pid"
   wait_until "$drain_limit" exited "$pid" || { echo "rolling-restart: $n did not exit within ${drain_limit}s" >&2; exit 1; }

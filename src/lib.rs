@@ -399,7 +399,7 @@ fn run(
         let outcome = actors.spawn(shutdown::run(lifecycle));
         // The bound address, not the configured one: with port 0 the kernel picks it, and tests
         // and tools read it from this line.
-        info!(node = %node, version = %version, http = %bound, cluster = %cluster.listen, games = ?ctx.games.names(), "warren node ready");
+        info!(node = %node, version = %version, http = %bound, cluster = %cluster.listen, games = ?ctx.games.readable_versions(), "warren node ready");
         server.await.context("http server failed")?;
         outcome.await.context("lifecycle task failed")
     })?;

@@ -59,11 +59,12 @@ async fn dice_round_with_out_of_turn_input_auto_roll_and_a_leaver() {
         "not_your_turn",
     )
     .await;
-    a.err(
-        json!({"type":"input","data":{"action":"jump"}}),
-        "invalid_input",
-    )
-    .await;
+    // The game's decoder says what is wrong.
+    let e = a
+        .request(json!({"type":"input","data":{"action":"jump"}}))
+        .await;
+    assert_eq!(e["code"], "invalid_input", "{e}");
+    assert_eq!(e["message"], "unknown variant `jump`, expected `roll`", "{e}");
     a.err(json!({"type":"ready"}), "invalid_state").await;
 
     // Carol leaves before her turn: she is skipped.

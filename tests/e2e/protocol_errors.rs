@@ -127,6 +127,17 @@ async fn room_and_queue_errors() {
         "invalid_params",
     )
     .await;
+    let e = a
+        .request(json!({"type":"create_room","game":"dice","params":{"colour":"red"}}))
+        .await;
+    assert_eq!(
+        e["message"], "unknown field `colour`, expected `seats` or `turn_ms`",
+        "{e}"
+    );
+    let e = a
+        .request(json!({"type":"create_room","game":"dice","params":{"seats":9}}))
+        .await;
+    assert_eq!(e["message"], "`seats` must be from 2 to 8", "{e}");
     a.err(json!({"type":"join_room","room":"r-missing"}), "not_found")
         .await;
 
@@ -220,6 +231,10 @@ async fn room_and_queue_errors() {
         .await;
     let e = c.until_type("error").await;
     assert_eq!(e["code"], "invalid_input");
+    assert_eq!(
+        e["message"], "invalid type: string \"left\", expected f64",
+        "{e}"
+    );
     assert!(e.get("rid").is_none());
 }
 
