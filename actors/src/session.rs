@@ -82,6 +82,10 @@ pub enum SessionMsg {
     CheckTicket(TicketId),
     /// The seat search started at `gen` is over.
     SeatSearchOver(u64),
+    /// Ask the cluster again for the player's seat (search `gen`, attempt `n`): a room that was
+    /// moving when the search began (its node drained) holds it again once it runs on its new
+    /// node, and, unlike a room revived after its node died, does not call for its players.
+    SeekAgain(u64, u32),
     /// This session replaces one that failed (same id, registration `epoch`), with no connection:
     /// it finds the player's seat and starts the grace period.
     Restarted {
@@ -334,6 +338,14 @@ impl SessionState {
                 st.room_notify(&room, op).await;
             }
             SessionMsg::CheckTicket(ticket) => st.check_ticket(&me, ticket),
+            SessionMsg::SeekAgain(generation, attempt) => {
+                if st.seeking == Some(generation) && st.room.is_none() {
+                    match st.find_seat().await {
+                        Some(room) => st.seat_found(room).await,
+                        None => st.seek_later(&me, generation, attempt + 1),
+                    }
+                }
+            }
             SessionMsg::SeatSearchOver(generation) => {
                 if st.seeking == Some(generation) {
                     debug!(session = %st.id, player = %st.player, "no room holds the player's seat; seat search over");
@@ -440,6 +452,7 @@ impl SessionState {
             self.seeking = Some(generation);
             let wait = Duration::from_millis(self.ctx.settings.load().rooms.seat_search_ms);
             drop(me.send_after(wait, move || SessionMsg::SeatSearchOver(generation)));
+            self.seek_later(me, generation, 0);
         }
         let issued = now_ms();
         let token = self.ctx.resume_key.sign(&self.player, &self.id, issued);

@@ -116,7 +116,12 @@ impl Pushes {
     }
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Map<String, Value>, ClientError>>>>>;
+type Waiter = oneshot::Sender<Result<Map<String, Value>, ClientError>>;
+
+/// The requests waiting for their answers; `None` once the connection ended (a request made after
+/// that fails at once: checked under the same lock the connection's end takes, so no request can
+/// slip in between the end and the failing of the waiting ones and wait for ever).
+type Pending = Arc<Mutex<Option<HashMap<u64, Waiter>>>>;
 
 /// Sends requests on one connection. Clones share it.
 #[derive(Clone)]
@@ -347,7 +352,7 @@ where
         } = self;
         let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
         let (push_tx, rx) = mpsc::channel(PUSH_BUFFER);
-        let pending: Pending = Arc::default();
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let client = Client {
             out,
             pending: pending.clone(),
@@ -394,7 +399,8 @@ where
                     },
                 }
             };
-            for (_, waiter) in lock(&pending).drain() {
+            let waiting = lock(&pending).take().unwrap_or_default();
+            for (_, waiter) in waiting {
                 let _ = waiter.send(Err(ClientError::Closed));
             }
             let _ = push_tx
@@ -419,7 +425,8 @@ fn dispatch(pending: &Pending, msg: ServerMessage) -> Option<ServerMessage> {
         } => (rid, Err(ClientError::Refused { code, message })),
         other => return Some(other),
     };
-    if let Some(waiter) = lock(pending).remove(&rid) {
+    let waiter = lock(pending).as_mut().and_then(|p| p.remove(&rid));
+    if let Some(waiter) = waiter {
         let _ = waiter.send(answer);
     }
     None
@@ -457,14 +464,19 @@ impl Client {
     pub async fn request(&self, req: Request) -> Result<Map<String, Value>, ClientError> {
         let rid = self.next_rid.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(rid, tx);
+        match lock(&self.pending).as_mut() {
+            Some(p) => p.insert(rid, tx),
+            None => return Err(ClientError::Closed),
+        };
         let frame = ClientRequest {
             rid: Some(rid),
             req,
         }
         .encode();
         if self.out.send(Message::text(frame)).is_err() {
-            lock(&self.pending).remove(&rid);
+            if let Some(p) = lock(&self.pending).as_mut() {
+                p.remove(&rid);
+            }
             return Err(ClientError::Closed);
         }
         rx.await.unwrap_or(Err(ClientError::Closed))
@@ -539,9 +551,9 @@ mod tests {
 
     #[test]
     fn replies_go_to_their_requests_and_the_rest_is_pushed() {
-        let pending: Pending = Arc::default();
+        let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let (tx, mut rx) = oneshot::channel();
-        lock(&pending).insert(7, tx);
+        lock(&pending).as_mut().unwrap().insert(7, tx);
         let ok = ServerMessage::decode(r#"{"type":"ok","rid":7,"room":"n1.r"}"#).unwrap();
         assert_eq!(dispatch(&pending, ok), None);
         assert_eq!(rx.try_recv().unwrap().unwrap()["room"], "n1.r");
@@ -551,6 +563,30 @@ mod tests {
         // A reply nobody waits for is dropped, not pushed.
         let late = ServerMessage::decode(r#"{"type":"ok","rid":99}"#).unwrap();
         assert_eq!(dispatch(&pending, late), None);
+    }
+
+    #[tokio::test]
+    async fn a_request_after_the_connection_ended_fails_at_once() {
+        // The state the connection's task leaves when it ends, with its writer still alive
+        // (the moment between the end and the task's exit).
+        let (out, _still_open) = mpsc::unbounded_channel();
+        let client = Client {
+            out,
+            pending: Arc::new(Mutex::new(None)),
+            next_rid: Arc::new(AtomicU64::new(1)),
+            welcome: Arc::new(
+                serde_json::from_str(
+                    r#"{"session":"s","player":"p","name":"p","node":"n1","resume":"r","resumed":false,"heartbeat_ms":15000}"#,
+                )
+                .unwrap(),
+            ),
+        };
+        let r = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.request(Request::Ready),
+        )
+        .await;
+        assert!(matches!(r, Ok(Err(ClientError::Closed))), "{r:?}");
     }
 
     #[test]

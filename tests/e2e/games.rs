@@ -64,7 +64,10 @@ async fn dice_round_with_out_of_turn_input_auto_roll_and_a_leaver() {
         .request(json!({"type":"input","data":{"action":"jump"}}))
         .await;
     assert_eq!(e["code"], "invalid_input", "{e}");
-    assert_eq!(e["message"], "unknown variant `jump`, expected `roll`", "{e}");
+    assert_eq!(
+        e["message"], "unknown variant `jump`, expected `roll`",
+        "{e}"
+    );
     a.err(json!({"type":"ready"}), "invalid_state").await;
 
     // Carol leaves before her turn: she is skipped.

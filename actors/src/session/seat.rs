@@ -34,8 +34,31 @@ impl SessionState {
         if self.room.is_some() || self.ticket.is_some() {
             return;
         }
-        info!(session = %self.id, player = %self.player, room = %room, "the player's seat is back; reattaching");
         self.ctx.directory.learn(&room, at);
+        self.seat_found(room).await;
+    }
+
+    /// Asks the cluster for the seat again after a while: 100 ms, then twice as long each time
+    /// (seven asks within the default `rooms.seat_search_ms`), while the search lasts.
+    pub(super) fn seek_later(
+        &self,
+        me: &ractor::ActorRef<super::SessionMsg>,
+        generation: u64,
+        attempt: u32,
+    ) {
+        let wait = std::time::Duration::from_millis(100 << attempt.min(6));
+        drop(me.send_after(wait, move || {
+            super::SessionMsg::SeekAgain(generation, attempt)
+        }));
+    }
+
+    /// The seat searched for is in `room`: the session takes it and tells the room the player is
+    /// connected here.
+    pub(super) async fn seat_found(&mut self, room: RoomId) {
+        if self.room.is_some() || self.ticket.is_some() {
+            return;
+        }
+        info!(session = %self.id, player = %self.player, room = %room, "the player's seat is back; reattaching");
         self.room = Some(room.clone());
         self.end_search(Some(&room));
         if self.conn.is_some() {

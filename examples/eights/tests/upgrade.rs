@@ -123,21 +123,28 @@ async fn play_tables(mut players: Vec<Player>, live: Live, stop: Arc<AtomicBool>
         })
         .await;
         let room = RoomId::new(ok["room"].as_str().unwrap());
-        for p in &mut players {
-            p.play_in(&room);
-        }
+        players[0].play_in(&room);
         for p in &mut players[1..] {
             steady(p, &live, || Request::JoinRoom { room: room.clone() }).await;
+            p.play_in(&room);
         }
         for p in &mut players {
-            // A ready lost with a connection is sent again unless the game started meanwhile.
-            let sent = p.client.request(Request::Ready).await;
-            if let Err(e) = sent {
-                assert!(matches!(e, ClientError::Closed), "{}: ready: {e}", p.id);
-                let was = p.at.clone();
-                p.pump(&live, |p| p.at != was && p.version > 0).await;
-                if p.turn.is_none() {
-                    steady(p, &live, || Request::Ready).await;
+            // A `ready` lost with a connection is sent again; the game may have started meanwhile
+            // (the lost one counted), which the game answers `invalid_state`.
+            let deadline = Instant::now() + WAIT;
+            loop {
+                match p.client.request(Request::Ready).await {
+                    Ok(_)
+                    | Err(ClientError::Refused {
+                        code: ErrorCode::InvalidState,
+                        ..
+                    }) => break,
+                    Err(ClientError::Closed) => {
+                        assert!(Instant::now() < deadline, "{}: ready never taken", p.id);
+                        let was = p.at.clone();
+                        p.pump(&live, |p| p.at != was).await;
+                    }
+                    Err(e) => panic!("{}: ready: {e}", p.id),
                 }
             }
         }
@@ -164,6 +171,7 @@ async fn play_tables(mut players: Vec<Player>, live: Live, stop: Arc<AtomicBool>
         t.worst.push(worst);
         for p in &mut players {
             steady(p, &live, || Request::LeaveRoom).await;
+            p.room = None;
         }
         if stop.load(Ordering::Relaxed) {
             // Only version 2 nodes are left: the last game was version 2's, which counts moves.

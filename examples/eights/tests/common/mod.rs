@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use warren_client::{Client, ClientError, Push, Pushes, RoomId, ServerMessage};
+use warren_client::{Client, ClientError, ErrorCode, Push, Pushes, RoomId, ServerMessage};
 use warren_eights::{Card, Event, Move, Phase, Suit, View};
 use warren_protocol::PlayerId;
 
@@ -54,7 +54,11 @@ impl Node {
                 "WARREN_AUTH__JWT_SECRET",
                 "eights-test-secret-0123456789abcdef",
             )
-            .env("WARREN_LOG__LEVEL", "warn,warren=info,warren_actors=info")
+            .env(
+                "WARREN_LOG__LEVEL",
+                std::env::var("EIGHTS_LOG")
+                    .unwrap_or_else(|_| "warn,warren=info,warren_actors=info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -149,6 +153,11 @@ pub struct Player {
     pub winner: Option<PlayerId>,
     /// The moves `game_over` counted (version 2 of the game counts them; version 1 does not).
     pub moves_counted: Option<u32>,
+    /// Its last request went unanswered with the connection: the room may still have applied
+    /// it, and its event may still be on its way.
+    pub in_doubt: bool,
+    /// The last frames, for a failure's message.
+    pub recent: Vec<String>,
     /// Frames checked for cards.
     pub frames: u64,
     /// `room_state`s received after a reconnection, and whether each showed the hand held before.
@@ -188,6 +197,8 @@ impl Player {
             suit: None,
             winner: None,
             moves_counted: None,
+            in_doubt: false,
+            recent: Vec::new(),
             frames: 0,
             resyncs: Vec::new(),
         }
@@ -224,6 +235,11 @@ impl Player {
             return;
         }
         self.frames += 1;
+        self.recent
+            .push(format!("{msg:?}").chars().take(220).collect());
+        if self.recent.len() > 10 {
+            self.recent.remove(0);
+        }
         let (raw, what) = match &msg {
             ServerMessage::RoomState { version, state, .. } => {
                 assert!(
@@ -336,9 +352,10 @@ impl Player {
                 panic!("{}: error pushed: {code:?} {message}", self.id)
             }
             ServerMessage::RecoveryDone { room } => {
+                // A player seated in a game gets its seat back; one between games has none.
                 assert!(
-                    room.is_some(),
-                    "{}: the seat was not found after its node died",
+                    room.is_some() || self.room.is_none(),
+                    "{}: the seat was not found after its node went away",
                     self.id
                 );
                 return;
@@ -493,14 +510,25 @@ pub async fn one_move(players: &mut [Player], live: &Live) -> Option<Duration> {
     let actor = players.iter().position(|p| p.id == turn).unwrap();
     let choice = players[actor].choose();
     let sent_at = Instant::now();
-    let sent = players[actor]
+    let request = players[actor]
         .client
         .request(warren_client::Request::Input {
             data: warren_protocol::JsonObject::from_map(&move_json(&choice)),
             seq: None,
-        })
-        .await;
+        });
+    let sent = tokio::time::timeout(WAIT, request)
+        .await
+        .unwrap_or_else(|_| {
+            for p in players.iter() {
+                eprintln!(
+                    "{} at {} v{} turn {:?}: {:#?}",
+                    p.id, p.at, p.version, p.turn, p.recent
+                );
+            }
+            panic!("{turn}: {choice:?} unanswered for {WAIT:?}")
+        });
     let took = sent_at.elapsed();
+    let in_doubt = std::mem::take(&mut players[actor].in_doubt);
     match sent {
         Ok(_) => {
             for p in players.iter_mut() {
@@ -515,6 +543,7 @@ pub async fn one_move(players: &mut [Player], live: &Live) -> Option<Duration> {
         // The actor's node went away under the request: it resumes, and the room's state says
         // whether the move was made; the others catch up to that.
         Err(ClientError::Closed) => {
+            players[actor].in_doubt = true;
             let seen = players[actor].resyncs.len();
             players[actor].pump(live, |p| p.resyncs.len() > seen).await;
             let v = players[actor].version;
@@ -523,6 +552,29 @@ pub async fn one_move(players: &mut [Player], live: &Live) -> Option<Duration> {
             }
             None
         }
-        Err(e) => panic!("{turn}: {choice:?} refused: {e}"),
+        // The move lost with the connection had been made after all (the room answers this one
+        // as not the player's turn any more): its event comes, and the turn moves on.
+        Err(ClientError::Refused {
+            code: ErrorCode::NotYourTurn,
+            ..
+        }) if in_doubt => {
+            for p in players.iter_mut() {
+                let before = turn.clone();
+                p.pump(live, move |p| {
+                    p.winner.is_some() || p.turn.as_ref().is_some_and(|t| *t != before)
+                })
+                .await;
+            }
+            None
+        }
+        Err(e) => {
+            for p in players.iter() {
+                eprintln!(
+                    "{} at {} v{} turn {:?}: {:#?}",
+                    p.id, p.at, p.version, p.turn, p.recent
+                );
+            }
+            panic!("{turn}: {choice:?} refused: {e:?}")
+        }
     }
 }
