@@ -110,8 +110,13 @@ impl RoomState {
         // The one decode of the input, into the game's input type, on the node hosting the room.
         self.with_game(|g, env| g.on_input(env, player, seq, data.as_str()))?;
         if let Some(seq) = seq {
-            let ack = self.acks.entry(player.clone()).or_insert(0);
-            *ack = (*ack).max(seq);
+            // Found in place on every input but a player's first (no id copied per input).
+            match self.acks.get_mut(player) {
+                Some(ack) => *ack = (*ack).max(seq),
+                None => {
+                    self.acks.insert(player.clone(), seq);
+                }
+            }
         }
         Ok(())
     }
