@@ -12,6 +12,14 @@ use crate::json::JsonObject;
 /// The longest chat line, in characters.
 pub(crate) const MAX_CHAT_CHARS: usize = 500;
 
+/// Longest game name a client may send (`game` of `create_room`, `list_rooms`, `queue`): longer
+/// names are no game's, and are refused before they are looked up, echoed or sent to other nodes.
+pub const MAX_GAME_CHARS: usize = 64;
+
+/// Longest room id a client may send (`room` of `join_room`). Warren's ids are
+/// `<node id>.r<random>` (node ids are at most 64 characters: at most 90 in all).
+pub const MAX_ROOM_CHARS: usize = 128;
+
 /// A decoded client frame: the request and its optional request id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientRequest {
@@ -196,16 +204,16 @@ pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
     };
     let req = match kind.as_str() {
         "create_room" => Request::CreateRoom {
-            game: GameName::new(fields.string("game")?),
+            game: GameName::new(fields.name("game", MAX_GAME_CHARS)?),
             params: fields.opt_object("params")?.unwrap_or_default(),
             private: fields.opt_bool("private")?.unwrap_or(false),
         },
         "join_room" => Request::JoinRoom {
-            room: RoomId::new(fields.string("room")?),
+            room: RoomId::new(fields.name("room", MAX_ROOM_CHARS)?),
         },
         "leave_room" => Request::LeaveRoom,
         "list_rooms" => Request::ListRooms {
-            game: fields.opt_string("game")?.map(GameName::new),
+            game: fields.opt_name("game", MAX_GAME_CHARS)?.map(GameName::new),
         },
         "ready" => Request::Ready,
         "input" => Request::Input {
@@ -221,7 +229,7 @@ pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
             Request::Chat { text }
         }
         "queue" => Request::Queue {
-            game: GameName::new(fields.string("game")?),
+            game: GameName::new(fields.name("game", MAX_GAME_CHARS)?),
             mode: fields
                 .opt_string("mode")?
                 .unwrap_or_else(|| "default".into()),
@@ -280,6 +288,25 @@ impl<F: Fn(String) -> DecodeError> Fields<'_, '_, F> {
             .ok_or_else(|| (self.bad)(format!("missing `{key}`")))
     }
 
+    /// A name or id: 1 to `max` characters, none of them a control character.
+    fn name(&mut self, key: &str, max: usize) -> Result<String, DecodeError> {
+        self.opt_name(key, max)?
+            .ok_or_else(|| (self.bad)(format!("missing `{key}`")))
+    }
+
+    fn opt_name(&mut self, key: &str, max: usize) -> Result<Option<String>, DecodeError> {
+        let Some(s) = self.opt_string(key)? else {
+            return Ok(None);
+        };
+        let chars = s.chars().count();
+        if chars == 0 || chars > max || s.chars().any(char::is_control) {
+            return Err((self.bad)(format!(
+                "`{key}` must be 1–{max} characters, none of them a control character"
+            )));
+        }
+        Ok(Some(s))
+    }
+
     fn opt_string(&mut self, key: &str) -> Result<Option<String>, DecodeError> {
         match self.take(key) {
             None => Ok(None),
@@ -318,6 +345,34 @@ impl<F: Fn(String) -> DecodeError> Fields<'_, '_, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_ids_are_bounded_before_anything_looks_them_up() {
+        let long_room = "r".repeat(60_000);
+        let long_game = "g".repeat(MAX_GAME_CHARS + 1);
+        for frame in [
+            format!(r#"{{"type":"join_room","rid":1,"room":"{long_room}"}}"#),
+            format!(r#"{{"type":"create_room","rid":1,"game":"{long_game}"}}"#),
+            format!(r#"{{"type":"queue","rid":1,"game":"{long_game}"}}"#),
+            format!(r#"{{"type":"list_rooms","rid":1,"game":"{long_game}"}}"#),
+            r#"{"type":"join_room","rid":1,"room":""}"#.to_owned(),
+            r#"{"type":"create_room","rid":1,"game":"di\u001bce"}"#.to_owned(),
+        ] {
+            let e = decode_client_frame(&frame).unwrap_err();
+            assert_eq!(
+                (e.code, e.rid),
+                (ErrorCode::BadRequest, Some(1)),
+                "{frame:.80}"
+            );
+            // The answer does not echo what it refuses.
+            assert!(e.message.len() < 100, "{}", e.message);
+        }
+        let ok = format!(
+            r#"{{"type":"join_room","room":"{}"}}"#,
+            "n".repeat(MAX_ROOM_CHARS)
+        );
+        assert!(decode_client_frame(&ok).is_ok());
+    }
 
     #[test]
     fn an_inputs_data_must_be_an_object_and_is_kept_as_sent() {

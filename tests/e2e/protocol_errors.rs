@@ -138,6 +138,17 @@ async fn room_and_queue_errors() {
         .request(json!({"type":"create_room","game":"dice","params":{"seats":9}}))
         .await;
     assert_eq!(e["message"], "`seats` must be from 2 to 8", "{e}");
+    // Ids and names are bounded at the edge: refused without being echoed, looked up or sent on.
+    let e = a
+        .request(json!({"type":"join_room","room":"r".repeat(60_000)}))
+        .await;
+    assert_eq!(e["code"], "bad_request", "{e:.200}");
+    assert!(e["message"].as_str().unwrap().len() < 100, "{e:.200}");
+    let e = a
+        .request(json!({"type":"create_room","game":"g".repeat(60_000)}))
+        .await;
+    assert_eq!(e["code"], "bad_request", "{e:.200}");
+    assert!(e["message"].as_str().unwrap().len() < 100, "{e:.200}");
     a.err(json!({"type":"join_room","room":"r-missing"}), "not_found")
         .await;
 
