@@ -14,11 +14,11 @@ pub(crate) const MAX_CHAT_CHARS: usize = 500;
 
 /// Longest game name a client may send (`game` of `create_room`, `list_rooms`, `queue`): longer
 /// names are no game's, and are refused before they are looked up, echoed or sent to other nodes.
-pub const MAX_GAME_CHARS: usize = 64;
+pub(crate) const MAX_GAME_CHARS: usize = 64;
 
 /// Longest room id a client may send (`room` of `join_room`). Warren's ids are
 /// `<node id>.r<random>` (node ids are at most 64 characters: at most 90 in all).
-pub const MAX_ROOM_CHARS: usize = 128;
+pub(crate) const MAX_ROOM_CHARS: usize = 128;
 
 /// A decoded client frame: the request and its optional request id.
 #[derive(Clone, Debug, PartialEq)]
