@@ -10,6 +10,10 @@ use warren_protocol::PlayerId;
 /// Default rating of a player whose token has no `mmr`.
 pub(crate) const DEFAULT_MMR: i64 = 1000;
 
+/// The range a token's `mmr` is clamped to (a rating far outside it would make the matchmaking
+/// spread of two players wrap around and match anyone).
+pub(crate) const MMR_RANGE: std::ops::RangeInclusive<i64> = -1_000_000..=1_000_000;
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
@@ -74,6 +78,8 @@ impl Auth {
     ) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // A token not valid yet (`nbf` in the future, beyond the leeway) is refused.
+        validation.validate_nbf = true;
         validation.leeway = leeway_secs;
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -94,13 +100,28 @@ impl Auth {
         if len == 0 || len > 64 {
             return Err(AuthError::Invalid("`sub` must be 1–64 characters".into()));
         }
+        // Control characters in an id or a display name are refused: they would make the fields
+        // of anything that joins them ambiguous (a resume token's payload) and reach other
+        // players' screens.
+        if c.sub.chars().any(char::is_control)
+            || c.name
+                .as_ref()
+                .is_some_and(|n| n.chars().any(char::is_control))
+        {
+            return Err(AuthError::Invalid(
+                "`sub` and `name` must not contain control characters".into(),
+            ));
+        }
         Ok(Identity {
             name: c
                 .name
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| c.sub.clone()),
             player: PlayerId::new(c.sub),
-            mmr: c.mmr.unwrap_or(DEFAULT_MMR),
+            mmr: c
+                .mmr
+                .unwrap_or(DEFAULT_MMR)
+                .clamp(*MMR_RANGE.start(), *MMR_RANGE.end()),
         })
     }
 
@@ -188,6 +209,21 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs()
+    }
+
+    #[test]
+    fn ratings_are_clamped_so_no_spread_wraps() {
+        let auth = Auth::new(b"k", true, 60, "", 0);
+        let sign = |mmr: i64| {
+            let claims = serde_json::json!({"sub": "p", "exp": now() + 60, "mmr": mmr});
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding).unwrap()
+        };
+        assert_eq!(auth.verify(&sign(i64::MIN)).unwrap().mmr, -1_000_000);
+        assert_eq!(auth.verify(&sign(i64::MAX)).unwrap().mmr, 1_000_000);
+        assert_eq!(auth.verify(&sign(1234)).unwrap().mmr, 1234);
+        // The widest possible spread of two clamped ratings fits an i64 many times over.
+        let (a, b) = (*MMR_RANGE.start(), *MMR_RANGE.end());
+        assert_eq!(b.checked_sub(a), Some(2_000_000));
     }
 
     #[test]

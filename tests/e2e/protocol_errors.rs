@@ -269,6 +269,13 @@ async fn http_refusals() {
     assert_eq!(node.refused(&format!("token={no_exp}")).await, 401);
     let long_sub = token(&"x".repeat(65), &[]);
     assert_eq!(node.refused(&format!("token={long_sub}")).await, 401);
+    // Not valid yet (`nbf` an hour ahead), and control characters in `sub` or `name`.
+    let early = token("x", &[("nbf", json!(now_secs() + 3600))]);
+    assert_eq!(node.refused(&format!("token={early}")).await, 401);
+    let newline = token("x\ny", &[]);
+    assert_eq!(node.refused(&format!("token={newline}")).await, 401);
+    let escape = token("x", &[("name", json!("\u{1b}[31mred"))]);
+    assert_eq!(node.refused(&format!("token={escape}")).await, 401);
 
     // The header works as well as the query.
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
@@ -413,9 +420,15 @@ async fn upgrade_requests_that_are_not_websocket_handshakes_get_a_json_error() {
         "{body}"
     );
 
-    // A handshake without a key, or of another WebSocket version.
+    // A handshake without a key, with a key that is not the base64 of 16 bytes, or of another
+    // WebSocket version.
     let path = format!("/v1/ws?token={tok}");
-    for extra in [v13.to_owned(), format!("{key}Sec-WebSocket-Version: 8\r\n")] {
+    for extra in [
+        v13.to_owned(),
+        format!("Sec-WebSocket-Key: not-a-key\r\n{v13}"),
+        format!("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ\r\n{v13}"),
+        format!("{key}Sec-WebSocket-Version: 8\r\n"),
+    ] {
         let (s, body) =
             status_and_json(&raw_exchange(&node, upgrade(&path, &extra).as_bytes()).await);
         assert_eq!(

@@ -226,6 +226,13 @@ fn accept(head: &[u8], edge: &Edge, peer: Option<std::net::IpAddr>) -> Result<Ac
             "missing Sec-WebSocket-Key",
         ));
     };
+    if !is_websocket_key(key) {
+        return Err(Refusal::new(
+            400,
+            "bad_request",
+            "Sec-WebSocket-Key must be the base64 of 16 bytes (RFC 6455)",
+        ));
+    }
     let query = req
         .path
         .and_then(|p| p.split_once('?'))
@@ -272,4 +279,34 @@ fn accept(head: &[u8], edge: &Edge, peer: Option<std::net::IpAddr>) -> Result<Ac
         key: key.to_owned(),
         rest: head[len..].to_vec(),
     })
+}
+
+/// Whether `key` is the base64 of 16 bytes, as RFC 6455 requires of `Sec-WebSocket-Key`: 22
+/// characters of the base64 alphabet, the last of which carries no bits past the 16th byte, then
+/// `==`.
+fn is_websocket_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    let alphabet = |c: &u8| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/';
+    b.len() == 24
+        && b[22..] == *b"=="
+        && b[..22].iter().all(alphabet)
+        && matches!(b[21], b'A' | b'Q' | b'g' | b'w')
+}
+
+#[cfg(test)]
+mod key_tests {
+    #[test]
+    fn a_key_is_the_base64_of_sixteen_bytes() {
+        assert!(super::is_websocket_key("dGhlIHNhbXBsZSBub25jZQ=="));
+        for bad in [
+            "",
+            "abc",
+            "dGhlIHNhbXBsZSBub25jZQ",
+            "dGhlIHNhbXBsZSBub25jZR==",
+            "dGhlIHNhbXBsZSBub25j*Q==",
+            "dGhlIHNhbXBsZSBub25jZQ===",
+        ] {
+            assert!(!super::is_websocket_key(bad), "{bad}");
+        }
+    }
 }
