@@ -16,7 +16,7 @@ use serde_json::json;
 use warren_client::{ClientError, Request};
 use warren_eights::Card;
 
-use common::{Live, Node, Player, WAIT, obj, one_move};
+use common::{Live, Node, Player, WAIT, cluster_ready, obj, one_move};
 
 // Dependencies of the example's library.
 use {rand as _, serde as _, warren as _};
@@ -33,18 +33,7 @@ async fn a_whole_game_on_three_nodes(trouble: Trouble) {
     let n1 = Node::start(bin, "n1", "").await;
     let n2 = Node::start(bin, "n2", &n1.cluster).await;
     let n3 = Node::start(bin, "n3", &n1.cluster).await;
-    let deadline = Instant::now() + WAIT;
-    for n in [&n1, &n2, &n3] {
-        while n.ready_members().await < 3 || n.http("GET", "/readyz").await.0 != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "{} never saw the cluster: {}",
-                n.id,
-                n.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    cluster_ready(&[&n1, &n2, &n3]).await;
     let live: Live = Arc::new(Mutex::new(vec![
         n1.http.clone(),
         n2.http.clone(),

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use warren_client::{ClientError, ErrorCode, Request, RoomId};
 
-use common::{Live, Node, Player, WAIT, obj, one_move};
+use common::{Live, Node, Player, WAIT, cluster_ready, obj, one_move};
 
 // Dependencies of the example's library.
 use {rand as _, serde as _, warren as _};
@@ -54,21 +54,6 @@ async fn metric(node: &Node, name: &str) -> f64 {
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-async fn cluster_ready(nodes: &[&Node]) {
-    let deadline = Instant::now() + WAIT;
-    for n in nodes {
-        while n.ready_members().await < nodes.len() || n.http("GET", "/readyz").await.0 != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "{} never saw the cluster ready: {}",
-                n.id,
-                n.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
 
 /// What one table of three players went through.

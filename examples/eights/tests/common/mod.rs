@@ -593,3 +593,19 @@ pub async fn one_move(players: &mut [Player], live: &Live) -> Option<Duration> {
         }
     }
 }
+
+/// Waits until every node answers `/readyz` and sees all of `nodes` ready.
+pub async fn cluster_ready(nodes: &[&Node]) {
+    let deadline = Instant::now() + WAIT;
+    for n in nodes {
+        while n.ready_members().await < nodes.len() || n.http("GET", "/readyz").await.0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "{} never saw the cluster ready: {}",
+                n.id,
+                n.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
