@@ -49,7 +49,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use anyhow::Context as _;
+// A dev-dependency of the end-to-end tests (they check frames against the protocol's schema).
 use clap::Parser;
+#[cfg(test)]
+use jsonschema as _;
 use tracing::{info, warn};
 use warren_actors::game::{GameRegistry, GameSpec};
 use warren_actors::node::{NodeCtx, random_token};

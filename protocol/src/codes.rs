@@ -41,6 +41,26 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every error code.
+    pub const ALL: [ErrorCode; 16] = [
+        Self::BadRequest,
+        Self::UnknownType,
+        Self::UnknownGame,
+        Self::InvalidParams,
+        Self::AlreadyInRoom,
+        Self::ServerDraining,
+        Self::NotFound,
+        Self::RoomFull,
+        Self::NotInRoom,
+        Self::InvalidState,
+        Self::InvalidInput,
+        Self::NotYourTurn,
+        Self::AlreadyQueued,
+        Self::NotQueued,
+        Self::RateLimited,
+        Self::Internal,
+    ];
+
     /// The wire name of the code.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -72,6 +72,9 @@ pub enum ServerMessage {
         players: Vec<PlayerView>,
         /// The game's state.
         state: Value,
+        /// The node hosting the room (absent from servers before it was added).
+        #[serde(default)]
+        node: Option<NodeId>,
     },
     /// One change of a room.
     RoomEvent {
@@ -186,6 +189,7 @@ mod tests {
             version: 4,
             players: &players,
             state: &raw,
+            node: &"n1".into(),
         });
         assert_eq!(
             read(&rs),
@@ -194,7 +198,8 @@ mod tests {
                 game: game.clone(),
                 version: 4,
                 players: players.clone(),
-                state: state.clone()
+                state: state.clone(),
+                node: Some("n1".into()),
             }
         );
         let event = serde_json::json!({"kind": "player_ready", "player": "p"});

@@ -13,6 +13,7 @@ mod codes;
 mod ids;
 mod incoming;
 mod json;
+mod schema;
 mod server;
 
 pub use client::{ClientRequest, DecodeError, Request, decode_client_frame};
@@ -20,6 +21,7 @@ pub use codes::{CloseCode, ErrorCode};
 pub use ids::{GameName, NodeId, PlayerId, RoomId, SessionId, TicketId};
 pub use incoming::{ServerMessage, Welcome};
 pub use json::JsonObject;
+pub use schema::SCHEMA_V1;
 pub use server::{
     Outbound, PlayerView, RoomSummary, ServerMsg, encode, error_frame, ok_frame, state_frame,
 };

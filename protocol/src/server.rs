@@ -82,6 +82,9 @@ pub enum ServerMsg<'a> {
         players: &'a [PlayerView],
         /// The game's state object, as this player sees it (already-encoded JSON).
         state: &'a serde_json::value::RawValue,
+        /// The node hosting the room as it sends this state (an addition to the contract: a
+        /// room keeps its id when it moves).
+        node: &'a NodeId,
     },
     /// One change of a room.
     RoomEvent {

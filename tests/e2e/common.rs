@@ -442,6 +442,82 @@ pub struct Client<S = MaybeTlsStream<TcpStream>> {
     pub welcome: Value,
     /// Messages read while looking for another one, handed out by `next` in order.
     pub pending: std::collections::VecDeque<Value>,
+    /// The game of each room this client heard of, to check its states and events.
+    games: std::collections::HashMap<String, String>,
+}
+
+/// The protocol's JSON Schema (`protocol/schema/v1.json`), which every frame a test reads is
+/// checked against: the frame's envelope, and for the built-in games their states and events.
+struct Schema {
+    server: jsonschema::Validator,
+    seat_event: jsonschema::Validator,
+    dice_state: jsonschema::Validator,
+    dice_event: jsonschema::Validator,
+    arena_state: jsonschema::Validator,
+}
+
+static SCHEMA: std::sync::LazyLock<Schema> = std::sync::LazyLock::new(|| {
+    let def = |name: &str| {
+        let mut root: Value = serde_json::from_str(warren_protocol::SCHEMA_V1).expect("schema");
+        root["$ref"] = Value::from(format!("#/$defs/{name}"));
+        jsonschema::validator_for(&root).expect("schema compiles")
+    };
+    Schema {
+        server: def("ServerMessage"),
+        seat_event: def("SeatEvent"),
+        dice_state: def("DiceState"),
+        dice_event: def("DiceEvent"),
+        arena_state: def("ArenaState"),
+    }
+});
+
+/// Reads a server frame and checks it against the protocol's schema; fails the test otherwise.
+fn checked(text: &str, games: &mut std::collections::HashMap<String, String>) -> Value {
+    let v: Value = serde_json::from_str(text).expect("server sent JSON");
+    let s = &*SCHEMA;
+    let fail = |what: &str, e: jsonschema::ValidationError<'_>| -> ! {
+        panic!("the server sent {what} that is not in the protocol's schema ({e}): {text}")
+    };
+    if let Err(e) = s.server.validate(&v) {
+        fail("a frame", e);
+    }
+    let room = v["room"].as_str().unwrap_or_default().to_owned();
+    match v["type"].as_str() {
+        Some("room_state") | Some("match_found") => {
+            games.insert(
+                room.clone(),
+                v["game"].as_str().unwrap_or_default().to_owned(),
+            );
+        }
+        _ => {}
+    }
+    let game = games.get(&room).map(String::as_str);
+    let state = match (v["type"].as_str(), game) {
+        (Some("room_state") | Some("state"), Some("dice")) => Some(&s.dice_state),
+        (Some("room_state") | Some("state"), Some("arena")) => Some(&s.arena_state),
+        _ => None,
+    };
+    if let Some(validator) = state
+        && let Err(e) = validator.validate(&v["state"])
+    {
+        fail("a game state", e);
+    }
+    if v["type"] == "room_event" {
+        let kind = v["event"]["kind"].as_str().unwrap_or_default();
+        let validator = if kind.starts_with("player_") {
+            Some(&s.seat_event)
+        } else if game == Some("dice") {
+            Some(&s.dice_event)
+        } else {
+            None
+        };
+        if let Some(validator) = validator
+            && let Err(e) = validator.validate(&v["event"])
+        {
+            fail("an event", e);
+        }
+    }
+    v
 }
 
 impl<S> Client<S>
@@ -456,12 +532,14 @@ where
             .expect("timed out waiting for welcome");
         match opened {
             Ok(conn) => {
-                let welcome = serde_json::from_str(conn.welcome_text()).expect("server sent JSON");
+                let mut games = Default::default();
+                let welcome = checked(conn.welcome_text(), &mut games);
                 Ok(Client {
                     conn,
                     rid: 0,
                     welcome,
                     pending: Default::default(),
+                    games,
                 })
             }
             Err(ClientError::Rejected { code, .. }) => Err(code.unwrap_or(0)),
@@ -498,7 +576,7 @@ where
             .await
             .expect("timed out waiting for a message");
         match frame {
-            Frame::Text(t) => serde_json::from_str(&t).expect("server sent JSON"),
+            Frame::Text(t) => checked(&t, &mut self.games),
             other => panic!("connection ended: {other:?}"),
         }
     }
@@ -514,7 +592,7 @@ where
             match tokio::time::timeout(left, self.conn.next()).await {
                 Err(_) => return,
                 Ok(Frame::Text(t)) => {
-                    let v: Value = serde_json::from_str(&t).expect("server sent JSON");
+                    let v = checked(&t, &mut self.games);
                     assert!(!pred(&v), "unexpected {what}: {v}");
                     self.pending.push_back(v);
                 }

@@ -265,6 +265,7 @@ impl RoomState {
             version: self.version,
             players: &players,
             state: &state,
+            node: &self.env.node,
         });
         let rec = &self.seats[i].rec;
         // A remote player's frame is on its way; a local one only if the player is connected here.
