@@ -67,6 +67,8 @@ pub(crate) struct HttpSection {
     pub(crate) keep_alive_ms: u64,
     /// Proxies whose forwarding headers are believed.
     pub(crate) trusted_proxies: Vec<String>,
+    /// Serve the playground at `/play`.
+    pub(crate) playground: bool,
 }
 
 /// `[cluster]`.

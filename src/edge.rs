@@ -7,6 +7,7 @@ pub(crate) mod auth;
 pub(crate) mod client;
 pub(crate) mod front;
 pub(crate) mod http;
+pub(crate) mod play;
 pub(crate) mod ws;
 
 use std::net::IpAddr;
@@ -41,6 +42,8 @@ pub(crate) struct Edge {
     pub(crate) trusted: client::TrustedProxies,
     /// Guest tokens per client address (`auth.guest_tokens_per_minute`).
     pub(crate) guest_limit: client::PerAddress,
+    /// `/play` is served (`http.playground`).
+    pub(crate) playground: bool,
 }
 
 impl Edge {

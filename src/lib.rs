@@ -366,6 +366,7 @@ fn run(
         // Checked when the configuration was read.
         trusted: edge::client::TrustedProxies::parse(&cfg.http.trusted_proxies).unwrap_or_default(),
         guest_limit: edge::client::PerAddress::new(cfg.auth.guest_tokens_per_minute),
+        playground: cfg.http.playground,
     });
     let listen = cfg.http.listen.clone();
     let workers = if cfg.http.workers == 0 {

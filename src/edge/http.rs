@@ -19,7 +19,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/ws", web::get().to(ws_without_upgrade))
         .route("/v1/cluster", web::get().to(cluster))
         .route("/v1/admin/replicas", web::get().to(replicas))
-        .route("/v1/admin/drain", web::post().to(drain));
+        .route("/v1/admin/drain", web::post().to(drain))
+        .route("/play", web::get().to(super::play::redirect))
+        .route("/play/", web::get().to(super::play::index))
+        .route("/play/{file}", web::get().to(super::play::file));
 }
 
 /// A JSON error body: `{"error": code, "message": ...}`.

@@ -22,6 +22,7 @@ mod loadtest;
 mod matchmaking;
 mod migration;
 mod observability;
+mod playground;
 mod protocol_errors;
 mod proxies;
 mod rolling;
