@@ -16,6 +16,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
         .route("/v1/auth/guest", web::post().to(guest))
+        .route(
+            "/v1/auth/guest",
+            web::method(actix_web::http::Method::OPTIONS).to(guest_preflight),
+        )
         .route("/v1/ws", web::get().to(ws_without_upgrade))
         .route("/v1/cluster", web::get().to(cluster))
         .route("/v1/admin/replicas", web::get().to(replicas))
@@ -118,7 +122,34 @@ struct GuestBody {
     name: String,
 }
 
+/// `POST /v1/auth/guest` may be called from a game's page on any origin (a browser game is
+/// rarely served by its game server): the answer allows every origin. It sets no cookie and reads
+/// no credential, so a cross-origin caller learns nothing it could not mint itself. The admin
+/// endpoints allow no other origin.
+fn cross_origin(mut r: HttpResponse) -> HttpResponse {
+    use actix_web::http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue};
+    r.headers_mut()
+        .insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    r
+}
+
+/// The CORS preflight of `POST /v1/auth/guest` (a JSON body makes browsers ask first).
+async fn guest_preflight() -> HttpResponse {
+    use actix_web::http::header;
+    cross_origin(
+        HttpResponse::NoContent()
+            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type"))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+            .finish(),
+    )
+}
+
 async fn guest(req: HttpRequest, edge: web::Data<Edge>, body: web::Bytes) -> HttpResponse {
+    cross_origin(mint_guest(req, edge, body).await)
+}
+
+async fn mint_guest(req: HttpRequest, edge: web::Data<Edge>, body: web::Bytes) -> HttpResponse {
     use actix_web::http::StatusCode;
     if !edge.auth.allow_guest {
         return error(

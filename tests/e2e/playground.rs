@@ -9,8 +9,15 @@ use crate::common::Node;
 
 /// `(status line, headers in lower case, body)` of a GET.
 async fn get(node: &Node, path: &str) -> (String, String, String) {
+    request(
+        node,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+async fn request(node: &Node, req: &str) -> (String, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", node.port)).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
@@ -63,4 +70,48 @@ async fn the_playground_is_served_by_default_and_not_when_off() {
         assert!(status.contains("404"), "{path}: {status}");
         assert!(body.contains("http.playground"), "{body}");
     }
+}
+
+/// A page on another origin (the playground of another node, or a studio's game page) can mint a
+/// guest token: the preflight and the answer allow every origin. The admin endpoints allow none.
+#[tokio::test]
+async fn guest_tokens_may_be_minted_from_any_origin_and_admin_views_from_none() {
+    let node = Node::start(&[]).await;
+    let (status, headers, _) = request(
+        &node,
+        "OPTIONS /v1/auth/guest HTTP/1.1\r\nHost: x\r\nOrigin: https://game.example\r\nAccess-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status.contains("204"), "{status}");
+    for h in [
+        "access-control-allow-origin: *",
+        "access-control-allow-methods: post",
+        "access-control-allow-headers: content-type",
+    ] {
+        assert!(headers.contains(h), "{h} in {headers}");
+    }
+    let body = r#"{"name":"ann"}"#;
+    let (status, headers, answer) = request(
+        &node,
+        &format!(
+            "POST /v1/auth/guest HTTP/1.1\r\nHost: x\r\nOrigin: https://game.example\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await;
+    assert!(status.contains("200"), "{status} {answer}");
+    assert!(
+        headers.contains("access-control-allow-origin: *"),
+        "{headers}"
+    );
+    let (status, headers, _) = request(
+        &node,
+        "GET /v1/cluster HTTP/1.1\r\nHost: x\r\nOrigin: https://game.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        !headers.contains("access-control-allow-origin"),
+        "{headers}"
+    );
 }

@@ -386,7 +386,8 @@ canvas.addEventListener("keyup", (ev) => {
 // -- the cluster ------------------------------------------------------------------------------
 async function refreshCluster() {
     try {
-        const view = await clusterView(client?.url ?? nodes[0], adminToken);
+        // The page's own node: the cluster view is an admin endpoint, which answers no other origin.
+        const view = await clusterView(location.origin, adminToken);
         $("cluster-error").textContent = `as ${view.node} sees it`;
         $("admin-form").hidden = true;
         const body = $("cluster-nodes").querySelector("tbody");
