@@ -342,6 +342,49 @@ impl<F: Fn(String) -> DecodeError> Fields<'_, '_, F> {
     }
 }
 
+/// One sample of every request (both forms where a field is optional), shared by the tests of
+/// the encoder and of the JSON Schema.
+#[cfg(test)]
+pub(crate) fn sample_requests() -> Vec<Request> {
+    let data = |v: serde_json::Value| match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    vec![
+        Request::CreateRoom {
+            game: "dice".into(),
+            params: data(serde_json::json!({"seats": 3})),
+            private: true,
+        },
+        Request::JoinRoom {
+            room: "n1.r".into(),
+        },
+        Request::LeaveRoom,
+        Request::ListRooms { game: None },
+        Request::ListRooms {
+            game: Some("arena".into()),
+        },
+        Request::Ready,
+        Request::Input {
+            data: JsonObject::from_map(&data(serde_json::json!({"dx": 1, "dy": -0.5}))),
+            seq: Some(9),
+        },
+        Request::Input {
+            data: JsonObject::from_map(&data(serde_json::json!({"action": "roll"}))),
+            seq: None,
+        },
+        Request::Chat {
+            text: "hi \"there\"".into(),
+        },
+        Request::Queue {
+            game: "dice".into(),
+            mode: "ranked".into(),
+        },
+        Request::Unqueue,
+        Request::Ping,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,43 +506,7 @@ mod tests {
 
     #[test]
     fn every_request_encodes_to_a_frame_that_decodes_back() {
-        let data = |v: Value| match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        };
-        let all = [
-            Request::CreateRoom {
-                game: "dice".into(),
-                params: data(serde_json::json!({"seats": 3})),
-                private: true,
-            },
-            Request::JoinRoom {
-                room: "n1.r".into(),
-            },
-            Request::LeaveRoom,
-            Request::ListRooms { game: None },
-            Request::ListRooms {
-                game: Some("arena".into()),
-            },
-            Request::Ready,
-            Request::Input {
-                data: JsonObject::from_map(&data(serde_json::json!({"dx": 1, "dy": -0.5}))),
-                seq: Some(9),
-            },
-            Request::Input {
-                data: JsonObject::from_map(&data(serde_json::json!({"action": "roll"}))),
-                seq: None,
-            },
-            Request::Chat {
-                text: "hi \"there\"".into(),
-            },
-            Request::Queue {
-                game: "dice".into(),
-                mode: "ranked".into(),
-            },
-            Request::Unqueue,
-            Request::Ping,
-        ];
+        let all = sample_requests();
         for (i, req) in all.into_iter().enumerate() {
             for rid in [None, Some(i as u64)] {
                 let r = ClientRequest {

@@ -19,8 +19,8 @@ mod tests {
     use crate::codes::{CloseCode, ErrorCode};
     use crate::ids::{GameName, NodeId, PlayerId, RoomId, SessionId, TicketId};
     use crate::{
-        ClientRequest, JsonObject, PlayerView, Request, RoomSummary, ServerMsg,
-        decode_client_frame, encode, error_frame, ok_frame, state_frame,
+        ClientRequest, PlayerView, RoomSummary, ServerMsg, decode_client_frame, encode,
+        error_frame, ok_frame, state_frame,
     };
 
     fn schema() -> Value {
@@ -67,41 +67,11 @@ mod tests {
         }
     }
 
-    fn every_request() -> Vec<Request> {
-        vec![
-            Request::CreateRoom {
-                game: "dice".into(),
-                params: obj(json!({"seats": 3})),
-                private: true,
-            },
-            Request::JoinRoom {
-                room: "n1.r".into(),
-            },
-            Request::LeaveRoom,
-            Request::ListRooms { game: None },
-            Request::ListRooms {
-                game: Some("arena".into()),
-            },
-            Request::Ready,
-            Request::Input {
-                data: JsonObject::from_map(&obj(json!({"dx": 1, "dy": -0.5}))),
-                seq: Some(9),
-            },
-            Request::Chat { text: "hi".into() },
-            Request::Queue {
-                game: "dice".into(),
-                mode: "ranked".into(),
-            },
-            Request::Unqueue,
-            Request::Ping,
-        ]
-    }
-
     #[test]
     fn every_request_follows_the_schema_and_the_schema_lists_every_request() {
         let v = validator("ClientMessage");
         let mut kinds = BTreeSet::new();
-        for (i, req) in every_request().into_iter().enumerate() {
+        for (i, req) in crate::client::sample_requests().into_iter().enumerate() {
             kinds.insert(req.kind().to_owned());
             for rid in [None, Some(i as u64)] {
                 check(
