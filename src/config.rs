@@ -177,6 +177,8 @@ pub(crate) struct MatchSection {
     pub(crate) max_window: u32,
     /// Sweep interval.
     pub(crate) sweep_interval_ms: u64,
+    /// Empty time before a pool retires.
+    pub(crate) pool_idle_ms: u64,
 }
 
 /// `[log]`.
@@ -329,6 +331,12 @@ impl Config {
         if self.matchmaking.sweep_interval_ms < 10 {
             return bad("matchmaking.sweep_interval_ms", "must be at least 10");
         }
+        if !(100..=3_600_000).contains(&self.matchmaking.pool_idle_ms) {
+            return bad(
+                "matchmaking.pool_idle_ms",
+                "must be from 100 to 3600000 (an hour)",
+            );
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", "must be \"text\" or \"json\"");
         }
@@ -370,6 +378,7 @@ impl Config {
                 widen_per_sec: m.widen_per_sec,
                 max_window: m.max_window,
                 sweep_interval_ms: m.sweep_interval_ms,
+                pool_idle_ms: m.pool_idle_ms,
             },
         }
     }

@@ -111,10 +111,8 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
         "warren_cluster_isolated",
         "1 while this node sees no strict majority of its cluster (it hosts no rooms then)"
     );
-    describe_gauge!(
-        "warren_matchmaking_tickets",
-        "Tickets waiting, by pool (game:mode)"
-    );
+    // warren_matchmaking_tickets{pool} is rendered from the live pools (NodeCtx::render_pool_tickets),
+    // so that a retired pool's series goes away with it.
     describe_counter!("warren_matches_total", "Matches formed, by game");
     describe_histogram!(
         "warren_match_wait_seconds",
@@ -151,7 +149,7 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
     );
     describe_gauge!(
         "warren_matchmaking_pools",
-        "Matchmaking pools this node has served since it started"
+        "Matchmaking pools live on this node (an empty pool retires after matchmaking.pool_idle_ms)"
     );
     describe_counter!(
         "warren_matchmaking_handoffs_total",

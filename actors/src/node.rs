@@ -48,6 +48,9 @@ pub struct NodeCtx {
     pub resume_key: ResumeKey,
     /// Tickets waiting in the pools hosted here (a drain waits for them to be handed over).
     tickets: AtomicU64,
+    /// Tickets waiting in each live pool here, by label (`game:mode`). `/metrics` renders
+    /// `warren_matchmaking_tickets{pool}` from it, so a retired pool's series goes with it.
+    pool_tickets: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
     /// Set while this node sees no strict majority of the cluster: it hosts no rooms and takes
     /// no players (the majority side adopts its rooms).
     isolated: AtomicBool,
@@ -97,6 +100,7 @@ impl NodeCtx {
             directory,
             resume_key,
             tickets: AtomicU64::new(0),
+            pool_tickets: Default::default(),
             isolated: AtomicBool::new(false),
             ids: AtomicU64::new(0),
             hosts: OnceLock::new(),
@@ -145,6 +149,42 @@ impl NodeCtx {
     /// Tickets waiting in the pools hosted here.
     pub fn waiting_tickets(&self) -> u64 {
         self.tickets.load(Ordering::Acquire)
+    }
+
+    /// Records the tickets waiting in the pool `label`; `None` when the pool stopped.
+    pub(crate) fn pool_tickets(&self, label: &str, waiting: Option<u64>) {
+        let mut pools = crate::util::lock(&self.pool_tickets);
+        match waiting {
+            Some(n) => match pools.get_mut(label) {
+                Some(v) => *v = n,
+                None => {
+                    pools.insert(label.to_owned(), n);
+                }
+            },
+            None => {
+                pools.remove(label);
+            }
+        }
+    }
+
+    /// `warren_matchmaking_tickets{pool}` in the Prometheus text format: one series per live
+    /// pool (its help and type even when there is none).
+    pub fn render_pool_tickets(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push_str("# HELP warren_matchmaking_tickets Tickets waiting, by pool (game:mode)\n");
+        out.push_str("# TYPE warren_matchmaking_tickets gauge\n");
+        for (label, n) in crate::util::lock(&self.pool_tickets).iter() {
+            let mut escaped = String::with_capacity(label.len());
+            for c in label.chars() {
+                match c {
+                    '\\' => escaped.push_str("\\\\"),
+                    '"' => escaped.push_str("\\\""),
+                    '\n' => escaped.push_str("\\n"),
+                    c => escaped.push(c),
+                }
+            }
+            let _ = writeln!(out, "warren_matchmaking_tickets{{pool=\"{escaped}\"}} {n}");
+        }
     }
 
     /// A pool's count of waiting tickets went from `was` to `now`.

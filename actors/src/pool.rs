@@ -14,6 +14,11 @@
 //! When the ring says another node owns the pool (a node joined, or this one is draining), the
 //! next sweep hands every waiting ticket over in one message.
 //!
+//! An empty pool stops sweeping, and after `matchmaking.pool_idle_ms` empty it asks its host to retire it: a
+//! client picks `mode`, so every distinct mode ever queued would otherwise keep a pool, its timer
+//! and its metric series for the node's lifetime. Tickets that reach a pool after it asked to
+//! retire are handed back to the host, which queues them in a new pool.
+//!
 //! Supervised by `PoolHost`.
 
 use std::sync::Arc;
@@ -86,6 +91,10 @@ pub enum PoolMsg {
     },
     /// Look again at waiting tickets, whose windows have widened, and at who owns the pool.
     Sweep,
+    /// The pool has been empty since the empty spell numbered so.
+    Idle(u64),
+    /// The host retired the pool: hand back any ticket that arrived since, and stop.
+    Stop,
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -113,7 +122,12 @@ pub struct PoolState {
     queue: MatchQueue<TicketId, Ticket>,
     /// The queue length last added to `NodeCtx::tickets`.
     counted: u64,
+    /// Sweeps while the pool holds tickets; none while it is empty.
     sweeper: Option<JoinHandle<()>>,
+    every: Duration,
+    idle_after: Duration,
+    /// Numbers the pool's empty spells, so a stale [`PoolMsg::Idle`] is recognised.
+    idle: u64,
 }
 
 impl Actor for Pool {
@@ -126,17 +140,24 @@ impl Actor for Pool {
         me: ActorRef<PoolMsg>,
         a: PoolArgs,
     ) -> Result<PoolState, ActorProcessingErr> {
-        let every =
-            Duration::from_millis(a.ctx.settings.load().matchmaking.sweep_interval_ms.max(10));
-        Ok(PoolState {
+        let settings = a.ctx.settings.load();
+        let every = Duration::from_millis(settings.matchmaking.sweep_interval_ms.max(10));
+        let idle_after = Duration::from_millis(settings.matchmaking.pool_idle_ms.max(100));
+        let st = PoolState {
             label: a.key.label(),
             ctx: a.ctx,
             key: a.key,
             seats: a.seats,
             queue: MatchQueue::new(a.seats as usize),
             counted: 0,
-            sweeper: Some(me.send_interval(every, || PoolMsg::Sweep)),
-        })
+            sweeper: None,
+            every,
+            idle_after,
+            idle: 0,
+        };
+        // A pool starts empty: its first ticket is on the way; if it never comes, retire.
+        st.arm_idle(&me);
+        Ok(st)
     }
 
     async fn post_stop(
@@ -147,7 +168,7 @@ impl Actor for Pool {
         if let Some(s) = st.sweeper.take() {
             s.abort();
         }
-        metrics::gauge!("warren_matchmaking_tickets", "pool" => st.label.clone()).set(0.0);
+        st.ctx.pool_tickets(&st.label, None);
         st.ctx.count_tickets(st.counted, 0);
         Ok(())
     }
@@ -191,16 +212,64 @@ impl Actor for Pool {
                     }
                 }
             }
+            PoolMsg::Idle(spell) => {
+                if spell == st.idle && st.queue.is_empty() {
+                    let retire = crate::pool_host::PoolHostMsg::Retire {
+                        pool: st.key.clone(),
+                        id: me.get_id(),
+                    };
+                    let _ = crate::pool_host::PoolHost::of(&st.ctx).cast(retire);
+                }
+            }
+            PoolMsg::Stop => {
+                if !st.queue.is_empty() {
+                    let tickets = st
+                        .queue
+                        .drain()
+                        .into_iter()
+                        .map(|(id, t, since)| t.wire(id, since))
+                        .collect();
+                    let back = PoolWire::Handoff {
+                        pool: st.key.clone(),
+                        seats: st.seats,
+                        tickets,
+                    };
+                    let host = crate::pool_host::PoolHost::of(&st.ctx);
+                    let _ = host.cast(crate::pool_host::PoolHostMsg::Wire(back));
+                }
+                me.stop(None);
+            }
         }
         let len = st.queue.len() as u64;
-        metrics::gauge!("warren_matchmaking_tickets", "pool" => st.label.clone()).set(len as f64);
+        st.ctx.pool_tickets(&st.label, Some(len));
         st.ctx.count_tickets(st.counted, len);
         st.counted = len;
+        // Sweep only while there is something to sweep.
+        match (len, st.sweeper.is_some()) {
+            (0, true) => {
+                if let Some(s) = st.sweeper.take() {
+                    s.abort();
+                }
+                st.idle += 1;
+                st.arm_idle(&me);
+            }
+            (1.., false) => {
+                st.idle += 1;
+                st.sweeper = Some(me.send_interval(st.every, || PoolMsg::Sweep));
+            }
+            _ => {}
+        }
         Ok(())
     }
 }
 
 impl PoolState {
+    /// Retires the pool if it is still in the same empty spell after `pool_idle_ms`.
+    fn arm_idle(&self, me: &ActorRef<PoolMsg>) {
+        let spell = self.idle;
+        drop(me.send_after(self.idle_after, move || PoolMsg::Idle(spell)));
+    }
+
     /// Hands every waiting ticket to the pool's new owner, if another node owns it now. True when
     /// the tickets left.
     fn handoff(&mut self) -> bool {

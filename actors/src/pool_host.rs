@@ -1,6 +1,6 @@
 //! `PoolHost`: hosts the matchmaking pools this node owns, one `Pool` per `(game, mode)`, spawned on
 //! first use and restarted empty if one fails (its players' sessions see their ticket vanish and
-//! can queue again).
+//! can queue again), and retired once it has been empty for `matchmaking.pool_idle_ms`.
 //!
 //! Every pool message goes through here, from this node's sessions or from other nodes: a message
 //! for a pool another node owns (by this node's view of the ring) is forwarded there, at most
@@ -25,6 +25,13 @@ pub const MAX_HOPS: u8 = 3;
 pub enum PoolHostMsg {
     /// A pool message, from a session here or from another node.
     Wire(PoolWire),
+    /// A pool has been empty for a while and asks to stop.
+    Retire {
+        /// Its key.
+        pool: PoolKey,
+        /// The asking actor (a newer pool of the same key is kept).
+        id: ractor::ActorId,
+    },
 }
 
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
@@ -113,7 +120,20 @@ impl Actor for PoolHost {
         msg: PoolHostMsg,
         st: &mut PoolHostState,
     ) -> Result<(), ActorProcessingErr> {
-        let PoolHostMsg::Wire(msg) = msg;
+        let msg = match msg {
+            PoolHostMsg::Wire(msg) => msg,
+            PoolHostMsg::Retire { pool, id } => {
+                // From here on, messages for this key go to a new pool. The old one hands back
+                // whatever reached it before it stops.
+                if st.pools.get(&pool).is_some_and(|p| p.get_id() == id)
+                    && let Some(p) = st.pools.remove(&pool)
+                {
+                    let _ = p.cast(PoolMsg::Stop);
+                    metrics::gauge!("warren_matchmaking_pools").set(st.pools.len() as f64);
+                }
+                return Ok(());
+            }
+        };
         match msg {
             PoolWire::Enqueue {
                 pool,
@@ -190,6 +210,7 @@ impl Actor for PoolHost {
             _ => return Ok(()),
         };
         st.pools.retain(|_, p| p.get_id() != cell.get_id());
+        metrics::gauge!("warren_matchmaking_pools").set(st.pools.len() as f64);
         Ok(())
     }
 }

@@ -58,6 +58,8 @@ pub struct MatchSettings {
     pub max_window: u32,
     /// How often pools look again at waiting tickets as their windows widen.
     pub sweep_interval_ms: u64,
+    /// How long a pool stays empty before it is retired.
+    pub pool_idle_ms: u64,
 }
 
 /// Everything actors read.

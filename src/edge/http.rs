@@ -112,9 +112,11 @@ async fn readyz(edge: web::Data<Edge>) -> HttpResponse {
 }
 
 async fn metrics(edge: web::Data<Edge>) -> HttpResponse {
+    let mut body = edge.metrics.render();
+    edge.ctx.render_pool_tickets(&mut body);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(edge.metrics.render())
+        .body(body)
 }
 
 #[derive(Deserialize)]

@@ -136,3 +136,59 @@ async fn a_player_who_disconnects_leaves_the_queue() {
     assert!(!players.contains(&"gone"), "{players:?}");
     matched(&mut b, "dice", 2).await;
 }
+
+/// Clients choose the mode, so every distinct mode queued makes a pool: a pool nobody queues
+/// for any more retires, with its timer and its metric series, and a mode queued again later
+/// gets a new pool that matches as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_of_modes_nobody_queues_for_retire() {
+    let node = Node::start(&[("WARREN_MATCHMAKING__POOL_IDLE_MS", "300")]).await;
+    let series = |metrics: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("warren_matchmaking_tickets{pool=\"dice:m"))
+            .count()
+    };
+    let mut made = 0;
+    for p in 0..3 {
+        let mut c = node.connect(&format!("modes{p}")).await;
+        for m in 0..30 {
+            let mode = format!("m{p}-{m}");
+            c.ok(json!({"type":"queue","game":"dice","mode":mode}))
+                .await;
+            c.ok(json!({"type":"unqueue"})).await;
+            made += 1;
+        }
+    }
+    assert_eq!(made, 90);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, metrics) = node.http("GET", "/metrics", None, None).await.unwrap();
+        let pools = crate::common::metric_sum(&node, "warren_matchmaking_pools").await;
+        if pools == 0.0 && series(&metrics) == 0 {
+            // Described even with no pool, so dashboards and alerts see it from the start.
+            assert!(metrics.contains("# TYPE warren_matchmaking_tickets gauge\n"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pools} pools and {} series left after every ticket left",
+            series(&metrics)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A retired mode works again.
+    let tok = |p: &str| token(p, &[("mmr", json!(1000))]);
+    let mut a = node
+        .connect_with(&format!("token={}", tok("again-a")))
+        .await;
+    let mut b = node
+        .connect_with(&format!("token={}", tok("again-b")))
+        .await;
+    a.ok(json!({"type":"queue","game":"dice","mode":"m0-0"}))
+        .await;
+    b.ok(json!({"type":"queue","game":"dice","mode":"m0-0"}))
+        .await;
+    matched(&mut a, "dice", 2).await;
+    matched(&mut b, "dice", 2).await;
+}
