@@ -69,6 +69,8 @@ pub(crate) struct HttpSection {
     pub(crate) trusted_proxies: Vec<String>,
     /// Serve the playground at `/play`.
     pub(crate) playground: bool,
+    /// Connections open at once that are not WebSocket sessions.
+    pub(crate) max_connections: usize,
 }
 
 /// `[cluster]`.
@@ -230,6 +232,9 @@ impl Config {
         }
         if let Err(e) = crate::edge::client::TrustedProxies::parse(&self.http.trusted_proxies) {
             return bad("http.trusted_proxies", &e);
+        }
+        if self.http.max_connections == 0 {
+            return bad("http.max_connections", "must be more than 0");
         }
         if self.http.keep_alive_ms == 0 {
             return bad("http.keep_alive_ms", "must be more than 0");

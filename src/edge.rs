@@ -44,6 +44,12 @@ pub(crate) struct Edge {
     pub(crate) guest_limit: client::PerAddress,
     /// `/play` is served (`http.playground`).
     pub(crate) playground: bool,
+    /// Connections open that are not WebSocket sessions (front::HttpSlot).
+    pub(crate) http_open: AtomicUsize,
+    /// Of those, the ones that came for a probe or a scrape, counted apart.
+    pub(crate) probes_open: AtomicUsize,
+    /// Most such connections at once (`http.max_connections`, as the open-files limit allows).
+    pub(crate) http_max: usize,
 }
 
 impl Edge {

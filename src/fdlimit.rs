@@ -5,18 +5,32 @@
 //! `limits.max_connections`, the node takes fewer sessions than configured, so the connections
 //! past the limit get the protocol's 503 `at_capacity` instead of hanging in the listen queue
 //! while the kernel refuses the node a socket.
+//!
+//! Connections that are not sessions (plain HTTP, kept-alive HTTP, connections before their
+//! request line) have a bound of their own, `http.max_connections`; when descriptors are short,
+//! they get an eighth of the descriptors left after [`RESERVED`], and sessions the rest. No
+//! kind of connection can take the descriptors the other needs, or the node's own.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 use tracing::{info, warn};
 
-/// Descriptors kept for everything but sessions: the listeners, cluster links, the runtime's
-/// own, HTTP requests, log and snapshot files, and the sockets that are answered 503.
+/// Descriptors kept for everything but client connections: the listeners, cluster links, the
+/// runtime's own, log and snapshot files, and the sockets that are answered 503.
 pub(crate) const RESERVED: usize = 256;
 
-/// Sessions the open-files limit allows; `usize::MAX` until [`raise`] ran.
+/// Client connections the open-files limit allows; `usize::MAX` until [`raise`] ran.
 static CAP: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// The share of [`CAP`] that connections other than sessions may take (at least one).
+fn http_share(cap: usize) -> usize {
+    if cap == usize::MAX {
+        usize::MAX
+    } else {
+        (cap / 8).clamp(1, cap.max(1))
+    }
+}
 
 /// Raises the soft open-files limit to the hard limit and records the sessions it allows.
 /// Returns the open-files limit now in force (`usize::MAX`: unlimited).
@@ -36,8 +50,8 @@ pub(crate) fn raise(max_connections: usize) -> usize {
             Err(e) => warn!(error = %e, "could not raise the open-files limit"),
         }
     }
-    let cap = cap_for(soft);
-    CAP.store(cap, Ordering::Relaxed);
+    CAP.store(cap_for(soft), Ordering::Relaxed);
+    let cap = sessions(usize::MAX);
     if cap < max_connections {
         warn!(
             open_files = ?soft,
@@ -55,7 +69,7 @@ fn count(limit: Option<u64>) -> usize {
     limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// Sessions an open-files limit allows (no limit: no cap).
+/// Client connections an open-files limit allows (no limit: no cap).
 fn cap_for(open_files: Option<u64>) -> usize {
     match open_files {
         None => usize::MAX,
@@ -65,7 +79,15 @@ fn cap_for(open_files: Option<u64>) -> usize {
 
 /// `limits.max_connections` as the open-files limit allows it.
 pub(crate) fn sessions(max_connections: usize) -> usize {
-    max_connections.min(CAP.load(Ordering::Relaxed))
+    match CAP.load(Ordering::Relaxed) {
+        usize::MAX => max_connections,
+        cap => max_connections.min(cap.saturating_sub(http_share(cap))),
+    }
+}
+
+/// `http.max_connections` as the open-files limit allows it.
+pub(crate) fn http_connections(max_connections: usize) -> usize {
+    max_connections.min(http_share(CAP.load(Ordering::Relaxed)))
 }
 
 #[cfg(test)]
@@ -77,5 +99,8 @@ mod tests {
         assert_eq!(cap_for(None), usize::MAX);
         assert_eq!(cap_for(Some(1_024)), 1_024 - RESERVED);
         assert_eq!(cap_for(Some(100)), 0);
+        assert_eq!(http_share(usize::MAX), usize::MAX);
+        assert_eq!(http_share(800), 100);
+        assert_eq!(http_share(0), 1);
     }
 }

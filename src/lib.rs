@@ -367,6 +367,9 @@ fn run(
         trusted: edge::client::TrustedProxies::parse(&cfg.http.trusted_proxies).unwrap_or_default(),
         guest_limit: edge::client::PerAddress::new(cfg.auth.guest_tokens_per_minute),
         playground: cfg.http.playground,
+        http_open: AtomicUsize::new(0),
+        probes_open: AtomicUsize::new(0),
+        http_max: fdlimit::http_connections(cfg.http.max_connections),
     });
     let listen = cfg.http.listen.clone();
     let workers = if cfg.http.workers == 0 {
@@ -382,9 +385,15 @@ fn run(
             .workers(workers)
             .disable_signals()
             .shutdown_timeout(2)
-            // The node's own limit answers 503 past `limits.max_connections`; actix-server's
-            // default (25,600 a worker) would instead stop accepting before it.
-            .max_concurrent_connections(open_files)
+            // The node's own limits answer 503 past `limits.max_connections` and
+            // `http.max_connections`; actix-server's default (25,600 a worker) would instead stop
+            // accepting before them. Past this one, connections wait in the listen queue: half of
+            // the reserved descriptors stay the node's own (cluster links, files) whatever
+            // clients do, such as opening connections that never send a request line. (The
+            // bound is per worker.)
+            .max_concurrent_connections(
+                (open_files.saturating_sub(fdlimit::RESERVED / 2) / workers.max(1)).max(1),
+            )
             .listen("warren-edge", http_listener(given, &listen, &mut bound)?, move || {
                 edge::front::service(front_edge.clone())
             })

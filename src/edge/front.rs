@@ -63,6 +63,9 @@ pub(crate) fn service(
         ))
         .finish(map_config(
             App::new()
+                .wrap(actix_web::middleware::from_fn(super::http::bounded))
+                // No endpoint takes more than a small JSON object.
+                .app_data(web::PayloadConfig::new(16 * 1024))
                 .app_data(data)
                 .configure(super::http::routes)
                 .into_factory(),
@@ -88,6 +91,48 @@ pub(crate) fn service(
     })
 }
 
+/// Connections whose first request is a probe or a scrape ([`Line::Probe`]) held at once.
+const PROBE_SLOTS: usize = 64;
+
+/// A connection serving plain HTTP, counted against `http.max_connections` (`Edge::http_max`),
+/// or against [`PROBE_SLOTS`] when it came for a probe, from its first request line until it
+/// closes or becomes a WebSocket session.
+pub(crate) struct HttpSlot {
+    edge: Arc<Edge>,
+    probe: bool,
+}
+
+impl HttpSlot {
+    /// A slot, or `None` when every one is taken.
+    fn take(edge: &Arc<Edge>, probe: bool) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let (open, max) = if probe {
+            (&edge.probes_open, PROBE_SLOTS)
+        } else {
+            (&edge.http_open, edge.http_max)
+        };
+        if open.fetch_add(1, Ordering::AcqRel) >= max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self {
+            edge: edge.clone(),
+            probe,
+        })
+    }
+}
+
+impl Drop for HttpSlot {
+    fn drop(&mut self) {
+        let open = if self.probe {
+            &self.edge.probes_open
+        } else {
+            &self.edge.http_open
+        };
+        open.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Reads the request line, then hands the connection to the WebSocket edge or to actix-web.
 async fn route<S>(mut io: TcpStream, edge: Arc<Edge>, http: Rc<S>)
 where
@@ -100,22 +145,43 @@ where
     let mut head = Vec::with_capacity(512);
     // Boxed, as the handshake is: the connection's task stays the size of its socket loop.
     let line = Box::pin(first_line(&mut io, &mut head));
-    let Some(is_websocket) = line.await else {
+    let Some(kind) = line.await else {
         return;
     };
-    if is_websocket {
-        super::ws::serve(Prefixed::new(Vec::new(), io), head, edge).await;
+    if kind == Line::WebSocket {
+        // Counted against limits.max_connections by its handshake.
+        super::ws::serve(Prefixed::new(Vec::new(), io, None), head, edge).await;
     } else {
-        let call = Box::pin(http.call((Prefixed::new(head, io), Protocol::Http1, peer)));
+        // Plain HTTP has a bound of its own, so that HTTP clients cannot take the descriptors
+        // sessions need (nor the other way round).
+        let Some(slot) = HttpSlot::take(&edge, kind == Line::Probe) else {
+            metrics::counter!("warren_connections_rejected_total", "reason" => "http_capacity")
+                .increment(1);
+            super::http::refuse(&mut io, 503, "at_capacity", "too many HTTP connections").await;
+            return;
+        };
+        let io = Prefixed::new(head, io, Some(slot));
+        let call = Box::pin(http.call((io, Protocol::Http1, peer)));
         if let Err(e) = call.await {
             debug!(error = ?e, "http connection error");
         }
     }
 }
 
+/// What a connection's first request line asks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Line {
+    /// `GET /v1/ws`: the WebSocket edge.
+    WebSocket,
+    /// `GET` of `/healthz`, `/readyz` or `/metrics`: probes and scrapes, which have HTTP slots
+    /// of their own, so that a flood of other requests cannot fail a node's liveness probe.
+    Probe,
+    /// Any other request.
+    Other,
+}
+
 /// Reads the request line within [`REQUEST_TIMEOUT`], answering 408 when it does not come.
-/// `Some(true)`: the line asks for the WebSocket edge ([`is_websocket_line`]).
-async fn first_line(io: &mut TcpStream, head: &mut Vec<u8>) -> Option<bool> {
+async fn first_line(io: &mut TcpStream, head: &mut Vec<u8>) -> Option<Line> {
     match tokio::time::timeout(REQUEST_TIMEOUT, read_request_line(io, head)).await {
         Ok(Ok(line)) => line,
         Ok(Err(e)) => {
@@ -132,11 +198,11 @@ async fn first_line(io: &mut TcpStream, head: &mut Vec<u8>) -> Option<bool> {
 /// Reads into `head` until it holds a whole request line, and tells whether it asks for the
 /// WebSocket edge. `None`: the client closed first, or sent a line too long to be a request line
 /// (answered 414).
-async fn read_request_line(io: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<Option<bool>> {
+async fn read_request_line(io: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<Option<Line>> {
     let mut searched = 0;
     loop {
         if let Some(end) = head[searched..].iter().position(|&b| b == b'\n') {
-            return Ok(Some(is_websocket_line(&head[..searched + end])));
+            return Ok(Some(classify(&head[..searched + end])));
         }
         searched = head.len();
         if head.len() >= MAX_REQUEST_LINE {
@@ -152,18 +218,28 @@ async fn read_request_line(io: &mut TcpStream, head: &mut Vec<u8>) -> io::Result
     }
 }
 
-/// `GET /v1/ws HTTP/1.1`, with or without a query, in origin form or absolute form
-/// (`GET http://host/v1/ws HTTP/1.1`, as a proxy may send it).
-fn is_websocket_line(line: &[u8]) -> bool {
+/// What a request line asks for, by method and path (with or without a query, in origin form or
+/// absolute form: `GET http://host/v1/ws HTTP/1.1`, as a proxy may send it).
+fn classify(line: &[u8]) -> Line {
     let mut parts = line.split(|&b| b == b' ');
-    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        return false;
+    let (Some(b"GET"), Some(target)) = (parts.next(), parts.next()) else {
+        return Line::Other;
     };
     let path = origin(target)
         .split(|&b| b == b'?')
         .next()
         .unwrap_or_default();
-    method == b"GET" && path == b"/v1/ws"
+    match path {
+        b"/v1/ws" => Line::WebSocket,
+        b"/healthz" | b"/readyz" | b"/metrics" => Line::Probe,
+        _ => Line::Other,
+    }
+}
+
+/// `GET /v1/ws`: the request line asks for the WebSocket edge.
+#[cfg(test)]
+fn is_websocket_line(line: &[u8]) -> bool {
+    classify(line) == Line::WebSocket
 }
 
 /// A request target's path and query: the target itself in origin form, what follows the
@@ -189,6 +265,8 @@ fn origin(target: &[u8]) -> &[u8] {
 async fn upgrade(req: Request, framed: Framed<Prefixed, h1::Codec>, edge: Arc<Edge>) {
     let parts = framed.into_parts();
     let mut io = parts.io;
+    // A session from here on (or refused): its handshake counts it.
+    io.slot = None;
     // Answers to requests pipelined ahead of the upgrade, not written yet: they go first.
     if !parts.write_buf.is_empty() {
         use tokio::io::AsyncWriteExt as _;
@@ -228,16 +306,23 @@ fn request_head(req: &Request) -> Vec<u8> {
     head
 }
 
-/// A socket with bytes already read from it put back in front.
+/// A socket with bytes already read from it put back in front, and, while it serves HTTP, its
+/// [`HttpSlot`].
 pub(crate) struct Prefixed {
     prefix: Vec<u8>,
     at: usize,
     io: TcpStream,
+    slot: Option<HttpSlot>,
 }
 
 impl Prefixed {
-    fn new(prefix: Vec<u8>, io: TcpStream) -> Self {
-        Self { prefix, at: 0, io }
+    fn new(prefix: Vec<u8>, io: TcpStream, slot: Option<HttpSlot>) -> Self {
+        Self {
+            prefix,
+            at: 0,
+            io,
+            slot,
+        }
     }
 
     /// The connection's peer address.

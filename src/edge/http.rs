@@ -29,6 +29,78 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/play/{file}", web::get().to(super::play::file));
 }
 
+/// How long a request may take from its head to its answer, its body included: a client that
+/// announces a body and does not send it gets 408 and the connection closes.
+pub(crate) const HANDLER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Wraps every HTTP request: bounds its time ([`HANDLER_TIMEOUT`]) and gives the refusals
+/// actix-web makes by itself (an unknown path, a wrong method, a body over its limit) the JSON
+/// error body every other refusal has.
+pub(crate) async fn bounded(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse, actix_web::Error> {
+    use actix_web::http::{StatusCode, header};
+    let res = match tokio::time::timeout(HANDLER_TIMEOUT, next.call(req)).await {
+        Ok(res) => res?.map_into_boxed_body(),
+        Err(_) => return Err(RequestTimeout.into()),
+    };
+    let status = res.status();
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return Ok(res);
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = status
+        .canonical_reason()
+        .unwrap_or("refused")
+        .to_ascii_lowercase();
+    let (request, old) = res.into_parts();
+    let mut r = error(status, code, &message);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            r.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(actix_web::dev::ServiceResponse::new(request, r))
+}
+
+/// A request whose body did not arrive within [`HANDLER_TIMEOUT`]: 408, and the connection
+/// closes (what is left of the body would be read as the next request).
+#[derive(Debug)]
+struct RequestTimeout;
+
+impl std::fmt::Display for RequestTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request's body did not arrive in time")
+    }
+}
+
+impl actix_web::ResponseError for RequestTimeout {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::REQUEST_TIMEOUT
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        tracing::debug!("request not complete in time: 408");
+        let mut r = error(self.status_code(), "request_timeout", &self.to_string());
+        r.head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        r
+    }
+}
+
 /// A JSON error body: `{"error": code, "message": ...}`.
 fn error_body(code: &str, message: &str) -> serde_json::Value {
     json!({ "error": code, "message": message })

@@ -180,8 +180,9 @@ async fn a_client_that_stops_reading_gets_4003_and_memory_stays_bounded() {
 /// leaving them unanswered in the listen queue once the kernel refuses it a socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_files_limit_below_max_connections_caps_sessions_with_503() {
-    // The node keeps 256 descriptors for everything but sessions: 20 are left.
-    let node = Node::start_with_open_files(&[], 276, 276).await;
+    // The node keeps 256 descriptors for itself, and an eighth of the rest for plain HTTP
+    // connections: 28 of 288 are left for sessions.
+    let node = Node::start_with_open_files(&[], 288, 288).await;
     assert!(
         node.logs()
             .contains("allows fewer sessions than limits.max_connections"),
@@ -189,7 +190,7 @@ async fn an_open_files_limit_below_max_connections_caps_sessions_with_503() {
         node.logs()
     );
     let mut clients = Vec::new();
-    for i in 0..20 {
+    for i in 0..28 {
         clients.push(node.connect(&format!("fd{i}")).await);
     }
     let extra = format!("token={}", token("fd-extra", &[]));
@@ -239,4 +240,49 @@ async fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
     for i in 0..30 {
         clients.push(node.connect(&format!("fd{i}")).await);
     }
+}
+
+/// More slow HTTP requests (a body announced and never sent) than the node has descriptors:
+/// past its HTTP share they are refused 503 at once, so the node keeps answering probes and
+/// taking players, and never runs out of descriptors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_http_bodies_past_the_descriptors_do_not_stop_the_node() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = Node::start_with_open_files(&[], 512, 512).await;
+    let head = "POST /v1/auth/guest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Content-Length: 1000\r\n\r\n";
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..520 {
+        let Ok(mut s) = tokio::net::TcpStream::connect((node.host.as_str(), node.port)).await
+        else {
+            continue;
+        };
+        if s.write_all(head.as_bytes()).await.is_ok() {
+            held.push(s);
+        }
+    }
+    // Those past the share were answered 503 and closed.
+    for s in &mut held {
+        let mut buf = [0u8; 512];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf)).await
+            && String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 503")
+        {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 400, "only {refused} of 520 were refused");
+    // While the rest are held: probes answer, a player connects and plays.
+    assert_eq!(
+        node.http("GET", "/healthz", None, None).await.unwrap().0,
+        200
+    );
+    let mut c = node.connect("through").await;
+    c.ok(json!({"type":"ping"})).await;
+    assert!(
+        !node.logs().contains("Too many open files"),
+        "{}",
+        node.logs()
+    );
+    drop(held);
 }

@@ -555,3 +555,116 @@ async fn slow_or_oversized_requests_get_408_414_and_431() {
     let mut c = node.connect("after").await;
     c.ok(json!({"type":"ping"})).await;
 }
+
+/// Sends `request` and reads until the node closes the connection (at most `secs`).
+async fn exchange_within(node: &Node, request: &[u8], secs: u64) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect((node.host.as_str(), node.port))
+        .await
+        .unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(secs),
+        s.read_to_end(&mut buf),
+    )
+    .await
+    .expect("the node closes the connection")
+    .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A request body is bounded in time and size, actix-web's own refusals are JSON like every
+/// other, and plain HTTP connections are bounded in number (`http.max_connections`) without
+/// taking anything from WebSocket players.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_bodies_are_bounded_in_time_and_size_and_connections_in_number() {
+    use tokio::io::AsyncWriteExt;
+    let node = Node::start(&[("WARREN_HTTP__MAX_CONNECTIONS", "4")]).await;
+    let head = |len: usize| {
+        format!(
+            "POST /v1/auth/guest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {len}\r\n\r\n"
+        )
+    };
+    // Announced and never sent: 408 within the handler's time, and the connection closes.
+    let started = std::time::Instant::now();
+    let silent = exchange_within(&node, head(1000).as_bytes(), 30).await;
+    let (status, body) = status_and_json(&silent);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (408, Some("request_timeout")),
+        "{silent}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    // Over the body limit: 413 as JSON.
+    let big = format!("{}{}", head(20_000), "x".repeat(20_000));
+    let (status, body) = status_and_json(&exchange_within(&node, big.as_bytes(), 10).await);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    // Paths and methods actix-web refuses by itself.
+    for request in [
+        "GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /play/../v1/cluster HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "DELETE /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ] {
+        let response = exchange_within(&node, request.as_bytes(), 10).await;
+        let (status, body) = status_and_json(&response);
+        assert!(
+            response
+                .to_ascii_lowercase()
+                .contains("content-type: application/json")
+                && (400..500).contains(&status)
+                && body["error"].is_string()
+                && body["message"].is_string(),
+            "{request}: {response}"
+        );
+    }
+
+    // Four connections hold slow bodies; a fifth HTTP client is refused at once, 503.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut s = tokio::net::TcpStream::connect((node.host.as_str(), node.port))
+            .await
+            .unwrap();
+        s.write_all(head(1000).as_bytes()).await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let refused = exchange_within(
+        &node,
+        b"GET /v1/cluster HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        5,
+    )
+    .await;
+    let (status, body) = status_and_json(&refused);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("at_capacity")),
+        "{refused}"
+    );
+    // Probes and scrapes have slots of their own: the node stays live and ready for its
+    // orchestrator.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(node.http("GET", path, None, None).await.unwrap().0, 200);
+    }
+    // Players are not HTTP clients: they still connect and play.
+    let mut c = node.connect("player").await;
+    c.ok(json!({"type":"ping"})).await;
+    // Once the held connections go, HTTP is served again.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok((200, _)) = node.http("GET", "/v1/cluster", None, None).await {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "HTTP slots were not freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
