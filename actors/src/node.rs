@@ -171,8 +171,9 @@ impl NodeCtx {
     /// pool (its help and type even when there is none).
     pub fn render_pool_tickets(&self, out: &mut String) {
         use std::fmt::Write;
-        out.push_str("# HELP warren_matchmaking_tickets Tickets waiting, by pool (game:mode)\n");
-        out.push_str("# TYPE warren_matchmaking_tickets gauge\n");
+        const NAME: &str = "warren_matchmaking_tickets";
+        let _ = writeln!(out, "# HELP {NAME} Tickets waiting, by pool (game:mode)");
+        let _ = writeln!(out, "# TYPE {NAME} gauge");
         for (label, n) in crate::util::lock(&self.pool_tickets).iter() {
             let mut escaped = String::with_capacity(label.len());
             for c in label.chars() {
@@ -183,7 +184,7 @@ impl NodeCtx {
                     c => escaped.push(c),
                 }
             }
-            let _ = writeln!(out, "warren_matchmaking_tickets{{pool=\"{escaped}\"}} {n}");
+            let _ = writeln!(out, "{NAME}{{pool=\"{escaped}\"}} {n}");
         }
     }
 
