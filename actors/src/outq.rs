@@ -141,6 +141,11 @@ impl<T> Receiver<T> {
     pub fn try_recv(&mut self) -> Option<T> {
         take(&mut self.shared.lock())
     }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.shared.lock().items.is_empty()
+    }
 }
 
 fn take<T>(state: &mut State<T>) -> Option<T> {

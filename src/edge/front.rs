@@ -149,6 +149,7 @@ where
         return;
     };
     if kind == Line::WebSocket {
+        let _ = rustix::net::sockopt::set_socket_send_buffer_size(&io, super::ws::SEND_BUFFER);
         // Counted against limits.max_connections by its handshake.
         super::ws::serve(Prefixed::new(Vec::new(), io, None), head, edge).await;
     } else {
@@ -267,6 +268,7 @@ async fn upgrade(req: Request, framed: Framed<Prefixed, h1::Codec>, edge: Arc<Ed
     let mut io = parts.io;
     // A session from here on (or refused): its handshake counts it.
     io.slot = None;
+    let _ = rustix::net::sockopt::set_socket_send_buffer_size(&io.io, super::ws::SEND_BUFFER);
     // Answers to requests pipelined ahead of the upgrade, not written yet: they go first.
     if !parts.write_buf.is_empty() {
         use tokio::io::AsyncWriteExt as _;

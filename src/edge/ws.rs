@@ -44,6 +44,15 @@ const READ_BUFFER: usize = 256;
 /// write.
 const WRITE_BATCH: usize = 64;
 
+/// The longest a write may wait for the client's socket, and the longest frames may wait for
+/// writes without the queue ever emptying (or the heartbeat interval, if shorter).
+const WRITE_STALL: Duration = Duration::from_secs(10);
+
+/// The kernel's send buffer of a WebSocket connection, in bytes (Linux doubles it). Left to
+/// autotuning it grows to megabytes, which a client reading slower than its frames come takes
+/// minutes to fill: the node would hold that much for it and notice nothing.
+pub(crate) const SEND_BUFFER: usize = 64 * 1024;
+
 /// `GET /v1/ws`: reads the rest of the request head (the request line is in `head` already),
 /// answers it, and on `101` runs the connection until it ends.
 pub(crate) async fn serve(io: Prefixed, head: Vec<u8>, edge: Arc<Edge>) {
@@ -142,6 +151,11 @@ async fn run(open: Open) {
     debug!(player = %ident.player, conn = conn_id, "connection open");
 
     let hb = Duration::from_millis(limits.heartbeat_ms);
+    // A write the client's socket has not taken for this long: the client is too slow (4003).
+    // The node's send buffer is kept small ([`SEND_BUFFER`]), so a client that reads slower than
+    // its frames come is found out within seconds rather than once the kernel's buffers fill.
+    let stall = hb.min(WRITE_STALL);
+    let mut behind_since: Option<Instant> = None;
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + hb, hb);
     let mut last_seen = Instant::now();
     let mut rate = RateLimit::new(&limits);
@@ -158,10 +172,18 @@ async fn run(open: Open) {
                 let sent = tokio::select! {
                     r = write_batch(&mut ws, frame, &mut outbound) => r,
                     code = closer.wait() => break Exit::Close(code),
+                    () = tokio::time::sleep(stall) => break Exit::Close(CloseCode::TooSlow.code()),
                 };
                 match sent {
                     Ok(n) => sent_total.add_n(n),
                     Err(_) => break Exit::Gone,
+                }
+                // A client that keeps up empties the queue with every write; one whose frames
+                // have waited for writes without a break for `stall` is too slow.
+                if outbound.is_empty() {
+                    behind_since = None;
+                } else if behind_since.get_or_insert_with(Instant::now).elapsed() >= stall {
+                    break Exit::Close(CloseCode::TooSlow.code());
                 }
             }
             item = ws.next() => {
@@ -185,9 +207,21 @@ async fn run(open: Open) {
                         }
                     }
                     Ok(Message::Binary(_)) => break Exit::Close(CloseCode::Binary.code()),
-                    // The pong tungstenite queued goes out with this flush.
+                    // The pong tungstenite queued (one at most: a newer ping's replaces it) goes out
+                    // with this flush. Pings count against the rate limit like any message; past
+                    // it, the pong waits for the next write.
                     Ok(Message::Ping(_)) => {
-                        if ws.flush().await.is_err() {
+                        match rate.admit(last_seen) {
+                            Admit::Yes => {}
+                            Admit::Drop => continue,
+                            Admit::Close => break Exit::Close(CloseCode::RateLimited.code()),
+                        }
+                        let flushed = tokio::select! {
+                            r = ws.flush() => r,
+                            code = closer.wait() => break Exit::Close(code),
+                            () = tokio::time::sleep(stall) => break Exit::Close(CloseCode::TooSlow.code()),
+                        };
+                        if flushed.is_err() {
                             break Exit::Gone;
                         }
                     }
@@ -220,7 +254,12 @@ async fn run(open: Open) {
                 if last_seen.elapsed() >= hb * 2 {
                     break Exit::Close(CloseCode::HeartbeatTimeout.code());
                 }
-                if ws.send(Message::Ping(Bytes::new())).await.is_err() {
+                let pinged = tokio::select! {
+                    r = ws.send(Message::Ping(Bytes::new())) => r,
+                    code = closer.wait() => break Exit::Close(code),
+                    () = tokio::time::sleep(stall) => break Exit::Close(CloseCode::TooSlow.code()),
+                };
+                if pinged.is_err() {
                     break Exit::Gone;
                 }
             }

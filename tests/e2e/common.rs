@@ -581,6 +581,16 @@ where
         }
     }
 
+    /// Reads and drops what has arrived (and what arrives within a millisecond).
+    pub async fn drain_now(&mut self) {
+        self.pending.clear();
+        while let Ok(Frame::Text(t)) =
+            tokio::time::timeout(Duration::from_millis(1), self.conn.next()).await
+        {
+            checked(&t, &mut self.games);
+        }
+    }
+
     /// Fails if a message matching `pred` is buffered or arrives within `dur`; keeps the rest.
     pub async fn never_within(&mut self, dur: Duration, what: &str, pred: impl Fn(&Value) -> bool) {
         if let Some(v) = self.pending.iter().find(|v| pred(v)) {

@@ -286,3 +286,124 @@ async fn slow_http_bodies_past_the_descriptors_do_not_stop_the_node() {
     );
     drop(held);
 }
+
+/// A client that floods pings and never reads what comes back: pings count against the rate
+/// limit, and no write waits for its socket without a bound, so the connection is closed (4000,
+/// 4003 or 4004) instead of freezing with its heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ping_flood_from_a_client_that_does_not_read_is_closed() {
+    use futures_util::SinkExt as _;
+    let node = Node::start(&[("WARREN_LIMITS__HEARTBEAT_MS", "2000")]).await;
+    // The client's receive buffer is small, so what the node writes backs up in its own.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = format!("{}:{}", node.host, node.port).parse().unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let query = format!("token={}", token("pinger", &[]));
+    let (mut ws, _) = tokio_tungstenite::client_async(node.ws_url(&query), stream)
+        .await
+        .unwrap();
+    let payload = vec![7u8; 125];
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        for _ in 0..100_000 {
+            if ws
+                .send(Message::Ping(payload.clone().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    // Not reading, the client waits: the node must close it by itself.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let closes = crate::common::metric_sum(&node, "warren_closes_total").await;
+        let open = crate::common::metric_sum(&node, "warren_connections").await;
+        if closes >= 1.0 && open == 0.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flooding connection is still open ({closes} closes, {open} open)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, metrics) = node.http("GET", "/metrics", None, None).await.unwrap();
+    assert!(
+        ["4000", "4003", "4004"]
+            .iter()
+            .any(|c| metrics.contains(&format!("warren_closes_total{{code=\"{c}\"}} 1"))),
+        "{metrics}"
+    );
+    drop(ws);
+}
+
+/// A client that reads, but slower than its frames come (7.5 kB/s against about 24 kB/s of
+/// chat): the node's send buffer is kept small and a write may wait only so long, so the client
+/// is closed with 4003 within seconds, not after the kernel's megabytes of buffers have filled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reading_slower_than_its_frames_come_gets_4003() {
+    use futures_util::SinkExt as _;
+    use tokio::io::AsyncReadExt as _;
+    let node = Node::start(&[]).await;
+    let mut chatter = node.connect("chatter").await;
+    let room = chatter.create_room("dice", json!({"seats": 8})).await;
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = format!("{}:{}", node.host, node.port).parse().unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let query = format!("token={}", token("slow-reader", &[]));
+    let (mut ws, _) = tokio_tungstenite::client_async(node.ws_url(&query), stream)
+        .await
+        .unwrap();
+    ws.send(Message::text(
+        json!({"type":"join_room","room":room}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let raw = ws.get_mut();
+
+    let text = "c".repeat(500);
+    let started = tokio::time::Instant::now();
+    let mut buf = vec![0u8; 750];
+    let mut next_chat = started;
+    let mut closed = false;
+    let mut read = 0;
+    while started.elapsed() < Duration::from_secs(45) {
+        // 750 bytes every 100 ms: 7.5 kB/s.
+        match tokio::time::timeout(Duration::from_millis(100), raw.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => read += n,
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while tokio::time::Instant::now() >= next_chat {
+            chatter.send(json!({"type":"chat","text":text})).await;
+            next_chat += Duration::from_millis(25);
+        }
+        // The chatter's own copies are read, so only the slow reader falls behind.
+        chatter.drain_now().await;
+        // Closed by the node (the close frame itself waits behind what the reader has not read).
+        if crate::common::metric_sum(&node, "warren_closes_total").await >= 1.0 {
+            closed = true;
+            break;
+        }
+    }
+    let (_, m) = node.http("GET", "/metrics", None, None).await.unwrap();
+    assert!(
+        closed,
+        "the slow reader was not closed in 45 s ({read} bytes read): {}",
+        m.lines()
+            .filter(|l| l.contains("closes") || l.contains("sent_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (_, metrics) = node.http("GET", "/metrics", None, None).await.unwrap();
+    assert!(
+        metrics.contains("warren_closes_total{code=\"4003\"} 1"),
+        "{metrics}"
+    );
+}
