@@ -332,16 +332,17 @@ impl LocalNode {
 
     // ---- membership ----
 
-    /// The node lost the majority of its cluster: it stops hosting rooms (the majority side
+    /// The node lost the majority of its cluster, or its peers refuse it: it stops hosting rooms (the majority side
     /// adopts them) and closes its sessions with 4001, so players reconnect to the majority.
     /// Closing is repeated on every call (a player may connect meanwhile).
-    pub fn isolate(&self) {
+    pub fn isolate(&self, why: &str) {
         let ctx = &self.ctx;
         if !ctx.set_isolated(true) {
             warn!(
                 rooms = ctx.directory.len(),
                 sessions = ctx.sessions.len(),
-                "this node sees no majority of its cluster: it stops hosting rooms and closes its sessions (4001)"
+                why,
+                "this node is isolated: it stops hosting rooms and closes its sessions (4001)"
             );
             metrics::gauge!("warren_cluster_isolated").set(1.0);
             let _ = RoomHost::of(ctx).cast(RoomHostMsg::DropAll);
@@ -354,7 +355,7 @@ impl LocalNode {
         let was = self.ctx.set_isolated(false);
         if was {
             info!(
-                "this node sees a majority of its cluster again: hosting rooms and taking players"
+                "this node is back in its cluster (a majority, its peers admit it): hosting rooms and taking players"
             );
             metrics::gauge!("warren_cluster_isolated").set(0.0);
         }

@@ -14,6 +14,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::admission::{Admission, Refusal};
 use crate::membership::{ClusterView, MemberState};
 use crate::tls::Tls;
 
@@ -33,6 +34,7 @@ pub(crate) async fn run(
     own: Vec<SocketAddr>,
     view: Arc<ClusterView>,
     tls: Option<Tls>,
+    admission: Arc<Admission>,
 ) {
     let mut backoff: HashMap<SocketAddr, Backoff> = HashMap::new();
     loop {
@@ -60,7 +62,7 @@ pub(crate) async fn run(
                 }
             };
             for addr in addrs {
-                if own.contains(&addr) || live_addrs.contains(&addr) {
+                if own.contains(&addr) || is_own(&own, addr) || live_addrs.contains(&addr) {
                     backoff.remove(&addr);
                     continue;
                 }
@@ -89,10 +91,27 @@ pub(crate) async fn run(
                 };
                 match dialed {
                     Ok(()) => debug!(peer = %addr, "dialed"),
+                    // The peer answered, but the TLS handshake failed (its CA does not trust
+                    // this node's certificate, or the other way round, or it speaks plain TCP).
+                    Err(ractor_cluster::ClientConnectErr::Encryption(e)) => {
+                        admission.refused(&addr.to_string(), Refusal::Tls, &e.to_string());
+                    }
                     Err(e) => debug!(peer = %addr, error = %e, "dial failed"),
                 }
             }
         }
         tokio::time::sleep(ROUND).await;
     }
+}
+
+/// Whether `addr` reaches this node's own listener bound to every interface (`0.0.0.0:port`): a
+/// seed naming this node by one of its addresses (a pod seeded with its own Service). An address
+/// is this host's when a socket can bind it.
+fn is_own(own: &[SocketAddr], addr: SocketAddr) -> bool {
+    own.iter().any(|o| {
+        o.ip().is_unspecified()
+            && o.port() == addr.port()
+            && o.is_ipv4() == addr.is_ipv4()
+            && (addr.ip().is_loopback() || std::net::UdpSocket::bind((addr.ip(), 0)).is_ok())
+    })
 }

@@ -9,11 +9,13 @@
 //! ├── NodeInbox     remote room operations, frames for local sessions, room listings, replicas
 //! ├── discovery     task: resolve seeds, dial, redial with backoff
 //! ├── replicate     task: room snapshots to their backup nodes
-//! └── guard         task: the majority rule, and adoption of dead nodes' rooms
+//! └── guard         task: the majority rule (and a node its peers refuse hosts nothing), and
+//!                   adoption of dead nodes' rooms
 //! ```
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod admission;
 mod bound;
 mod discovery;
 pub mod inbox;
@@ -126,6 +128,14 @@ pub async fn start(
     let (server, _) = Actor::spawn_linked(name("node-server"), server, (), sup.get_cell())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    // Refusals of the sessions this node dials: a wrong cookie must not leave it running alone.
+    let admission = admission::Admission::new(&cfg.node);
+    server
+        .cast(ractor_cluster::NodeServerMessage::SubscribeToEvents {
+            id: "warren.admission".to_owned(),
+            subscription: admission.subscription(),
+        })
+        .map_err(|e| ClusterError::Spawn(e.to_string()))?;
     // Port 0: the kernel picked the port; find it, as peers must be told where to dial.
     let listen = match cfg.listen.port() {
         0 => bound::new_listener(cfg.listen.ip(), &before)
@@ -169,7 +179,12 @@ pub async fn start(
     }
     let replicate = tokio::spawn(replication::replicate(local.clone(), view.clone()));
     watch(sup, "replication", replicate);
-    let guard = tokio::spawn(replication::guard(local, view.clone(), replicas.clone()));
+    let guard = tokio::spawn(replication::guard(
+        local,
+        view.clone(),
+        replicas.clone(),
+        admission.clone(),
+    ));
     watch(sup, "guard", guard);
     let discovery = tokio::spawn(discovery::run(
         server.clone(),
@@ -177,6 +192,7 @@ pub async fn start(
         own,
         view.clone(),
         tls,
+        admission,
     ));
     watch(sup, "discovery", discovery);
     Ok(Cluster {

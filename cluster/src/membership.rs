@@ -104,6 +104,16 @@ impl ClusterView {
             .clone()
     }
 
+    /// Whether some other member is reachable (read in place).
+    pub fn has_live_peer(&self) -> bool {
+        self.members
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .skip(1)
+            .any(|m| m.state != MemberState::Unreachable)
+    }
+
     /// Whether `id` is a member that is not unreachable (read in place, without a copy of the
     /// member list: it is asked on every request to another node).
     pub fn is_reachable(&self, id: &str) -> bool {

@@ -24,6 +24,7 @@ use std::time::Duration;
 use warren_actors::local::LocalNode;
 use warren_protocol::{NodeId, RoomId};
 
+use crate::admission::Admission;
 use crate::inbox::{inbox_of, send};
 use crate::membership::{ClusterView, MemberState};
 use crate::wire::{Body, Replica};
@@ -329,16 +330,32 @@ pub async fn replicate(local: LocalNode, view: Arc<ClusterView>) {
 }
 
 /// Applies the majority rule and adopts the rooms of dead nodes, until the process ends.
-pub async fn guard(local: LocalNode, view: Arc<ClusterView>, replicas: Arc<Replicas>) {
+pub(crate) async fn guard(
+    local: LocalNode,
+    view: Arc<ClusterView>,
+    replicas: Arc<Replicas>,
+    admission: Arc<Admission>,
+) {
     // Nodes whose loss the rooms here were told of.
     let mut lost: HashSet<String> = HashSet::new();
     loop {
         tokio::time::sleep(GUARD_EVERY).await;
-        if !view.majority() {
+        // A node its peers refuse (wrong cookie or TLS) and that sees no peer is not a one-node
+        // majority but a node outside its cluster: it hosts nothing until some peer lets it in.
+        let peers = view.has_live_peer();
+        if peers {
+            admission.admitted();
+        }
+        let cut_off = !peers && admission.cut_off();
+        if cut_off || !view.majority() {
             if !local.is_isolated() {
                 replicas.clear();
             }
-            local.isolate();
+            local.isolate(if cut_off {
+                "its cluster peers refuse this node (cluster.cookie or TLS)"
+            } else {
+                "this node sees no majority of its cluster"
+            });
             continue;
         }
         local.rejoin();

@@ -153,6 +153,18 @@ async fn a_node_with_the_wrong_cookie_never_becomes_a_member() {
         "{}",
         n1.logs()
     );
+    // Refused by its seeds, it does not run alone as a one-node cluster: not ready, no players,
+    // and an error that names the cause.
+    cut_off(&intruder).await;
+    assert!(
+        intruder.logs().contains("cluster.cookie"),
+        "{}",
+        intruder.logs()
+    );
+    // The cluster it could not join stays ready.
+    for n in [&n1, &n2] {
+        assert_eq!(n.http("GET", "/readyz", None, None).await.unwrap().0, 200);
+    }
     // ...while a node with the right cookie joins.
     let n4 = start("n4", 0, &n1.cluster, COOKIE).await;
     wait_for(
@@ -161,6 +173,60 @@ async fn a_node_with_the_wrong_cookie_never_becomes_a_member() {
         Duration::from_secs(15),
     )
     .await;
+}
+
+/// `node`, refused by its peers, reports not ready and takes no players, within a few seconds.
+async fn cut_off(node: &Node) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = node.http("GET", "/readyz", None, None).await.unwrap();
+        if status == 503 && body.contains("isolated") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a refused node is still ready: {status} {body}\n{}",
+            node.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let query = format!("token={}", crate::common::token("stray", &[]));
+    assert_eq!(node.refused(&query).await, 503);
+    let (_, metrics) = node.http("GET", "/metrics", None, None).await.unwrap();
+    assert!(metrics.contains("warren_cluster_isolated 1"), "{metrics}");
+}
+
+/// Seeds that do not answer (peers not started yet), or that are the node itself, do not make a
+/// node unready: only a peer that answers and refuses does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_that_are_silent_or_the_node_itself_leave_it_ready() {
+    let port = free_port();
+    // Listening on every interface, the node is seeded with 127.0.0.1:port, as a pod seeded with
+    // its own Service name is.
+    let listen = format!("0.0.0.0:{port}");
+    let seeds = format!("127.0.0.1:{port},127.0.0.1:{}", free_port());
+    let node = Node::start(&[
+        ("WARREN_NODE__ID", "alone"),
+        ("WARREN_CLUSTER__LISTEN", listen.as_str()),
+        ("WARREN_CLUSTER__SEEDS", seeds.as_str()),
+        ("WARREN_CLUSTER__COOKIE", COOKIE),
+        ("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", "1000"),
+    ])
+    .await;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(6) {
+        let (status, body) = node.http("GET", "/readyz", None, None).await.unwrap();
+        assert_eq!(status, 200, "{body}\n{}", node.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // It knows the address for its own and does not dial it.
+    assert!(
+        !node.logs().contains("connection to self"),
+        "{}",
+        node.logs()
+    );
+    assert!(!node.logs().contains("cluster.cookie"), "{}", node.logs());
+    node.connect("p1").await;
 }
 
 /// A throwaway CA and one certificate for the name `warren-cluster` (`ca.pem`, `node.pem`,
@@ -277,6 +343,8 @@ async fn mutual_tls_between_nodes_and_plain_nodes_stay_out() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // ...and, refused, it is not ready.
+    cut_off(&plain).await;
     // Half a TLS configuration is refused at start, naming the missing key.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
         .env_clear()
