@@ -245,7 +245,7 @@ impl SessionHostState {
         let epoch = self.epochs;
         let claims = resume
             .as_deref()
-            .and_then(|t| self.ctx.resume_key.verify(t));
+            .and_then(|t| self.ctx.resume_key.verify(t, crate::util::now_ms()));
         if let Some(e) = self.players.get_mut(&player) {
             let resumed = claims
                 .as_ref()

@@ -140,3 +140,37 @@ async fn a_joining_players_events_continue_from_its_room_state() {
         .await;
     }
 }
+
+/// Resume tokens expire: one minted a day and a minute ago (with the cluster's key, naming the
+/// player's live session) does not resume; the same token minted now does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_token_older_than_a_day_does_not_resume() {
+    use warren_actors::resume::{MAX_AGE_MS, ResumeKey};
+    let node = Node::start(&[]).await;
+    let a = node.connect("alice").await;
+    let session = a.welcome["session"].as_str().unwrap().to_owned();
+    drop(a);
+    let key = ResumeKey::derive(crate::common::SECRET.as_bytes());
+    let now = crate::common::now_secs() * 1000;
+    let tok = token("alice", &[]);
+    let stale = key.sign(
+        &"alice".into(),
+        &session.as_str().into(),
+        now - MAX_AGE_MS - 60_000,
+    );
+    let a = node
+        .connect_with(&format!("token={tok}&resume={stale}"))
+        .await;
+    assert_eq!(a.welcome["resumed"], false, "{}", a.welcome);
+    assert_eq!(
+        a.welcome["session"],
+        session.as_str(),
+        "the seat's session stays"
+    );
+    drop(a);
+    let fresh = key.sign(&"alice".into(), &session.as_str().into(), now);
+    let a = node
+        .connect_with(&format!("token={tok}&resume={fresh}"))
+        .await;
+    assert_eq!(a.welcome["resumed"], true, "{}", a.welcome);
+}
