@@ -8,9 +8,7 @@ use serde_json::{Map, Value};
 use crate::codes::ErrorCode;
 use crate::ids::{GameName, RoomId};
 use crate::json::JsonObject;
-
-/// The longest chat line, in characters.
-pub(crate) const MAX_CHAT_CHARS: usize = 500;
+use crate::text::MAX_CHAT_CHARS;
 
 /// Longest game name a client may send (`game` of `create_room`, `list_rooms`, `queue`): longer
 /// names are no game's, and are refused before they are looked up, echoed or sent to other nodes.
@@ -222,9 +220,11 @@ pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
         },
         "chat" => {
             let text = fields.string("text")?;
-            let chars = text.chars().count();
-            if chars == 0 || chars > MAX_CHAT_CHARS {
-                return Err(bad(format!("`text` must be 1–{MAX_CHAT_CHARS} characters")));
+            if let Err(why) = crate::text::check_chat(&text) {
+                return Err(bad(format!(
+                    "`text` must be 1–{MAX_CHAT_CHARS} characters with a visible one, no control \
+                     characters or bidirectional overrides: {why}"
+                )));
             }
             Request::Chat { text }
         }

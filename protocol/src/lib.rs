@@ -15,6 +15,7 @@ mod incoming;
 mod json;
 mod schema;
 mod server;
+pub mod text;
 
 pub use client::{ClientRequest, DecodeError, Request, decode_client_frame};
 pub use codes::{CloseCode, ErrorCode};

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use actix_web::HttpRequest;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use warren_protocol::PlayerId;
+use warren_protocol::{PlayerId, text};
 
 /// Default rating of a player whose token has no `mmr`.
 pub(crate) const DEFAULT_MMR: i64 = 1000;
@@ -100,17 +100,24 @@ impl Auth {
         if len == 0 || len > 64 {
             return Err(AuthError::Invalid("`sub` must be 1–64 characters".into()));
         }
-        // Control characters in an id or a display name are refused: they would make the fields
-        // of anything that joins them ambiguous (a resume token's payload) and reach other
-        // players' screens.
-        if c.sub.chars().any(char::is_control)
-            || c.name
-                .as_ref()
-                .is_some_and(|n| n.chars().any(char::is_control))
-        {
+        // Control characters and bidirectional overrides in an id are refused: ids reach other
+        // players' screens and the fields of whatever joins them. A display name follows the
+        // rules of `warren_protocol::text` (an empty one stands for `sub`).
+        if c.sub.chars().any(|ch| {
+            ch.is_control() || matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        }) {
             return Err(AuthError::Invalid(
-                "`sub` and `name` must not contain control characters".into(),
+                "`sub` must not contain control characters or bidirectional overrides".into(),
             ));
+        }
+        if let Some(name) = c.name.as_deref().filter(|n| !n.is_empty())
+            && let Err(why) = text::check_name(name, text::MAX_NAME_CHARS)
+        {
+            return Err(AuthError::Invalid(format!(
+                "`name` must be 1–{} characters with a visible one, no control characters or \
+                 bidirectional overrides: {why}",
+                text::MAX_NAME_CHARS
+            )));
         }
         Ok(Identity {
             name: c

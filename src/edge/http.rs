@@ -223,6 +223,9 @@ async fn guest(req: HttpRequest, edge: web::Data<Edge>, body: web::Bytes) -> Htt
     cross_origin(mint_guest(req, edge, body).await)
 }
 
+/// The longest guest name, in characters.
+const GUEST_NAME_CHARS: usize = 32;
+
 async fn mint_guest(req: HttpRequest, edge: web::Data<Edge>, body: web::Bytes) -> HttpResponse {
     use actix_web::http::StatusCode;
     if !edge.auth.allow_guest {
@@ -258,12 +261,14 @@ async fn mint_guest(req: HttpRequest, edge: web::Data<Edge>, body: web::Bytes) -
             r#"body must be {"name":"<1–32 characters>"}"#,
         );
     };
-    let chars = name.chars().count();
-    if chars == 0 || chars > 32 || name.chars().any(char::is_control) {
+    if let Err(why) = warren_protocol::text::check_name(&name, GUEST_NAME_CHARS) {
         return error(
             StatusCode::BAD_REQUEST,
             "bad_request",
-            "name must be 1–32 characters, no control characters",
+            &format!(
+                "name must be 1–{GUEST_NAME_CHARS} characters with a visible one, no control \
+                 characters or bidirectional overrides: {why}"
+            ),
         );
     }
     let player = PlayerId::new(format!("guest-{}", random_token(12)));

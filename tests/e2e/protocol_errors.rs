@@ -46,6 +46,18 @@ async fn malformed_frames_get_bad_request_or_unknown_type_and_the_connection_sta
     c.err(json!({"type":"chat","text":""}), "bad_request").await;
     c.err(json!({"type":"chat","text":"x".repeat(501)}), "bad_request")
         .await;
+    // What a chat line may contain: no control characters (an ANSI escape), no bidirectional
+    // override, something visible.
+    for text in [
+        "\u{1b}[2J\u{1b}[31mboo",
+        "a\nb",
+        "evil\u{202E}txt.exe",
+        "\u{200B}\u{200B}",
+        "   ",
+    ] {
+        c.err(json!({"type":"chat","text":text}), "bad_request")
+            .await;
+    }
     c.err(
         json!({"type":"queue","game":"dice","mode":"no spaces"}),
         "bad_request",
@@ -276,6 +288,13 @@ async fn http_refusals() {
     assert_eq!(node.refused(&format!("token={newline}")).await, 401);
     let escape = token("x", &[("name", json!("\u{1b}[31mred"))]);
     assert_eq!(node.refused(&format!("token={escape}")).await, 401);
+    // A display name that reorders what follows it, shows nothing, or runs past 64 characters.
+    for name in ["adm\u{202E}nimda", "\u{200B}\u{FEFF}", &"n".repeat(65)] {
+        let t = token("x", &[("name", json!(name))]);
+        assert_eq!(node.refused(&format!("token={t}")).await, 401, "{name:?}");
+    }
+    let t = token("x\u{2067}y", &[]);
+    assert_eq!(node.refused(&format!("token={t}")).await, 401);
 
     // The header works as well as the query.
     let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
@@ -312,11 +331,24 @@ async fn http_refusals() {
     assert!(g["token"].as_str().unwrap().len() > 20);
     assert!(g["player_id"].as_str().unwrap().starts_with("guest-"));
     assert_eq!(g["expires_in"], 86400);
+    // Any script, and emoji with joiners.
+    for name in ["Zoë", "李小龍", "محمد", "👨\u{200D}👩\u{200D}👧"] {
+        let body = json!({ "name": name }).to_string();
+        let (s, b) = node
+            .http("POST", "/v1/auth/guest", Some(&body), None)
+            .await
+            .unwrap();
+        assert_eq!(s, 200, "{name}: {b}");
+    }
     for bad in [
         r#"{"name":""}"#,
         r#"{"nam":"x"}"#,
         "nope",
         &format!(r#"{{"name":"{}"}}"#, "n".repeat(33)),
+        r#"{"name":"adm\u202enimda"}"#,
+        r#"{"name":"\u200b\u200d"}"#,
+        r#"{"name":"\u3164"}"#,
+        r#"{"name":"a\u001b[31m"}"#,
     ] {
         assert_eq!(
             node.http("POST", "/v1/auth/guest", Some(bad), None)
