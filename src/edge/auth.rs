@@ -53,6 +53,9 @@ pub(crate) enum AdminDenied {
     Unauthorized,
     /// No token configured and the client is not on loopback: 403.
     Forbidden,
+    /// A browser page of another site sent it (`Sec-Fetch-Site`, `Origin`), or, with no token
+    /// configured, it names the node by a DNS name other than `localhost` (a rebound name): 403.
+    CrossSite,
 }
 
 /// Token checks and minting.
@@ -170,6 +173,11 @@ impl Auth {
         req: &HttpRequest,
         client: Option<IpAddr>,
     ) -> Result<(), AdminDenied> {
+        // Admin endpoints allow no cross-site request: a page on another site in a browser on
+        // the node's host would otherwise reach them as a loopback client.
+        if cross_site(req) {
+            return Err(AdminDenied::CrossSite);
+        }
         match &self.admin_token {
             Some(expected) => match bearer(req) {
                 Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
@@ -178,7 +186,9 @@ impl Auth {
             None => {
                 let loopback =
                     !super::forwarded(req) && client.is_some_and(|ip: IpAddr| ip.is_loopback());
-                if loopback {
+                if loopback && !local_host(req) {
+                    Err(AdminDenied::CrossSite)
+                } else if loopback {
                     Ok(())
                 } else {
                     Err(AdminDenied::Forbidden)
@@ -186,6 +196,59 @@ impl Auth {
             }
         }
     }
+}
+
+/// Whether a browser says the request comes from a page of another site: `Sec-Fetch-Site` other
+/// than `same-origin` or `none` (typed by the user), or an `Origin` whose host and port are not
+/// the request's `Host`.
+fn cross_site(req: &HttpRequest) -> bool {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{0}"))
+    };
+    if let Some(site) = header("sec-fetch-site")
+        && !site.eq_ignore_ascii_case("same-origin")
+        && !site.eq_ignore_ascii_case("none")
+    {
+        return true;
+    }
+    let Some(origin) = header("origin") else {
+        return false;
+    };
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return true; // `null`, or not an origin
+    };
+    let host = header("host").unwrap_or("");
+    without_default_port(scheme, authority).to_ascii_lowercase()
+        != without_default_port(scheme, host).to_ascii_lowercase()
+}
+
+fn without_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
+    let default = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return authority,
+    };
+    authority.strip_suffix(default).unwrap_or(authority)
+}
+
+/// Whether the request names the node by an address or `localhost` (its `Host`), not a DNS name:
+/// a page whose name an attacker rebinds to 127.0.0.1 is same-origin to the browser, but its
+/// requests carry that name.
+fn local_host(req: &HttpRequest) -> bool {
+    let Some(host) = req.headers().get("host").and_then(|h| h.to_str().ok()) else {
+        return true; // HTTP/1.0 tools
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => {
+            return v6
+                .split_once(']')
+                .is_some_and(|(ip, _)| ip.parse::<IpAddr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok()
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {

@@ -300,6 +300,12 @@ fn admin_denied(d: AdminDenied) -> HttpResponse {
             "forbidden",
             "no admin token is configured: loopback clients only",
         ),
+        AdminDenied::CrossSite => error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "admin endpoints refuse requests from pages of other sites (Origin, Sec-Fetch-Site) \
+             and, without an admin token, names other than localhost or an address (Host)",
+        ),
     }
 }
 

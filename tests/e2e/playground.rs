@@ -104,14 +104,51 @@ async fn guest_tokens_may_be_minted_from_any_origin_and_admin_views_from_none() 
         headers.contains("access-control-allow-origin: *"),
         "{headers}"
     );
-    let (status, headers, _) = request(
+    // Admin endpoints refuse pages of other sites, which a browser on the node's host would
+    // otherwise send as a loopback client: a cross-origin `Origin`, a cross-site
+    // `Sec-Fetch-Site`, and (no admin token configured) a DNS name rebound to 127.0.0.1.
+    let here = format!("127.0.0.1:{}", node.port);
+    for req in [
+        format!(
+            "GET /v1/cluster HTTP/1.1\r\nHost: {here}\r\nOrigin: https://game.example\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "POST /v1/admin/drain HTTP/1.1\r\nHost: {here}\r\nOrigin: https://evil.example\r\nSec-Fetch-Site: cross-site\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "POST /v1/admin/drain HTTP/1.1\r\nHost: {here}\r\nSec-Fetch-Site: same-site\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "POST /v1/admin/drain HTTP/1.1\r\nHost: {here}\r\nOrigin: null\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+        format!(
+            "POST /v1/admin/drain HTTP/1.1\r\nHost: rebound.example:{}\r\nOrigin: http://rebound.example:{}\r\nSec-Fetch-Site: same-origin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            node.port, node.port
+        ),
+    ] {
+        let (status, headers, body) = request(&node, &req).await;
+        assert!(status.contains("403"), "{req}: {status} {body}");
+        assert!(body.contains("forbidden"), "{body}");
+        assert!(
+            !headers.contains("access-control-allow-origin"),
+            "{headers}"
+        );
+    }
+    let (status, _, body) = request(
         &node,
-        "GET /v1/cluster HTTP/1.1\r\nHost: x\r\nOrigin: https://game.example\r\nConnection: close\r\n\r\n",
+        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(status.contains("200"), "{status}");
-    assert!(
-        !headers.contains("access-control-allow-origin"),
-        "{headers}"
-    );
+    assert!(status.contains("200"), "the node was not drained: {body}");
+    // The node's own pages (same origin), and tools on its host, are served.
+    for req in [
+        format!(
+            "GET /v1/cluster HTTP/1.1\r\nHost: {here}\r\nOrigin: http://{here}\r\nSec-Fetch-Site: same-origin\r\nConnection: close\r\n\r\n"
+        ),
+        format!("GET /v1/cluster HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n", node.port),
+        "GET /v1/cluster HTTP/1.1\r\nHost: [::1]\r\nSec-Fetch-Site: none\r\nConnection: close\r\n\r\n".to_owned(),
+    ] {
+        let (status, _, body) = request(&node, &req).await;
+        assert!(status.contains("200"), "{req}: {status} {body}");
+    }
 }
