@@ -22,7 +22,7 @@ def start(i, http, cluster, seeds, secret, stderr=subprocess.DEVNULL, **env):
     """Starts node n{i}; `env` adds WARREN_* variables (e.g. WARREN_LOG__LEVEL="info")."""
     full = dict(os.environ, WARREN_NODE__ID=f"n{i}", WARREN_HTTP__LISTEN=f"127.0.0.1:{http}",
                 WARREN_CLUSTER__LISTEN=f"127.0.0.1:{cluster}", WARREN_CLUSTER__SEEDS=seeds,
-                WARREN_CLUSTER__COOKIE=secret, WARREN_AUTH__JWT_SECRET=secret, WARREN_LOG__LEVEL="error")
+                WARREN_CLUSTER__COOKIE=f"{secret}-cluster-cookie-of-this-script", WARREN_AUTH__JWT_SECRET=f"{secret}-jwt-secret-of-this-script", WARREN_LOG__LEVEL="error")
     full.update(env)
     return subprocess.Popen([BIN], env=full, stdout=subprocess.DEVNULL, stderr=stderr)
 

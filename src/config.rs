@@ -23,6 +23,10 @@ pub(crate) struct ConfigError(String);
 /// The value manifests/base puts in every secret: a node refuses to run with it.
 const PLACEHOLDER: &str = "REPLACE-ME";
 
+/// The shortest secret (`auth.jwt_secret`, `cluster.cookie`, `auth.admin_token`) a node with
+/// seeds accepts, in bytes.
+pub(crate) const MIN_SECRET_BYTES: usize = 16;
+
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +225,25 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The configured secrets, by key.
+    fn secrets(&self) -> [(&'static str, &str); 3] {
+        [
+            ("auth.jwt_secret", &self.auth.jwt_secret),
+            ("cluster.cookie", &self.cluster.cookie),
+            ("auth.admin_token", &self.auth.admin_token),
+        ]
+    }
+
+    /// Secrets that are set but shorter than [`MIN_SECRET_BYTES`] (a node with seeds refuses to
+    /// start with one; a node running alone warns).
+    pub(crate) fn weak_secrets(&self) -> Vec<&'static str> {
+        self.secrets()
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty() && v.len() < MIN_SECRET_BYTES)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, why: &str| {
             Err(ConfigError(format!(
@@ -260,17 +283,26 @@ impl Config {
                 "a node with seeds needs a shared secret; set it on every node",
             );
         }
-        for (key, value) in [
-            ("auth.jwt_secret", &self.auth.jwt_secret),
-            ("cluster.cookie", &self.cluster.cookie),
-            ("auth.admin_token", &self.auth.admin_token),
-        ] {
+        for (key, value) in self.secrets() {
             if value == PLACEHOLDER {
                 return bad(
                     key,
                     "still the manifests' placeholder REPLACE-ME; set a secret (Secret warren-secrets)",
                 );
             }
+        }
+        // A cluster's secrets guard every node of it: short ones are refused (a node running
+        // alone only warns, see `weak_secrets`).
+        if !self.cluster.seeds.is_empty()
+            && let Some(key) = self.weak_secrets().first()
+        {
+            return bad(
+                key,
+                &format!(
+                    "shorter than {MIN_SECRET_BYTES} bytes; use a random secret of 32 bytes or more \
+                     (`openssl rand -hex 32`)"
+                ),
+            );
         }
         let c = &self.cluster;
         let tls = [
@@ -497,8 +529,11 @@ mod tests {
         let c = Config::load(
             Some(Path::new(file)),
             env(&[
-                ("WARREN_CLUSTER__COOKIE", "c"),
-                ("WARREN_AUTH__JWT_SECRET", "j"),
+                ("WARREN_CLUSTER__COOKIE", "a-cluster-cookie-of-32-bytes-xx"),
+                (
+                    "WARREN_AUTH__JWT_SECRET",
+                    "a-jwt-secret-of-32-bytes-xxxxxxx",
+                ),
             ]),
         )
         .unwrap();
@@ -508,7 +543,10 @@ mod tests {
             Some(Path::new(file)),
             env(&[
                 ("WARREN_CLUSTER__COOKIE", "REPLACE-ME"),
-                ("WARREN_AUTH__JWT_SECRET", "j"),
+                (
+                    "WARREN_AUTH__JWT_SECRET",
+                    "a-jwt-secret-of-32-bytes-xxxxxxx",
+                ),
             ]),
         )
         .unwrap_err()
@@ -517,6 +555,37 @@ mod tests {
             e.contains("`cluster.cookie`") && e.contains("placeholder"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn short_secrets_are_refused_with_seeds_and_reported_without() {
+        let strong = "0123456789abcdef";
+        for weak in ["auth.jwt_secret", "cluster.cookie", "auth.admin_token"] {
+            let var = |k: &str| format!("WARREN_{}", k.to_uppercase().replace('.', "__"));
+            let mut vars = vec![
+                (var("auth.jwt_secret"), strong.to_owned()),
+                (var("cluster.cookie"), strong.to_owned()),
+                (var("auth.admin_token"), strong.to_owned()),
+            ];
+            vars.retain(|(k, _)| *k != var(weak));
+            vars.push((var(weak), "x".repeat(MIN_SECRET_BYTES - 1)));
+            let borrowed: Vec<(&str, &str)> =
+                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let alone = Config::load(None, env(&borrowed)).unwrap();
+            assert_eq!(alone.weak_secrets(), [weak]);
+            let mut seeded = borrowed.clone();
+            seeded.push(("WARREN_CLUSTER__SEEDS", "a:1"));
+            let e = Config::load(None, env(&seeded)).unwrap_err().to_string();
+            assert!(
+                e.contains(weak) && e.contains("shorter than 16 bytes"),
+                "{e}"
+            );
+        }
+        let c = Config::load(
+            None,
+            env(&[("WARREN_AUTH__JWT_SECRET", "0123456789abcdef")]),
+        );
+        assert!(c.unwrap().weak_secrets().is_empty());
     }
 
     #[test]
@@ -534,8 +603,11 @@ mod tests {
             env(&[
                 ("WARREN_HTTP__LISTEN", "0.0.0.0:8080"),
                 ("WARREN_CLUSTER__SEEDS", "a:9000, b:9000"),
-                ("WARREN_CLUSTER__COOKIE", "c"),
-                ("WARREN_AUTH__JWT_SECRET", "s"),
+                ("WARREN_CLUSTER__COOKIE", "a-cluster-cookie-of-32-bytes-xx"),
+                (
+                    "WARREN_AUTH__JWT_SECRET",
+                    "a-jwt-secret-of-32-bytes-xxxxxxx",
+                ),
                 ("WARREN_LIMITS__MESSAGES_PER_SEC", "7"),
                 ("OTHER", "x"),
             ]),

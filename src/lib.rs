@@ -253,6 +253,14 @@ fn run(
     let open_files = fdlimit::raise(cfg.limits.max_connections);
     let metrics = telemetry::init_metrics(&node, &version).context("failed to set up metrics")?;
 
+    for key in cfg.weak_secrets() {
+        warn!(
+            key,
+            "a secret shorter than {} bytes: fine for a node running alone, refused with seeds; use \
+             a random one of 32 bytes or more (`openssl rand -hex 32`)",
+            config::MIN_SECRET_BYTES
+        );
+    }
     let secret = if cfg.auth.jwt_secret.is_empty() {
         warn!("auth.jwt_secret is not set: using a random secret, so tokens die with this process");
         random_token(48)

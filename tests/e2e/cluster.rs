@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::common::{Node, free_port};
 
-pub(crate) const COOKIE: &str = "e2e-cookie";
+pub(crate) const COOKIE: &str = "e2e-cluster-cookie-0123456789";
 
 /// A cluster node; `cluster_port` 0 lets the kernel pick (the node reports it as `Node::cluster`).
 pub(crate) async fn start(id: &str, cluster_port: u16, seeds: &str, cookie: &str) -> Node {
@@ -133,7 +133,7 @@ async fn a_node_with_the_wrong_cookie_never_becomes_a_member() {
         "evil",
         0,
         &format!("{},{}", n1.cluster, n2.cluster),
-        "wrong-cookie",
+        "wrong-cluster-cookie-0123456789",
     )
     .await;
     // Proving it never joins needs waiting: the intruder redials with backoff; give it several tries.
@@ -623,4 +623,29 @@ async fn a_ticks_state_crosses_to_another_node_once_for_all_its_players() {
         "no per-player frames crossed for the ticks (state messages: {states})"
     );
     drop(host);
+}
+
+/// A node with seeds refuses to start with a secret shorter than 16 bytes, naming it; a node
+/// running alone starts and warns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_secrets_stop_a_node_with_seeds_and_warn_a_node_alone() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .env_clear()
+        .env("WARREN_CLUSTER__SEEDS", "127.0.0.1:1")
+        .env("WARREN_CLUSTER__COOKIE", "c")
+        .env("WARREN_AUTH__JWT_SECRET", crate::common::SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cluster.cookie") && stderr.contains("shorter than 16 bytes"),
+        "{stderr}"
+    );
+    let alone = Node::start(&[("WARREN_AUTH__ADMIN_TOKEN", "short")]).await;
+    assert!(
+        alone.logs().contains("shorter than 16 bytes") && alone.logs().contains("auth.admin_token"),
+        "{}",
+        alone.logs()
+    );
 }

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use warren_client::{ClientError, Connection, Frame};
 
-pub const SECRET: &str = "e2e-test-secret";
+pub const SECRET: &str = "e2e-test-secret-0123456789";
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A loopback port nothing listens on, for a node, a cluster listener or Prometheus.

@@ -11,7 +11,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const root = resolve(here, "../../..");
-export const SECRET = "sdk-test-secret";
+export const SECRET = "sdk-test-secret-0123456789";
 
 /**
  * The node binary: `SDK_TEST_BIN_DIR` (default: the workspace's target/debug, which

@@ -48,7 +48,7 @@ impl Node {
             .env("WARREN_HTTP__WORKERS", "2")
             .env("WARREN_CLUSTER__LISTEN", cluster)
             .env("WARREN_CLUSTER__SEEDS", seeds)
-            .env("WARREN_CLUSTER__COOKIE", "eights-cookie")
+            .env("WARREN_CLUSTER__COOKIE", "eights-cluster-cookie-0123456789")
             .env("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", "1000")
             .env(
                 "WARREN_AUTH__JWT_SECRET",
