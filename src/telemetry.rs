@@ -25,15 +25,58 @@ pub(crate) fn init_logs(level: &str, json: bool) -> anyhow::Result<LogReload> {
     let _already = if json {
         tracing_subscriber::registry()
             .with(filter)
+            .with(ClientMistakes)
             .with(fmt.json().flatten_event(true))
             .try_init()
     } else {
         tracing_subscriber::registry()
             .with(filter)
+            .with(ClientMistakes)
             .with(fmt)
             .try_init()
     };
     Ok(handle)
+}
+
+/// actix-http logs every request it cannot parse, and every connection that broke under it, as an
+/// ERROR (`stream error: …`): a client's mistake, or a client gone, is not a server error that an
+/// operator should be woken for. Those events are counted in `warren_http_stream_errors_total`
+/// instead of logged.
+struct ClientMistakes;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ClientMistakes {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        if !event.metadata().target().starts_with("actix_http::h1") {
+            return true;
+        }
+        let mut message = StartsWith("stream error:", false);
+        event.record(&mut message);
+        if message.1 {
+            metrics::counter!("warren_http_stream_errors_total").increment(1);
+        }
+        !message.1
+    }
+}
+
+/// Whether an event's message starts with a prefix.
+struct StartsWith(&'static str, bool);
+
+impl tracing::field::Visit for StartsWith {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.1 = format!("{value:?}").starts_with(self.0);
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.1 = value.starts_with(self.0);
+        }
+    }
 }
 
 /// The process's Prometheus recorder, once installed.
@@ -86,6 +129,11 @@ pub(crate) fn init_metrics(node: &str, version: &str) -> anyhow::Result<Promethe
         "warren_room_restarts_total",
         "Rooms restarted from their snapshot after a failure, by game"
     );
+    describe_counter!(
+        "warren_http_stream_errors_total",
+        "HTTP connections ended on a request that could not be parsed, or a stream that broke"
+    );
+    metrics::counter!("warren_http_stream_errors_total").absolute(0);
     describe_counter!(
         "warren_session_restarts_total",
         "Player sessions restarted after a failure (their connection closed with 1011)"

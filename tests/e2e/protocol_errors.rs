@@ -700,3 +700,29 @@ async fn http_bodies_are_bounded_in_time_and_size_and_connections_in_number() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Requests actix-http cannot parse get 400 and are counted, not logged as server errors: a
+/// client's mistake is not something to wake an operator for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_http_requests_are_counted_not_logged_as_errors() {
+    let node = Node::start(&[]).await;
+    let requests: [&[u8]; 4] = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+    ];
+    for request in requests {
+        let response = raw_exchange(&node, request).await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    }
+    crate::common::eventually(
+        "the errors are counted",
+        std::time::Duration::from_secs(5),
+        || async {
+            crate::common::metric_sum(&node, "warren_http_stream_errors_total").await >= 4.0
+        },
+    )
+    .await;
+    assert!(!node.logs().contains("ERROR"), "{}", node.logs());
+}
