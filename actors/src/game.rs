@@ -158,7 +158,10 @@ pub trait Game: Serialize + DeserializeOwned + Send + 'static {
     /// Seats in this room.
     fn seats(&self) -> u32;
 
-    /// Interval of realtime ticks; `None` (the default) for a turn-based game.
+    /// Interval of realtime ticks; `None` (the default) for a turn-based game. Ticks run while at
+    /// least one of the room's players is connected, and pause while none is (every player
+    /// dropped, their seats kept for the reconnect grace): measure game time in ticks, or read
+    /// `ctx.now_ms`, knowing that the clock may have moved on by more than one interval.
     fn tick_interval(&self) -> Option<Duration> {
         None
     }

@@ -265,15 +265,7 @@ impl Actor for Room {
         // Players seated at creation (the creator, or a matched group) joined the game before
         // the room started (`RoomHost::create`), where a refusal fails the creation.
         st.refresh_views();
-        if let Some(period) = st.game.tick_interval() {
-            let rooms = st.env.settings.load().rooms.clone();
-            let grid = Duration::from_millis(rooms.tick_grid_ms);
-            let snap = Duration::from_millis(rooms.snapshot_interval_ms.max(10));
-            st.timers
-                .push(on_grid(myself.clone(), grid, period, || RoomMsg::Tick));
-            st.timers
-                .push(on_grid(myself.clone(), grid, snap, || RoomMsg::Snapshot));
-        }
+        st.pace(&myself);
         if a.orphans {
             st.orphan_seats(&myself);
         }
@@ -419,12 +411,42 @@ impl Actor for Room {
                 }
             }
         }
+        st.pace(&myself);
         st.arm_deadline(&myself);
         Ok(())
     }
 }
 
 impl RoomState {
+    /// A realtime room ticks (and snapshots on its interval) while one of its players is
+    /// connected. With none connected (every player dropped, each seat kept for the reconnect
+    /// grace) its timers stop, after a snapshot of where it stands, and start again when one is
+    /// back: the game's clock does not run for nobody.
+    fn pace(&mut self, me: &ActorRef<RoomMsg>) {
+        let Some(period) = self.game.tick_interval() else {
+            return;
+        };
+        let live = self.seats.iter().any(|s| s.rec.connected);
+        if live == !self.timers.is_empty() {
+            return;
+        }
+        if live {
+            let rooms = self.env.settings.load().rooms.clone();
+            let grid = Duration::from_millis(rooms.tick_grid_ms);
+            let snap = Duration::from_millis(rooms.snapshot_interval_ms.max(10));
+            self.timers
+                .push(on_grid(me.clone(), grid, period, || RoomMsg::Tick));
+            self.timers
+                .push(on_grid(me.clone(), grid, snap, || RoomMsg::Snapshot));
+        } else {
+            debug!(room = %self.id, "no player connected: ticks pause");
+            for t in self.timers.drain(..) {
+                t.abort();
+            }
+            self.write_snapshot();
+        }
+    }
+
     fn refresh_views(&mut self) {
         self.views = self
             .seats

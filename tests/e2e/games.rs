@@ -235,3 +235,34 @@ async fn realtime_inputs_keep_their_order_among_the_players_other_frames() {
         .await;
     assert!(st["state"]["players"].get("b").is_some(), "{st}");
 }
+
+/// A realtime room whose players have all dropped (their seats kept for the reconnect grace)
+/// stops ticking until one of them is back: an abandoned arena costs nothing for the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_arena_nobody_is_connected_to_does_not_tick_until_a_player_is_back() {
+    let node = Node::start(&[]).await;
+    let ticks =
+        || async { crate::common::metric_sum(&node, "warren_room_tick_seconds_count").await };
+    let mut a = node.connect("alice").await;
+    let room = a.create_room("arena", json!({"tick_hz":20})).await;
+    a.until_type("state").await;
+    let resume = a.resume_token();
+    drop(a);
+    // Let the node see the drop, then count ticks over a second.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = ticks().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = ticks().await - before;
+    assert_eq!(idle, 0.0, "the empty arena ticked {idle} times in a second");
+    // Back within the grace: the room ticks again, and the player gets its states.
+    let mut a = node
+        .connect_with(&format!(
+            "token={}&resume={resume}",
+            crate::common::token("alice", &[])
+        ))
+        .await;
+    assert_eq!(a.welcome["resumed"], true);
+    let st = a.until_type("state").await;
+    assert_eq!(st["room"], room.as_str());
+    assert!(ticks().await > before);
+}
