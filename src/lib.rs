@@ -273,7 +273,8 @@ fn run(
         cfg.auth.guest_ttl_secs,
         &cfg.auth.admin_token,
         cfg.auth.leeway_secs,
-    );
+    )
+    .context("auth.jwt_secret cannot key HS256")?;
     let (ctx, writers) = NodeCtx::new(
         NodeId::new(node.clone()),
         version.clone(),

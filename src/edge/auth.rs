@@ -71,27 +71,28 @@ pub(crate) struct Auth {
 }
 
 impl Auth {
-    /// From the secret and settings.
+    /// From the secret (not empty: the node makes a random one when none is configured) and
+    /// settings.
     pub(crate) fn new(
         secret: &[u8],
         allow_guest: bool,
         guest_ttl_secs: u64,
         admin_token: &str,
         leeway_secs: u64,
-    ) -> Self {
+    ) -> Result<Self, jsonwebtoken::errors::Error> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
         // A token not valid yet (`nbf` in the future, beyond the leeway) is refused.
         validation.validate_nbf = true;
         validation.leeway = leeway_secs;
-        Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret)?,
+            decoding: DecodingKey::from_secret(secret)?,
             validation,
             allow_guest,
             guest_ttl_secs,
             admin_token: (!admin_token.is_empty()).then(|| admin_token.to_owned()),
-        }
+        })
     }
 
     /// Checks a player token.
@@ -283,7 +284,7 @@ mod tests {
 
     #[test]
     fn ratings_are_clamped_so_no_spread_wraps() {
-        let auth = Auth::new(b"k", true, 60, "", 0);
+        let auth = Auth::new(b"k", true, 60, "", 0).unwrap();
         let sign = |mmr: i64| {
             let claims = serde_json::json!({"sub": "p", "exp": now() + 60, "mmr": mmr});
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding).unwrap()
@@ -299,7 +300,7 @@ mod tests {
     #[test]
     fn admin_access_by_token_or_loopback() {
         use actix_web::test::TestRequest;
-        let open = Auth::new(b"k", true, 60, "", 0);
+        let open = Auth::new(b"k", true, 60, "", 0).unwrap();
         let local = TestRequest::default()
             .peer_addr("127.0.0.1:5000".parse().unwrap())
             .to_http_request();
@@ -323,7 +324,7 @@ mod tests {
             open.admin(&proxied, Some("127.0.0.1".parse().unwrap())),
             Err(AdminDenied::Forbidden)
         );
-        let guarded = Auth::new(b"k", true, 60, "secret", 0);
+        let guarded = Auth::new(b"k", true, 60, "secret", 0).unwrap();
         assert_eq!(guarded.admin(&local, None), Err(AdminDenied::Unauthorized));
         let with = |t: &str| {
             TestRequest::default()
@@ -345,10 +346,10 @@ mod tests {
 
     #[test]
     fn tokens_are_checked() {
-        let a = Auth::new(b"k", true, 60, "", 0);
+        let a = Auth::new(b"k", true, 60, "", 0).unwrap();
         let t = a.mint(&"alice".into(), "Alice", now() + 60).unwrap();
         assert_eq!(a.verify(&t).unwrap().name, "Alice");
-        let other = Auth::new(b"other", true, 60, "", 0);
+        let other = Auth::new(b"other", true, 60, "", 0).unwrap();
         assert!(other.verify(&t).is_err());
         let expired = a.mint(&"alice".into(), "Alice", now() - 10).unwrap();
         assert!(a.verify(&expired).is_err());
