@@ -14,7 +14,6 @@ use actix_web::dev::ServerHandle;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
-use tracing_subscriber::EnvFilter;
 use warren_actors::node::NodeCtx;
 use warren_protocol::CloseCode;
 
@@ -175,7 +174,7 @@ fn reload(lc: &Lifecycle) {
             let fresh = new.settings();
             settings.limits = fresh.limits;
             settings.matchmaking = fresh.matchmaking;
-            let filter = match EnvFilter::try_new(&new.log.level) {
+            let filter = match crate::telemetry::log_filter(&new.log.level) {
                 Ok(f) => f,
                 Err(e) => {
                     warn!(error = %e, "SIGHUP: log.level invalid; keeping the old configuration");

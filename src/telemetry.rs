@@ -12,9 +12,23 @@ use tracing_subscriber::{EnvFilter, Registry, reload};
 /// Changes the log level at run time.
 pub(crate) type LogReload = reload::Handle<EnvFilter, Registry>;
 
+/// The filter of `log.level`. ractor_cluster logs at WARN every node session that ends (a peer
+/// restarting, a duplicate connection closed by its election, a stranger on the cluster port) and
+/// every refused authentication: the events of a normal rolling restart, and one line per
+/// connection an attacker opens. Warren reports what an operator needs of those itself
+/// (membership changes, a peer that refuses this node), so ractor_cluster logs only its errors
+/// unless `log.level` names it (`info,ractor_cluster=warn`).
+pub(crate) fn log_filter(level: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    if level.contains("ractor_cluster") {
+        EnvFilter::try_new(level)
+    } else {
+        EnvFilter::try_new(format!("{level},ractor_cluster=error"))
+    }
+}
+
 /// Installs the global subscriber. `json` selects JSON lines.
 pub(crate) fn init_logs(level: &str, json: bool) -> anyhow::Result<LogReload> {
-    let filter = EnvFilter::try_new(level)?;
+    let filter = log_filter(level)?;
     let (filter, handle) = reload::Layer::new(filter);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()

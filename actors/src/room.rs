@@ -427,7 +427,7 @@ impl RoomState {
             return;
         };
         let live = self.seats.iter().any(|s| s.rec.connected);
-        if live == !self.timers.is_empty() {
+        if live != self.timers.is_empty() {
             return;
         }
         if live {

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! start
-//! ├── NodeServer    ractor_cluster: listener (optionally mutual TLS), one session per peer, pg groups
+//! ├── front         task: the cluster port; bounds connections until they authenticate
+//! ├── NodeServer    ractor_cluster: one session per peer (optionally mutual TLS), pg groups
 //! ├── Membership    heartbeats, failure detection, the published ClusterView
 //! ├── NodeInbox     remote room operations, frames for local sessions, room listings, replicas
 //! ├── discovery     task: resolve seeds, dial, redial with backoff
@@ -16,8 +17,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod admission;
-mod bound;
 mod discovery;
+mod front;
 pub mod inbox;
 pub mod membership;
 pub mod peers;
@@ -71,9 +72,9 @@ pub enum ClusterError {
     /// An actor failed to spawn (the listener could not bind, for one).
     #[error("cluster layer failed to start: {0}")]
     Spawn(String),
-    /// The cluster listener did not come up on its address (taken, or not this host's).
-    #[error("cluster listener did not bind {0}")]
-    Bind(SocketAddr),
+    /// The cluster listener could not bind its address (taken, or not this host's).
+    #[error("cluster listener could not bind {0}: {1}")]
+    Listen(SocketAddr, String),
     /// The TLS files could not be used.
     #[error("cluster TLS: {0}")]
     Tls(#[from] tls::TlsError),
@@ -115,19 +116,47 @@ pub async fn start(
     let incoming = tls
         .as_ref()
         .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
+    // The cluster port is this node's own listener (`front.rs`, which bounds connections that
+    // have not authenticated); ractor_cluster's, which it always binds, is on an ephemeral
+    // loopback port nothing dials.
+    let front = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| ClusterError::Listen(cfg.listen, e.to_string()))?;
+    let listen = front
+        .local_addr()
+        .map_err(|e| ClusterError::Listen(cfg.listen, e.to_string()))?;
     let server = NodeServer::new(
-        cfg.listen.port(),
+        0,
         cfg.cookie.clone(),
         cfg.node.clone(),
         hostname,
         incoming,
         Some(NodeConnectionMode::Isolated),
     )
-    .with_listen_addr(cfg.listen.ip());
-    let before = bound::listening(cfg.listen.ip());
+    .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into());
     let (server, _) = Actor::spawn_linked(name("node-server"), server, (), sup.get_cell())
         .await
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    // Its name carries the port peers dial (ractor_cluster took the inner listener's).
+    server
+        .cast(ractor_cluster::NodeServerMessage::PortChanged {
+            port: listen.port(),
+        })
+        .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    let gates = Arc::new(front::Gates::default());
+    server
+        .cast(ractor_cluster::NodeServerMessage::SubscribeToEvents {
+            id: "warren.front".to_owned(),
+            subscription: Box::new(front::GateEvents(gates.clone())),
+        })
+        .map_err(|e| ClusterError::Spawn(e.to_string()))?;
+    let accept = tokio::spawn(front::run(
+        front,
+        server.clone(),
+        tls.as_ref().map(|t| t.acceptor.clone()),
+        gates,
+    ));
+    watch(sup, "cluster front", accept);
     // Refusals of the sessions this node dials: a wrong cookie must not leave it running alone.
     let admission = admission::Admission::new(&cfg.node);
     server
@@ -136,13 +165,6 @@ pub async fn start(
             subscription: admission.subscription(),
         })
         .map_err(|e| ClusterError::Spawn(e.to_string()))?;
-    // Port 0: the kernel picked the port; find it, as peers must be told where to dial.
-    let listen = match cfg.listen.port() {
-        0 => bound::new_listener(cfg.listen.ip(), &before)
-            .await
-            .ok_or(ClusterError::Bind(cfg.listen))?,
-        _ => cfg.listen,
-    };
     let advertise = if cfg.advertise.is_empty() {
         listen.to_string()
     } else {

@@ -221,8 +221,8 @@ fn cross_site(req: &HttpRequest) -> bool {
         return true; // `null`, or not an origin
     };
     let host = header("host").unwrap_or("");
-    without_default_port(scheme, authority).to_ascii_lowercase()
-        != without_default_port(scheme, host).to_ascii_lowercase()
+    !without_default_port(scheme, authority)
+        .eq_ignore_ascii_case(without_default_port(scheme, host))
 }
 
 fn without_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {

@@ -147,11 +147,13 @@ async fn a_node_with_the_wrong_cookie_never_becomes_a_member() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The intruder really dialed and was refused (not merely silent).
+    // The intruder really dialed and was refused (not merely silent): it says so.
     assert!(
-        n1.logs().contains("auth_fail") || n2.logs().contains("auth_fail"),
+        intruder
+            .logs()
+            .contains("refuses this node's cluster.cookie"),
         "{}",
-        n1.logs()
+        intruder.logs()
     );
     // Refused by its seeds, it does not run alone as a one-node cluster: not ready, no players,
     // and an error that names the cause.
@@ -207,6 +209,8 @@ async fn seeds_that_are_silent_or_the_node_itself_leave_it_ready() {
     let seeds = format!("127.0.0.1:{port},127.0.0.1:{}", free_port());
     let node = Node::start(&[
         ("WARREN_NODE__ID", "alone"),
+        // ractor_cluster's warnings on, to see that it makes no connection to itself.
+        ("WARREN_LOG__LEVEL", "info,ractor_cluster=warn"),
         ("WARREN_CLUSTER__LISTEN", listen.as_str()),
         ("WARREN_CLUSTER__SEEDS", seeds.as_str()),
         ("WARREN_CLUSTER__COOKIE", COOKIE),
@@ -648,4 +652,83 @@ async fn short_secrets_stop_a_node_with_seeds_and_warn_a_node_alone() {
         "{}",
         alone.logs()
     );
+}
+
+/// The cluster port before authentication: connections that never authenticate are closed after
+/// 10 s, at most 64 wait at once (the rest are closed at accept), a frame announced larger than
+/// 256 KiB closes its connection at once, and none of it is logged; peers still join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_port_bounds_connections_that_do_not_authenticate() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // Closed by the node: a read ends (EOF or reset) within `within`.
+    async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut b = [0u8; 64];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, s.read(&mut b)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+    let n1 = start("n1", 0, "", COOKIE).await;
+    let logged = n1.logs().lines().count();
+    let addr: std::net::SocketAddr = n1.cluster.parse().unwrap();
+    let t0 = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut at_once = 0;
+    for s in &mut idle {
+        if closed_within(s, Duration::from_millis(5)).await {
+            at_once += 1;
+        }
+    }
+    assert_eq!(
+        at_once, 36,
+        "connections past 64 unauthenticated are closed at accept"
+    );
+    // The 64 others are closed once 10 s have passed, not before.
+    assert!(t0.elapsed() < Duration::from_secs(8));
+    let mut held = 0;
+    for s in &mut idle {
+        if !closed_within(s, Duration::from_millis(1)).await {
+            held += 1;
+        }
+    }
+    assert_eq!(held, 64);
+    for s in &mut idle {
+        assert!(closed_within(s, Duration::from_secs(13).saturating_sub(t0.elapsed())).await);
+    }
+    assert!(t0.elapsed() >= Duration::from_secs(9), "{:?}", t0.elapsed());
+    drop(idle);
+
+    // A frame announced at 16 MiB: closed when its header is read, long before 16 MiB arrive.
+    let mut big = tokio::net::TcpStream::connect(addr).await.unwrap();
+    big.write_all(&(16u64 << 20).to_be_bytes()).await.unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0usize;
+    let refused = loop {
+        match tokio::time::timeout(Duration::from_secs(2), big.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            Ok(Err(_)) => break true,
+            Err(_) => break closed_within(&mut big, Duration::from_secs(1)).await,
+        }
+        if sent >= 16 << 20 {
+            break false;
+        }
+    };
+    assert!(refused, "the node took {sent} bytes of an oversized frame");
+    assert!(sent < 4 << 20, "{sent} bytes were taken before the close");
+
+    // None of it was logged, and a peer still joins.
+    let new: Vec<String> = n1.logs().lines().skip(logged).map(str::to_owned).collect();
+    assert!(new.is_empty(), "{new:#?}");
+    let n2 = start("n2", 0, &n1.cluster, COOKIE).await;
+    let both = [("n1", "ready"), ("n2", "ready")];
+    wait_for(&n1, &both, Duration::from_secs(15)).await;
+    wait_for(&n2, &both, Duration::from_secs(15)).await;
 }

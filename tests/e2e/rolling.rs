@@ -263,6 +263,13 @@ async fn a_rolling_restart_under_a_few_hundred_players_loses_no_room_and_no_ackn
     for n in &nodes {
         let log = n.logs();
         assert!(log.contains("warren node stopped outcome=Drained"), "{log}");
+        // A normal rolling restart logs nothing an operator would learn to ignore.
+        for noise in ["auth_fail", "duplicate_connection", " ERROR "] {
+            assert!(
+                !log.contains(noise),
+                "`{noise}` in a rolling restart's log:\n{log}"
+            );
+        }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
