@@ -252,6 +252,7 @@ fn run(
     let version = env!("CARGO_PKG_VERSION").to_owned();
     let open_files = fdlimit::raise(cfg.limits.max_connections);
     let metrics = telemetry::init_metrics(&node, &version).context("failed to set up metrics")?;
+    telemetry::init_labelled(&games.names());
 
     for key in cfg.weak_secrets() {
         warn!(

@@ -93,6 +93,29 @@ impl tracing::field::Visit for StartsWith {
     }
 }
 
+/// Every series of a labelled counter whose label values are known at start, at zero: an alert
+/// on `rate(warren_room_restarts_total[5m])` or `increase(warren_closes_total{code="4003"}[1h])`
+/// works from the node's first scrape, not only after the first increment.
+pub(crate) fn init_labelled(games: &[&str]) {
+    for game in games {
+        let game = (*game).to_owned();
+        metrics::counter!("warren_room_restarts_total", "game" => game.clone()).absolute(0);
+        metrics::counter!("warren_matches_total", "game" => game).absolute(0);
+    }
+    for code in warren_protocol::CloseCode::ALL {
+        metrics::counter!("warren_closes_total", "code" => code.code().to_string()).absolute(0);
+    }
+    for reason in [
+        "unauthorized",
+        "draining",
+        "isolated",
+        "capacity",
+        "http_capacity",
+    ] {
+        metrics::counter!("warren_connections_rejected_total", "reason" => reason).absolute(0);
+    }
+}
+
 /// The process's Prometheus recorder, once installed.
 static METRICS: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
 
