@@ -242,8 +242,21 @@ pub struct Membership;
 pub struct MembershipState {
     args: MembershipArgs,
     peers: HashMap<String, Peer>,
-    gossip: std::collections::BTreeSet<String>,
+    /// Addresses peers gossiped (their reachable peers'), and when last heard: one no peer has
+    /// named for [`GOSSIP_TTL`] is dropped, so a dead node's address is not dialed for ever.
+    gossip: HashMap<String, Instant>,
 }
+
+/// How long a gossiped address is kept after the last peer named it.
+const GOSSIP_TTL: Duration = Duration::from_secs(300);
+
+/// Drops the gossiped addresses no peer has named for [`GOSSIP_TTL`].
+fn expire(gossip: &mut HashMap<String, Instant>, now: Instant) {
+    gossip.retain(|_, at| now.saturating_duration_since(*at) < GOSSIP_TTL);
+}
+
+/// The most gossiped addresses kept (a cluster's nodes; a bound against a peer that gossips junk).
+const MAX_GOSSIP: usize = 4096;
 
 impl Actor for Membership {
     type Msg = Wire;
@@ -338,6 +351,7 @@ impl MembershipState {
             }
             p.reachable = reachable;
         }
+        expire(&mut self.gossip, Instant::now());
         if let Some(forget) = self.args.forget_after {
             let gone: Vec<String> = self
                 .peers
@@ -385,9 +399,15 @@ impl MembershipState {
             }
             return;
         }
+        let now = Instant::now();
         for addr in &status.known {
-            if *addr != self.args.advertise {
-                self.gossip.insert(addr.clone());
+            if *addr == self.args.advertise {
+                continue;
+            }
+            if let Some(at) = self.gossip.get_mut(addr) {
+                *at = now;
+            } else if self.gossip.len() < MAX_GOSSIP {
+                self.gossip.insert(addr.clone(), now);
             }
         }
         let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
@@ -447,7 +467,7 @@ impl MembershipState {
             let n = members.iter().filter(|m| m.state == state).count();
             metrics::gauge!("warren_cluster_nodes", "state" => state.as_str()).set(n as f64);
         }
-        let mut candidates: Vec<String> = self.gossip.iter().cloned().collect();
+        let mut candidates: Vec<String> = self.gossip.keys().cloned().collect();
         candidates.extend(self.peers.values().map(|p| p.status.advertise.clone()));
         candidates.sort();
         candidates.dedup();
@@ -495,6 +515,22 @@ pub fn announce_leaving(node: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gossiped_addresses_nobody_names_any_more_are_dropped() {
+        let now = Instant::now();
+        let mut g = HashMap::from([
+            ("10.0.0.1:7351".to_owned(), now),
+            (
+                "10.0.0.2:7351".to_owned(),
+                now - (GOSSIP_TTL - Duration::from_secs(1)),
+            ),
+        ]);
+        expire(&mut g, now);
+        assert_eq!(g.len(), 2);
+        expire(&mut g, now + Duration::from_secs(2));
+        assert_eq!(g.keys().collect::<Vec<_>>(), ["10.0.0.1:7351"]);
+    }
 
     fn member(id: &str, state: MemberState, proto: u32) -> MemberView {
         MemberView {

@@ -732,3 +732,44 @@ async fn the_cluster_port_bounds_connections_that_do_not_authenticate() {
     wait_for(&n1, &both, Duration::from_secs(15)).await;
     wait_for(&n2, &both, Duration::from_secs(15)).await;
 }
+
+/// A seed that drops connection attempts (a node gone with its host: SYNs go unanswered) holds up
+/// no other seed: a node whose first seed is such an address joins through the second at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_seed_does_not_stall_discovery() {
+    let n1 = start("n1", 0, "", COOKIE).await;
+    // A listener that never accepts, its queue full: the kernel drops further SYNs. Its address
+    // must sort before n1's, as discovery dials in address order.
+    let (hole, _queued) = loop {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        if addr.to_string() >= n1.cluster {
+            continue;
+        }
+        let mut queued = Vec::new();
+        for _ in 0..4 {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            if let Ok(Ok(c)) =
+                tokio::time::timeout(Duration::from_millis(200), s.connect(addr)).await
+            {
+                queued.push(c);
+            }
+        }
+        break ((listener, addr), queued);
+    };
+    // It does drop connection attempts now.
+    let probe = tokio::net::TcpSocket::new_v4().unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), probe.connect(hole.1))
+            .await
+            .is_err(),
+        "the black hole answered"
+    );
+    let seeds = format!("{},{}", hole.1, n1.cluster);
+    let n2 = start("n2", 0, &seeds, COOKIE).await;
+    let both = [("n1", "ready"), ("n2", "ready")];
+    wait_for(&n2, &both, Duration::from_secs(5)).await;
+    drop(hole);
+}
