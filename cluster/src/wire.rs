@@ -710,3 +710,371 @@ mod mixed_versions {
         }
     }
 }
+
+/// Every cluster message kind, frozen: one sample of each kind (and of each kind nested in it)
+/// encodes to the bytes recorded in `wire_frozen.txt`. Postcard writes fields by position, with
+/// no names and no lengths, so a node reads a message only as the layout it was built with.
+/// The rule, for nodes of two builds to run side by side during an upgrade:
+/// - an existing kind is never changed: no field added, removed, reordered or retyped, no variant
+///   inserted before another (the variant's index is its tag);
+/// - a new kind goes last in its enum, with its own `CLUSTER_PROTOCOL` number, and is sent only to
+///   peers whose protocol has it ([`ClusterView::speaks`](crate::membership::ClusterView::speaks));
+/// - new data for an existing kind rides after the envelope, as the heartbeat's
+///   [`HeartbeatTail`] does, where older builds do not read.
+///
+/// A layout change fails this test. Regenerate the file (`WARREN_BLESS_WIRE=1 cargo test -p
+/// warren-cluster frozen`) only for a kind added last.
+#[cfg(test)]
+mod frozen {
+    use super::*;
+    use warren_actors::remote::{PoolKey, RoomError, TicketWire};
+    use warren_protocol::ErrorCode;
+
+    fn samples() -> Vec<(&'static str, Body)> {
+        let loc = Location {
+            node: "n2".into(),
+            epoch: 7,
+        };
+        let pool = PoolKey {
+            game: "dice".into(),
+            mode: "ranked".into(),
+        };
+        let ticket = TicketWire {
+            id: "t1".into(),
+            player: "p1".into(),
+            name: "Ann".into(),
+            mmr: -12,
+            home: "n1".into(),
+            since_ms: 1_700_000_000_000,
+        };
+        let data = JsonObject::parse(r#"{"dx":1}"#).unwrap();
+        let op = |op: RoomOp| Body::RoomOp {
+            corr: 1,
+            from: "n1".into(),
+            room: "n2.r1".into(),
+            op,
+        };
+        let note = |note: SessionNote| Body::Note {
+            player: "p1".into(),
+            note,
+        };
+        vec![
+            ("Tick", Body::Tick),
+            (
+                "Heartbeat",
+                Body::Heartbeat(NodeStatus {
+                    id: "n1".into(),
+                    advertise: "10.0.0.1:7351".into(),
+                    state: NodeState::Draining,
+                    version: "0.1.0".into(),
+                    rooms: 3,
+                    sessions: 9,
+                    known: vec!["10.0.0.2:7351".into()],
+                }),
+            ),
+            (
+                "RoomOp::Join",
+                op(RoomOp::Join {
+                    player: "p1".into(),
+                    name: "Ann".into(),
+                    home: "n1".into(),
+                }),
+            ),
+            ("RoomOp::Leave", op(RoomOp::Leave("p1".into()))),
+            ("RoomOp::Ready", op(RoomOp::Ready("p1".into()))),
+            (
+                "RoomOp::Input",
+                op(RoomOp::Input {
+                    player: "p1".into(),
+                    seq: Some(4),
+                    data: data.clone(),
+                }),
+            ),
+            (
+                "RoomOp::Chat",
+                op(RoomOp::Chat {
+                    player: "p1".into(),
+                    text: "hi".into(),
+                }),
+            ),
+            (
+                "RoomOp::Disconnected",
+                op(RoomOp::Disconnected {
+                    player: "p1".into(),
+                    home: "n1".into(),
+                }),
+            ),
+            (
+                "RoomOp::Reconnected",
+                op(RoomOp::Reconnected {
+                    player: "p1".into(),
+                    home: "n1".into(),
+                }),
+            ),
+            ("RoomOp::Resync", op(RoomOp::Resync("p1".into()))),
+            (
+                "OpReply::Ok",
+                Body::OpReply {
+                    corr: 2,
+                    result: Ok(()),
+                },
+            ),
+            (
+                "OpReply::Err",
+                Body::OpReply {
+                    corr: 2,
+                    result: Err(RoomError::new(ErrorCode::RoomFull, "full")),
+                },
+            ),
+            (
+                "Deliver",
+                Body::Deliver {
+                    frames: vec![("p1".into(), "{}".into())],
+                },
+            ),
+            (
+                "ListRooms",
+                Body::ListRooms {
+                    corr: 3,
+                    from: "n1".into(),
+                    game: Some("dice".into()),
+                },
+            ),
+            (
+                "Rooms",
+                Body::Rooms {
+                    corr: 3,
+                    rooms: vec![RoomSummary {
+                        room: "n2.r1".into(),
+                        game: "dice".into(),
+                        players: 1,
+                        seats: 2,
+                    }],
+                },
+            ),
+            (
+                "Moved",
+                Body::Moved {
+                    corr: 4,
+                    to: loc.clone(),
+                },
+            ),
+            (
+                "Located",
+                Body::Located {
+                    room: "n2.r1".into(),
+                    to: loc.clone(),
+                },
+            ),
+            (
+                "Adopt",
+                Body::Adopt {
+                    corr: 5,
+                    from: "n1".into(),
+                    room: "n2.r1".into(),
+                    epoch: 8,
+                    snapshot: vec![1, 2, 3],
+                },
+            ),
+            (
+                "Adopted",
+                Body::Adopted {
+                    corr: 5,
+                    result: Err(AdoptError::new("no")),
+                },
+            ),
+            (
+                "FindSeat",
+                Body::FindSeat {
+                    corr: 6,
+                    from: "n1".into(),
+                    player: "p1".into(),
+                },
+            ),
+            (
+                "Seat",
+                Body::Seat {
+                    corr: 6,
+                    room: Some("n2.r1".into()),
+                },
+            ),
+            (
+                "Pool::Enqueue",
+                Body::Pool(PoolWire::Enqueue {
+                    pool: pool.clone(),
+                    seats: 2,
+                    ticket: ticket.clone(),
+                    hops: 1,
+                }),
+            ),
+            (
+                "Pool::Remove",
+                Body::Pool(PoolWire::Remove {
+                    pool: pool.clone(),
+                    ticket: "t1".into(),
+                    hops: 0,
+                }),
+            ),
+            (
+                "Pool::Handoff",
+                Body::Pool(PoolWire::Handoff {
+                    pool,
+                    seats: 2,
+                    tickets: vec![ticket],
+                }),
+            ),
+            (
+                "Note::MatchFound",
+                note(SessionNote::MatchFound {
+                    ticket: "t1".into(),
+                    claim: "c".into(),
+                    room: "n2.r1".into(),
+                    game: "dice".into(),
+                    players: vec!["p1".into(), "p2".into()],
+                }),
+            ),
+            (
+                "Note::Release",
+                note(SessionNote::Release {
+                    ticket: "t1".into(),
+                    claim: "c".into(),
+                }),
+            ),
+            (
+                "Note::RoomClosed",
+                note(SessionNote::RoomClosed {
+                    room: "n2.r1".into(),
+                    why: "failed".into(),
+                }),
+            ),
+            (
+                "Note::SeatWaiting",
+                note(SessionNote::SeatWaiting {
+                    room: "n2.r1".into(),
+                    at: loc.clone(),
+                }),
+            ),
+            (
+                "Claim",
+                Body::Claim {
+                    corr: 7,
+                    from: "n1".into(),
+                    player: "p1".into(),
+                    ticket: "t1".into(),
+                    claim: "c".into(),
+                },
+            ),
+            ("Claimed", Body::Claimed { corr: 7, ok: true }),
+            (
+                "CreateRoom",
+                Body::CreateRoom {
+                    corr: 8,
+                    from: "n1".into(),
+                    game: "dice".into(),
+                    players: vec![("p1".into(), "Ann".into(), "n1".into())],
+                },
+            ),
+            (
+                "Created",
+                Body::Created {
+                    corr: 8,
+                    result: Err(CreateError::new("no")),
+                },
+            ),
+            (
+                "Replicate",
+                Body::Replicate {
+                    host: "n2".into(),
+                    rooms: vec![Replica {
+                        room: "n2.r1".into(),
+                        epoch: 2,
+                        snapshot: vec![9],
+                    }],
+                },
+            ),
+            (
+                "Unreplicate",
+                Body::Unreplicate {
+                    host: "n2".into(),
+                    rooms: vec!["n2.r1".into()],
+                },
+            ),
+            ("Leaving", Body::Leaving { node: "n2".into() }),
+            (
+                "WhereIs",
+                Body::WhereIs {
+                    corr: 9,
+                    from: "n1".into(),
+                    room: "n2.r1".into(),
+                },
+            ),
+            (
+                "HostedAt",
+                Body::HostedAt {
+                    corr: 9,
+                    at: Some(loc),
+                },
+            ),
+            (
+                "Input",
+                Body::Input {
+                    room: "n2.r1".into(),
+                    player: "p1".into(),
+                    home: "n1".into(),
+                    seq: None,
+                    data,
+                },
+            ),
+            (
+                "DeliverSame",
+                Body::DeliverSame {
+                    frame: "{}".into(),
+                    players: vec!["p1".into()],
+                },
+            ),
+            (
+                "State",
+                Body::State(TickState {
+                    room: "n2.r1".into(),
+                    tick: 10,
+                    state: "{}".into(),
+                    acks: vec![("p1".into(), 3)],
+                }),
+            ),
+        ]
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn every_kind_keeps_its_bytes() {
+        // The envelope's protocol number is the part that changes with every new kind: fixed at 1.
+        let lines: Vec<String> = samples()
+            .into_iter()
+            .map(|(name, body)| {
+                let bytes = postcard::to_stdvec(&Envelope { proto: 1, body }).unwrap();
+                format!("{name} {}", hex(&bytes))
+            })
+            .collect();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/wire_frozen.txt");
+        if std::env::var_os("WARREN_BLESS_WIRE").is_some() {
+            std::fs::write(path, lines.join("\n") + "\n").unwrap();
+            return;
+        }
+        let frozen = include_str!("wire_frozen.txt");
+        let frozen: Vec<&str> = frozen.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            match frozen.get(i) {
+                Some(old) => assert_eq!(
+                    old, line,
+                    "a cluster message's layout changed: nodes of the previous build can no longer \
+                     read it (the rule is in wire.rs, `mod frozen`)"
+                ),
+                None => panic!("a new kind, `{line}`: record it with WARREN_BLESS_WIRE=1"),
+            }
+        }
+        assert_eq!(frozen.len(), lines.len(), "a kind was removed");
+    }
+}
