@@ -156,15 +156,30 @@ pub struct DecodeError {
     pub message: String,
 }
 
+/// The longest message of a [`DecodeError`], in characters: a decoder's message may quote what
+/// it read, and a reply must not echo a client's frame back at it.
+pub(crate) const MAX_ERROR_CHARS: usize = 200;
+
 /// Decodes one text frame. The frame is read once: each field is decoded from its own text, and
-/// an input's `data` is kept as the text the client sent ([`JsonObject`]).
+/// an input's `data` is kept as the text the client sent ([`JsonObject`]). An error's message is
+/// at most [`MAX_ERROR_CHARS`] characters.
 pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
+    decode(text).map_err(|mut e| {
+        if e.message.chars().count() > MAX_ERROR_CHARS {
+            e.message = format!("{}…", truncate(&e.message, MAX_ERROR_CHARS - 1));
+        }
+        e
+    })
+}
+
+fn decode(text: &str) -> Result<ClientRequest, DecodeError> {
     let mut obj: HashMap<String, &RawValue> = match serde_json::from_str(text) {
         Ok(obj) => obj,
-        Err(e) => {
+        Err(_) => {
+            // The syntax error, which names a position; the type error would quote the value.
             let message = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 Ok(_) => "frame is not a JSON object".to_string(),
-                Err(_) => format!("frame is not JSON: {e}"),
+                Err(e) => format!("frame is not JSON: {e}"),
             };
             return Err(DecodeError {
                 rid: None,
@@ -388,6 +403,23 @@ pub(crate) fn sample_requests() -> Vec<Request> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (`fuzz/`, target `client_frame`): a JSON string followed by junk was
+    /// answered with serde's type error, which quoted the whole string.
+    #[test]
+    fn an_error_does_not_echo_the_frame() {
+        let long = format!(r#""{}" trailing"#, "b".repeat(5000));
+        let e = decode_client_frame(&long).unwrap_err();
+        assert!(e.message.starts_with("frame is not JSON"), "{}", e.message);
+        assert!(!e.message.contains("bbbbbbbb"), "{}", e.message);
+        let wrong = format!(r#"{{"type":"chat","text":{{"{}":1}}}}"#, "k".repeat(5000));
+        let e = decode_client_frame(&wrong).unwrap_err();
+        assert!(
+            e.message.chars().count() <= MAX_ERROR_CHARS,
+            "{}",
+            e.message
+        );
+    }
 
     #[test]
     fn names_and_ids_are_bounded_before_anything_looks_them_up() {

@@ -63,6 +63,12 @@ async fn malformed_frames_get_bad_request_or_unknown_type_and_the_connection_sta
         "bad_request",
     )
     .await;
+    // A reply does not echo the frame back (a JSON string followed by junk was quoted whole).
+    c.send_raw(Message::text(format!(r#""{}" junk"#, "b".repeat(3000))))
+        .await;
+    let e = c.until_type("error").await;
+    assert_eq!(e["code"], "bad_request");
+    assert!(e["message"].as_str().unwrap().len() < 300, "{e}");
     // A frame with a rid that is not an integer: bad_request without a rid.
     c.send(json!({"type":"ping","rid":"seven"})).await;
     let e = c.until_type("error").await;

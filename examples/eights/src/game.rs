@@ -75,7 +75,9 @@ impl FromStr for Card {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("`{s}` is not a card (rank A, 2–10, J, Q, K, then suit S, H, D, C)");
-        let (rank, suit) = s.split_at(s.len().checked_sub(1).ok_or_else(bad)?);
+        // The suit is the last character (which may be any character a client sends).
+        let (last, _) = s.char_indices().next_back().ok_or_else(bad)?;
+        let (rank, suit) = s.split_at(last);
         let suit = match suit {
             "S" => Suit::S,
             "H" => Suit::H,
