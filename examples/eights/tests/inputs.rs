@@ -1,7 +1,14 @@
 //! What a player sends is read by the game's decoder: a malformed card is refused with
 //! `invalid_input`, and the room goes on (no panic, no restart).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
+
+// Dependencies of the package's other targets.
+use rand as _;
+use serde as _;
+use warren as _;
 
 use serde_json::json;
 
