@@ -203,13 +203,27 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        let file = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                Some((text, path.display().to_string()))
+            }
+            None => None,
+        };
+        Self::load_text(file.as_ref().map(|(t, o)| (t.as_str(), o.as_str())), env)
+    }
+
+    /// [`Config::load`], with the file's text (and a name for it in errors) in place of its path.
+    pub(crate) fn load_text(
+        file: Option<(&str, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut table = parse(DEFAULT_TOML, "embedded default")?;
         let schema = table.clone();
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ConfigError(format!("cannot read config file {}: {e}", path.display()))
-            })?;
-            let over = parse(&text, &path.display().to_string())?;
+        if let Some((text, origin)) = file {
+            let over = parse(text, origin)?;
             merge_file(&mut table, &schema, over)?;
         }
         for (k, v) in env {

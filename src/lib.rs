@@ -39,6 +39,31 @@ pub mod game {
 
 mod config;
 mod edge;
+
+/// Entry points of the fuzz targets (`fuzz/`): what a client or an operator hands the node,
+/// read as the node reads it, without a running node. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads a configuration file's text over the embedded default and validates it: `Err` is
+    /// the message a node would exit with.
+    pub fn config(text: &str) -> Result<(), String> {
+        crate::config::Config::load_text(Some((text, "fuzz.toml")), std::iter::empty())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reads the head of an HTTP request as the node's front does: the request line's kind (the
+    /// WebSocket path, a probe, other HTTP), and for the WebSocket path the upgrade's checks.
+    /// `Ok` carries the head's length; `Err` the status and code of the refusal.
+    pub fn http_head(head: &[u8]) -> Result<usize, (u16, &'static str)> {
+        let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+        if crate::edge::front::is_websocket(line) {
+            crate::edge::ws::read_upgrade_head(head)
+        } else {
+            Ok(0)
+        }
+    }
+}
 mod fdlimit;
 mod shutdown;
 mod telemetry;

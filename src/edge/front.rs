@@ -238,8 +238,7 @@ fn classify(line: &[u8]) -> Line {
 }
 
 /// `GET /v1/ws`: the request line asks for the WebSocket edge.
-#[cfg(test)]
-fn is_websocket_line(line: &[u8]) -> bool {
+pub(crate) fn is_websocket(line: &[u8]) -> bool {
     classify(line) == Line::WebSocket
 }
 
@@ -390,28 +389,24 @@ mod tests {
 
     #[test]
     fn only_get_of_the_websocket_path_is_the_websocket_edge() {
-        assert!(is_websocket_line(b"GET /v1/ws HTTP/1.1\r"));
-        assert!(is_websocket_line(b"GET /v1/ws?token=a&resume=b HTTP/1.1\r"));
-        assert!(!is_websocket_line(b"POST /v1/ws HTTP/1.1\r"));
-        assert!(!is_websocket_line(b"GET /v1/wsx HTTP/1.1\r"));
-        assert!(!is_websocket_line(b"GET /v1/ws/ HTTP/1.1\r"));
-        assert!(!is_websocket_line(b"GET /healthz HTTP/1.1\r"));
-        assert!(!is_websocket_line(b"garbage"));
+        assert!(is_websocket(b"GET /v1/ws HTTP/1.1\r"));
+        assert!(is_websocket(b"GET /v1/ws?token=a&resume=b HTTP/1.1\r"));
+        assert!(!is_websocket(b"POST /v1/ws HTTP/1.1\r"));
+        assert!(!is_websocket(b"GET /v1/wsx HTTP/1.1\r"));
+        assert!(!is_websocket(b"GET /v1/ws/ HTTP/1.1\r"));
+        assert!(!is_websocket(b"GET /healthz HTTP/1.1\r"));
+        assert!(!is_websocket(b"garbage"));
     }
 
     #[test]
     fn absolute_form_targets_are_read_for_their_path() {
-        assert!(is_websocket_line(
-            b"GET http://example.com/v1/ws HTTP/1.1\r"
-        ));
-        assert!(is_websocket_line(
+        assert!(is_websocket(b"GET http://example.com/v1/ws HTTP/1.1\r"));
+        assert!(is_websocket(
             b"GET HTTPS://example.com:8443/v1/ws?token=a HTTP/1.1\r"
         ));
-        assert!(!is_websocket_line(b"GET http://example.com HTTP/1.1\r"));
-        assert!(!is_websocket_line(
-            b"GET http://example.com?/v1/ws HTTP/1.1\r"
-        ));
-        assert!(!is_websocket_line(b"GET http://v1/ws HTTP/1.1\r"));
+        assert!(!is_websocket(b"GET http://example.com HTTP/1.1\r"));
+        assert!(!is_websocket(b"GET http://example.com?/v1/ws HTTP/1.1\r"));
+        assert!(!is_websocket(b"GET http://v1/ws HTTP/1.1\r"));
         assert_eq!(origin(b"http://h/a?b"), b"/a?b");
         assert_eq!(origin(b"/v1/ws"), b"/v1/ws");
     }

@@ -31,6 +31,7 @@ use super::auth::Identity;
 use super::front::Prefixed;
 
 mod handshake;
+pub(crate) use handshake::read_upgrade_head;
 mod rate;
 
 use handshake::handshake;

@@ -151,9 +151,21 @@ async fn read_head(io: &mut Prefixed, head: &mut Vec<u8>) -> std::io::Result<boo
     }
 }
 
-/// Checks an upgrade request: a WebSocket handshake, a valid player token, and a node that takes
-/// the connection.
-fn accept(head: &[u8], edge: &Edge, peer: Option<std::net::IpAddr>) -> Result<Accepted, Refusal> {
+/// What an upgrade request's head says, read without the node: the WebSocket handshake checked.
+pub(crate) struct UpgradeHead {
+    /// Length of the head: what follows is the client's first WebSocket bytes.
+    len: usize,
+    authorization: Option<String>,
+    forwarded: Vec<String>,
+    forwarded_for: Vec<String>,
+    token: Option<String>,
+    resume: Option<String>,
+    key: String,
+}
+
+/// Reads and checks an upgrade request's head (the request line included): an HTTP/1.1
+/// WebSocket handshake with a valid key and a readable query.
+fn parse_upgrade(head: &[u8]) -> Result<UpgradeHead, Refusal> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(head) {
@@ -187,11 +199,9 @@ fn accept(head: &[u8], edge: &Edge, peer: Option<std::net::IpAddr>) -> Result<Ac
             .iter()
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .filter_map(|h| std::str::from_utf8(h.value).ok())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
     };
-    let client = peer.map(|p| {
-        edge.trusted
-            .client(p, values("forwarded"), values("x-forwarded-for"))
-    });
     let has_token = |name: &str, token: &str| {
         header(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
@@ -239,9 +249,47 @@ fn accept(head: &[u8], edge: &Edge, peer: Option<std::net::IpAddr>) -> Result<Ac
         .map_or("", |(_, q)| q);
     let WsQuery { token, resume } = serde_urlencoded::from_str(query)
         .map_err(|e| Refusal::new(400, "bad_request", format!("bad query string: {e}")))?;
+    Ok(UpgradeHead {
+        len,
+        authorization: header("authorization").map(str::to_owned),
+        forwarded: values("forwarded"),
+        forwarded_for: values("x-forwarded-for"),
+        token,
+        resume,
+        key: key.to_owned(),
+    })
+}
+
+/// Reads an upgrade request's head as the node does, without a node: the fuzz target of the
+/// WebSocket edge. `Ok` carries the head's length.
+pub(crate) fn read_upgrade_head(head: &[u8]) -> Result<usize, (u16, &'static str)> {
+    parse_upgrade(head)
+        .map(|h| h.len)
+        .map_err(|r| (r.status, r.code))
+}
+
+/// Checks an upgrade request: a WebSocket handshake, a valid player token, and a node that takes
+/// the connection.
+fn accept(head: &[u8], edge: &Edge, peer: Option<std::net::IpAddr>) -> Result<Accepted, Refusal> {
+    let UpgradeHead {
+        len,
+        authorization,
+        forwarded,
+        forwarded_for,
+        token,
+        resume,
+        key,
+    } = parse_upgrade(head)?;
+    let client = peer.map(|p| {
+        edge.trusted.client(
+            p,
+            forwarded.iter().map(String::as_str),
+            forwarded_for.iter().map(String::as_str),
+        )
+    });
     let ident = match edge
         .auth
-        .identify(header("authorization"), token.as_deref())
+        .identify(authorization.as_deref(), token.as_deref())
     {
         Ok(i) => i,
         Err(e) => {
@@ -276,7 +324,7 @@ fn accept(head: &[u8], edge: &Edge, peer: Option<std::net::IpAddr>) -> Result<Ac
         client,
         ident,
         resume,
-        key: key.to_owned(),
+        key,
         rest: head[len..].to_vec(),
     })
 }
