@@ -3,7 +3,10 @@ distinct modes, paced within the per-connection rate limit, so the node makes CO
 Prints the node's live pools, /metrics size, CPU and RSS at the peak, while the pools sit empty,
 and after they retired (matchmaking.pool_idle_ms, 30 s by default).
 
-    cargo build --release && python3 scripts/pool_flood.py [CONNS] [MODES]
+With ROUNDS > 1 the flood repeats once the pools retired, which tells memory the allocator keeps
+for reuse from memory that grows round over round.
+
+    cargo build --release && python3 scripts/pool_flood.py [CONNS] [MODES] [ROUNDS]
 """
 import asyncio
 import json
@@ -18,6 +21,7 @@ import warren_local as w
 
 CONNS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 MODES = int(sys.argv[2]) if len(sys.argv) > 2 else 250
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 
 
 def scrape(http):
@@ -84,14 +88,16 @@ async def main():
             except OSError:
                 await asyncio.sleep(0.05)
         report("idle, before", http, node.pid, 5)
-        t0 = time.monotonic()
-        await asyncio.gather(*(flood(http, i) for i in range(CONNS)))
-        print(f"{CONNS * MODES} modes queued and unqueued in {time.monotonic() - t0:.1f} s")
-        report("just after (pools empty)", http, node.pid, 10)
-        deadline = time.monotonic() + 60
-        while scrape(http)[0] > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(1)
-        report("after retirement", http, node.pid, 10)
+        for r in range(1, ROUNDS + 1):
+            t0 = time.monotonic()
+            await asyncio.gather(*(flood(http, i) for i in range(CONNS)))
+            print(f"round {r}: {CONNS * MODES} modes queued and unqueued in "
+                  f"{time.monotonic() - t0:.1f} s")
+            report("just after (pools empty)", http, node.pid, 10)
+            deadline = time.monotonic() + 60
+            while scrape(http)[0] > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(1)
+            report("after retirement", http, node.pid, 10)
     finally:
         node.terminate()
         node.wait()
