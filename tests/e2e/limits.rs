@@ -155,7 +155,11 @@ async fn a_client_that_stops_reading_gets_4003_and_memory_stays_bounded() {
         // Stop once the server has closed a connection with 4003, so the sleeper reads promptly.
         if i % 250 == 249 {
             let (_, metrics) = node.http("GET", "/metrics", None, None).await.unwrap();
-            if metrics.contains("warren_closes_total{code=\"4003\"}") {
+            let code_4003 = "warren_closes_total{code=\"4003\"} ";
+            if metrics
+                .lines()
+                .any(|l| l.strip_prefix(code_4003).is_some_and(|v| v != "0"))
+            {
                 closed = true;
                 break;
             }
