@@ -162,7 +162,7 @@ pub(crate) const MAX_ERROR_CHARS: usize = 200;
 
 /// Decodes one text frame. The frame is read once: each field is decoded from its own text, and
 /// an input's `data` is kept as the text the client sent ([`JsonObject`]). An error's message is
-/// at most [`MAX_ERROR_CHARS`] characters.
+/// at most 200 characters: a reply does not echo a client's frame back at it.
 pub fn decode_client_frame(text: &str) -> Result<ClientRequest, DecodeError> {
     decode(text).map_err(|mut e| {
         if e.message.chars().count() > MAX_ERROR_CHARS {
