@@ -291,6 +291,23 @@ async fn slow_http_bodies_past_the_descriptors_do_not_stop_the_node() {
     drop(held);
 }
 
+/// A WebSocket client of `player` whose socket's receive buffer is 4 KiB: what the node writes
+/// and it does not read backs up in the node's buffers within a few kilobytes.
+async fn small_buffer_client(
+    node: &Node,
+    player: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = format!("{}:{}", node.host, node.port).parse().unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let query = format!("token={}", token(player, &[]));
+    tokio_tungstenite::client_async(node.ws_url(&query), stream)
+        .await
+        .unwrap()
+        .0
+}
+
 /// A client that floods pings and never reads what comes back: pings count against the rate
 /// limit, and no write waits for its socket without a bound, so the connection is closed (4000,
 /// 4003 or 4004) instead of freezing with its heartbeat.
@@ -299,14 +316,7 @@ async fn a_ping_flood_from_a_client_that_does_not_read_is_closed() {
     use futures_util::SinkExt as _;
     let node = Node::start(&[("WARREN_LIMITS__HEARTBEAT_MS", "2000")]).await;
     // The client's receive buffer is small, so what the node writes backs up in its own.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let addr = format!("{}:{}", node.host, node.port).parse().unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let query = format!("token={}", token("pinger", &[]));
-    let (mut ws, _) = tokio_tungstenite::client_async(node.ws_url(&query), stream)
-        .await
-        .unwrap();
+    let mut ws = small_buffer_client(&node, "pinger").await;
     let payload = vec![7u8; 125];
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         for _ in 0..100_000 {
@@ -355,14 +365,7 @@ async fn a_client_reading_slower_than_its_frames_come_gets_4003() {
     let mut chatter = node.connect("chatter").await;
     let room = chatter.create_room("dice", json!({"seats": 8})).await;
 
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let addr = format!("{}:{}", node.host, node.port).parse().unwrap();
-    let stream = socket.connect(addr).await.unwrap();
-    let query = format!("token={}", token("slow-reader", &[]));
-    let (mut ws, _) = tokio_tungstenite::client_async(node.ws_url(&query), stream)
-        .await
-        .unwrap();
+    let mut ws = small_buffer_client(&node, "slow-reader").await;
     ws.send(Message::text(
         json!({"type":"join_room","room":room}).to_string(),
     ))
