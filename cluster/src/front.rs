@@ -17,7 +17,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -44,19 +44,27 @@ pub(crate) const PREAUTH_MAX_FRAME: u64 = 256 * 1024;
 
 /// Connections accepted here and not yet authenticated, by the label `NodeServer` reports them
 /// under (the peer's address).
+/// Held weakly: a connection whose stream `NodeServer` dropped without a session (so no event
+/// will name it) releases its slot with its stream, and its entry goes at the next insert.
 #[derive(Default)]
 pub(crate) struct Gates {
-    open: Mutex<HashMap<String, Arc<Gate>>>,
+    open: Mutex<HashMap<String, Weak<Gate>>>,
 }
 
 impl Gates {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Gate>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Weak<Gate>>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn insert(&self, peer: String, gate: &Arc<Gate>) {
+        let mut open = self.lock();
+        open.retain(|_, g| g.strong_count() > 0);
+        open.insert(peer, Arc::downgrade(gate));
     }
 
     /// The session labelled `peer` authenticated: its connection is a peer's.
     pub(crate) fn authenticated(&self, peer: &str) {
-        if let Some(gate) = self.lock().remove(peer) {
+        if let Some(gate) = self.lock().remove(peer).and_then(|g| g.upgrade()) {
             gate.pass();
         }
     }
@@ -160,7 +168,7 @@ pub(crate) async fn run(
                 }
             };
             let label = peer.to_string();
-            gates.lock().insert(label.clone(), gate.clone());
+            gates.insert(label.clone(), &gate);
             let stream = Guarded {
                 peer,
                 read: Box::new(GuardedRead {
