@@ -224,7 +224,15 @@ pub struct RoomState {
     /// The realtime input box, and a buffer to empty it into.
     inputs: Option<Arc<InputBox>>,
     queued: Vec<QueuedInput>,
+    /// The room took its final snapshot for a move: it ended here (logged) before its actor stops.
+    frozen: bool,
 }
+
+/// Target of the room lifecycle events (`room live` when a room starts taking players' requests
+/// on this node, `room stopped` when it no longer does), at debug level: an audit of where each
+/// room ran and when, from which the chaos soak (`warren-chaos`) checks that no room ever ran on
+/// two nodes at once. Enable it with `log.level = "info,warren_room_life=debug"`.
+pub const LIFE_TARGET: &str = "warren_room_life";
 
 impl Actor for Room {
     type Msg = RoomMsg;
@@ -261,6 +269,7 @@ impl Actor for Room {
             deadline_gen: 0,
             inputs: a.inputs,
             queued: Vec::new(),
+            frozen: false,
         };
         // Players seated at creation (the creator, or a matched group) joined the game before
         // the room started (`RoomHost::create`), where a refusal fails the creation.
@@ -279,6 +288,7 @@ impl Actor for Room {
         }
         st.write_snapshot();
         st.arm_deadline(&myself);
+        debug!(target: LIFE_TARGET, room = %st.id, version = st.version, tick = st.tick, "room live");
         Ok(st)
     }
 
@@ -289,6 +299,9 @@ impl Actor for Room {
     ) -> Result<(), ActorProcessingErr> {
         for t in st.timers.drain(..) {
             t.abort();
+        }
+        if !st.frozen {
+            debug!(target: LIFE_TARGET, room = %st.id, version = st.version, tick = st.tick, "room stopped");
         }
         Ok(())
     }
@@ -376,6 +389,9 @@ impl Actor for Room {
                 if let Ok(b) = &bytes {
                     st.slot.keep_snapshot(Arc::new(b.clone()));
                 }
+                // Ended here before the snapshot leaves: the copy that restores it starts after.
+                st.frozen = true;
+                debug!(target: LIFE_TARGET, room = %st.id, version = st.version, tick = st.tick, moving = true, "room stopped");
                 let _ = reply.send(bytes.ok());
                 myself.stop(Some("moving".into()));
                 return Ok(());
