@@ -180,6 +180,7 @@ pub async fn start(
         status,
         games: local.readable_versions(),
         view: view.clone(),
+        incarnation: rand::random::<u64>(),
     };
     Actor::spawn_linked(name("membership"), Membership, args, sup.get_cell())
         .await

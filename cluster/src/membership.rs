@@ -93,6 +93,9 @@ pub struct ClusterView {
     departed: RwLock<std::collections::BTreeSet<String>>,
     candidates: RwLock<Vec<String>>,
     ring: RwLock<Arc<Ring>>,
+    /// Members heard from a new process under their id (killed and started again): their previous
+    /// process's rooms are to be adopted. Taken by the guardian.
+    restarted: RwLock<std::collections::BTreeSet<String>>,
 }
 
 impl ClusterView {
@@ -166,6 +169,17 @@ impl ClusterView {
             .clone()
     }
 
+    /// Members whose process was replaced (a restart under the same id, seen by its heartbeats'
+    /// incarnation) since the last call.
+    pub fn take_restarted(&self) -> std::collections::BTreeSet<String> {
+        std::mem::take(
+            &mut *self
+                .restarted
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     /// Whether this node sees a strict majority of the last known cluster: every member it has
     /// heard of that did not leave, reachable or not, itself included. Only a majority side hosts
     /// rooms and adopts those of unreachable nodes, so a partition never leaves two live copies.
@@ -225,12 +239,16 @@ pub struct MembershipArgs {
     pub games: GameVersions,
     /// Where the view is published.
     pub view: Arc<ClusterView>,
+    /// This process's incarnation, drawn at start (sent in every heartbeat).
+    pub incarnation: u64,
 }
 
 struct Peer {
     status: NodeStatus,
     proto: u32,
     games: Option<Arc<GameVersions>>,
+    /// The process heard from (protocol 7 on), to tell a restart from a silence.
+    incarnation: Option<u64>,
     last: Instant,
     reachable: bool,
 }
@@ -295,7 +313,8 @@ impl Actor for Membership {
             Body::Tick => st.tick(),
             Body::Heartbeat(status) => {
                 let games = Envelope::heartbeat_tail(&msg).map(|t| t.games);
-                st.heard(status, env.proto, games);
+                let incarnation = Envelope::heartbeat_incarnation(&msg);
+                st.heard(status, env.proto, games, incarnation);
             }
             Body::Leaving { node } => st.left(node),
             // Inbox traffic sent to the wrong actor: count it like any other undeliverable message.
@@ -336,7 +355,7 @@ impl MembershipState {
         let tail = HeartbeatTail {
             games: self.args.games.clone(),
         };
-        let beat = Envelope::encode_heartbeat(self.me(), &tail);
+        let beat = Envelope::encode_heartbeat(self.me(), &tail, self.args.incarnation);
         for cell in pg::get_members(&GROUP.to_owned()) {
             if !cell.get_id().is_local() {
                 let peer: ActorRef<Wire> = cell.into();
@@ -380,7 +399,13 @@ impl MembershipState {
         self.publish();
     }
 
-    fn heard(&mut self, status: NodeStatus, proto: u32, games: Option<GameVersions>) {
+    fn heard(
+        &mut self,
+        status: NodeStatus,
+        proto: u32,
+        games: Option<GameVersions>,
+        incarnation: Option<u64>,
+    ) {
         if self.args.view.departed().contains(&status.id) {
             // A heartbeat sent before the node's farewell; a node that comes back is ready again.
             if status.state == NodeState::Draining {
@@ -410,6 +435,20 @@ impl MembershipState {
                 self.gossip.insert(addr.clone(), now);
             }
         }
+        let before = self.peers.get(&status.id).and_then(|p| p.incarnation);
+        if let (Some(old), Some(new)) = (before, incarnation)
+            && old != new
+        {
+            // Its previous process died without a farewell (its rooms' replicas are adopted),
+            // perhaps so briefly that it never looked unreachable.
+            warn!(peer = %status.id, "peer restarted: a new process under its id; the previous one's rooms come back from their replicas");
+            self.args
+                .view
+                .restarted
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(status.id.clone());
+        }
         let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
         if !known {
             info!(peer = %status.id, addr = %status.advertise, version = %status.version, proto, games = ?games, "peer joined");
@@ -428,6 +467,7 @@ impl MembershipState {
                 status,
                 proto,
                 games,
+                incarnation: incarnation.or(before),
                 last: Instant::now(),
                 reachable: true,
             },

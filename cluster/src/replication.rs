@@ -375,6 +375,9 @@ pub(crate) async fn guard(
         if !newly.is_empty() {
             local.homes_lost(newly);
         }
+        // A node started again under its id (faster than the failure timeout, perhaps): what its
+        // previous process hosted is gone with it, as with a node that died.
+        dead.extend(view.take_restarted());
         if dead.is_empty() || replicas.is_empty() {
             continue;
         }

@@ -20,7 +20,13 @@ use warren_protocol::{GameName, JsonObject, PlayerId, RoomId, RoomSummary, Ticke
 ///   its players.
 /// - 6: heartbeats end with a [`HeartbeatTail`]: the games the node runs and the state versions
 ///   each restores, so rooms only go where they can be restored.
-pub const CLUSTER_PROTOCOL: u32 = 6;
+/// - 7: after the tail, the sender's incarnation (a number drawn when its process started): a
+///   node killed and started again under the same id faster than the failure timeout is seen as
+///   a new process, and its predecessor's rooms are adopted from their replicas.
+pub const CLUSTER_PROTOCOL: u32 = 7;
+
+/// The protocol whose heartbeats end with the sender's incarnation.
+pub const PROTO_INCARNATION: u32 = 7;
 
 /// The protocol whose heartbeats carry a [`HeartbeatTail`].
 pub const PROTO_GAMES: u32 = 6;
@@ -369,10 +375,21 @@ impl Envelope {
         )
     }
 
-    /// A heartbeat: the envelope, then the tail.
-    pub fn encode_heartbeat(status: NodeStatus, tail: &HeartbeatTail) -> Wire {
+    /// A heartbeat: the envelope, then the tail, then the sender's incarnation.
+    pub fn encode_heartbeat(status: NodeStatus, tail: &HeartbeatTail, incarnation: u64) -> Wire {
         let Wire(bytes) = Self::encode(Body::Heartbeat(status));
-        Wire(postcard::to_extend(tail, bytes).unwrap_or_default())
+        let bytes = postcard::to_extend(tail, bytes).unwrap_or_default();
+        Wire(postcard::to_extend(&incarnation, bytes).unwrap_or_default())
+    }
+
+    /// The incarnation a heartbeat ends with, when its sender speaks [`PROTO_INCARNATION`].
+    pub fn heartbeat_incarnation(w: &Wire) -> Option<u64> {
+        let (env, rest) = postcard::take_from_bytes::<Envelope>(&w.0).ok()?;
+        if env.proto < PROTO_INCARNATION {
+            return None;
+        }
+        let (_, rest) = postcard::take_from_bytes::<HeartbeatTail>(rest).ok()?;
+        postcard::from_bytes(rest).ok()
     }
 
     /// The tail of a heartbeat, when its sender speaks [`PROTO_GAMES`].
@@ -429,8 +446,18 @@ mod tests {
         let tail = HeartbeatTail {
             games: vec![("eights".into(), vec![1, 2])],
         };
-        let w6 = Envelope::encode_heartbeat(st.clone(), &tail);
-        assert_eq!(Envelope::heartbeat_tail(&w6), Some(tail));
+        let w6 = Envelope::encode_heartbeat(st.clone(), &tail, 42);
+        assert_eq!(Envelope::heartbeat_tail(&w6), Some(tail.clone()));
+        assert_eq!(Envelope::heartbeat_incarnation(&w6), Some(42));
+        // A protocol-6 heartbeat (the tail, no incarnation) reads with its games and no incarnation.
+        let bytes = postcard::to_stdvec(&Envelope {
+            proto: 6,
+            body: Body::Heartbeat(st.clone()),
+        })
+        .unwrap();
+        let old6 = Wire(postcard::to_extend(&tail, bytes).unwrap());
+        assert_eq!(Envelope::heartbeat_tail(&old6), Some(tail));
+        assert_eq!(Envelope::heartbeat_incarnation(&old6), None);
         assert_eq!(
             Envelope::decode(&w6).unwrap().body,
             Body::Heartbeat(st.clone())
@@ -561,7 +588,7 @@ mod mixed_versions {
         let tail = HeartbeatTail {
             games: vec![("eights".into(), vec![1, 2])],
         };
-        let w = Envelope::encode_heartbeat(st, &tail);
+        let w = Envelope::encode_heartbeat(st, &tail, 7);
         let old: v0::Envelope = postcard::from_bytes(&w.0).unwrap();
         assert!(matches!(old.body, v0::Body::Heartbeat(s) if s.id == "n1" && s.rooms == 1));
     }

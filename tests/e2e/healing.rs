@@ -97,6 +97,57 @@ async fn killing_the_host_brings_a_dice_round_back_on_its_backup_with_turns_and_
     assert_eq!(over["event"]["totals"][&order[0]], first_roll, "{over}");
 }
 
+/// A node killed with -9 and started again under its id faster than the failure timeout never
+/// looks unreachable to its peers: they tell the new process from the old one by the incarnation
+/// its heartbeats carry, and adopt the old one's rooms from their replicas. (Before protocol 7
+/// the room was lost: nothing adopted it, and the new process did not have it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_within_the_failure_timeout_has_its_rooms_adopted() {
+    let ft = [("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", "3000")];
+    let n1 = crate::cluster::start_env("n1", 0, "", COOKIE, &ft).await;
+    let n2 = crate::cluster::start_env("n2", 0, &n1.cluster, COOKIE, &ft).await;
+    let n3 = crate::cluster::start_env("n3", 0, &n1.cluster, COOKIE, &ft).await;
+    let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+    let mut a = n3.connect("a").await;
+    let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(room.starts_with("n3."), "{room}");
+    let mut b = n1.connect("b").await;
+    b.ok(json!({"type":"join_room","room":room})).await;
+    b.until_type("room_state").await;
+    crate::common::replicated(&[&n1, &n2], &room, 0, 0).await;
+
+    n3.signal("KILL");
+    let killed = Instant::now();
+    drop(n3);
+    let n3 = crate::cluster::start_env("n3", 0, &n1.cluster, COOKIE, &ft).await;
+    let restarted = killed.elapsed();
+    assert!(
+        restarted < Duration::from_secs(3),
+        "restart took {restarted:?}"
+    );
+    // The room runs again on n1 or n2, and b, seated there, gets its full state.
+    let rs = b
+        .until(|m| m["type"] == "room_state" && m["room"] == room.as_str())
+        .await;
+    let back = killed.elapsed();
+    println!("kill -9 and restart in {restarted:?}; room_state from the adopter after {back:?}");
+    assert!(back < Duration::from_secs(4), "{back:?}: {rs}");
+    assert_ne!(rs["node"], "n3", "{rs}");
+    let players = rs["players"].as_array().unwrap();
+    assert_eq!(players.len(), 2, "{rs}");
+    // The room answers: b readies up.
+    b.ok(json!({"type":"ready"})).await;
+    let ev = b.until_event("player_ready").await;
+    assert_eq!(ev["room"], room.as_str());
+    drop(n3);
+}
+
 /// Two veth pairs into a network namespace of its own: one carries the cluster port of the node
 /// inside, the other its HTTP port, so cutting the first partitions the cluster while clients
 /// still reach the node. Removed on drop.
