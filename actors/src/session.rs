@@ -276,7 +276,13 @@ impl SessionState {
                 claim,
                 reply,
             } => {
+                // A session whose node drains or is cut off, and whose player is gone, will not
+                // see its player again: the player comes back on another node, where this ticket
+                // does not follow (PROTOCOL.md). Seating it would hold a seat nobody learns of,
+                // and the player, queued again there, would sit in two rooms.
+                let gone = st.conn.is_none() && !st.ctx.is_serving();
                 let ok = st.room.is_none()
+                    && !gone
                     && match &mut st.ticket {
                         Some(q) if q.id == ticket && q.claim.is_none() => {
                             q.claim = Some(claim);

@@ -5,6 +5,9 @@ use tracing::info;
 use warren_protocol::{ErrorCode, RoomId, ServerMsg, encode};
 
 use super::SessionState;
+
+/// The longest wait between two asks of a seat search.
+const SEEK_EVERY_MOST: std::time::Duration = std::time::Duration::from_millis(400);
 use crate::node::Location;
 use crate::remote::{OpResult, RoomError, RoomOp};
 use crate::router;
@@ -38,15 +41,18 @@ impl SessionState {
         self.seat_found(room).await;
     }
 
-    /// Asks the cluster for the seat again after a while: 100 ms, then twice as long each time
-    /// (seven asks within the default `rooms.seat_search_ms`), while the search lasts.
+    /// Asks the cluster for the seat again after a while: 100 ms, then twice as long each time up
+    /// to [`SEEK_EVERY_MOST`], while the search lasts (eight asks within the default
+    /// `rooms.seat_search_ms`). The cap keeps a seat revived after the failure timeout found
+    /// within a few hundred ms of its room's return: the player's wait is bounded by the failure
+    /// timeout + 1 s, which a doubling wait (1.6 s after the fourth ask) overran.
     pub(super) fn seek_later(
         &self,
         me: &ractor::ActorRef<super::SessionMsg>,
         generation: u64,
         attempt: u32,
     ) {
-        let wait = std::time::Duration::from_millis(100 << attempt.min(6));
+        let wait = std::time::Duration::from_millis(100 << attempt.min(6)).min(SEEK_EVERY_MOST);
         drop(me.send_after(wait, move || {
             super::SessionMsg::SeekAgain(generation, attempt)
         }));
