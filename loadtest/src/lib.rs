@@ -19,6 +19,7 @@
 use futures_util as _;
 use indicatif as _;
 
+pub mod chaos;
 pub mod chart;
 pub mod net;
 pub mod player;
