@@ -97,11 +97,49 @@ pub async fn op(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
                 ctx.directory.learn(room, at.clone());
                 node = at.node;
             }
+            // Nobody hosts the room of a seated player: its node may have died (or restarted,
+            // faster than the failure timeout) and a backup not adopted it yet. Wait for that, as
+            // a seat search does, before the session is told its room is gone.
+            _ if !matches!(op, RoomOp::Join { .. }) => match reappeared(ctx, room, &node).await {
+                Some(at) => node = at,
+                None => return r,
+            },
             _ => return r,
         }
     }
     Err(not_found("the room kept moving"))
 }
+
+/// Waits until some node other than `gone` hosts `room` (its adopter announces it, or answers
+/// `where_is`), for at most `rooms.seat_search_ms`.
+async fn reappeared(ctx: &NodeCtx, room: &RoomId, gone: &NodeId) -> Option<NodeId> {
+    let wait = Duration::from_millis(ctx.settings.load().rooms.seat_search_ms);
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut ask = tokio::time::Instant::now();
+    loop {
+        match ctx.directory.locate(&ctx.node, room) {
+            Some(l) if l.node != *gone => return Some(l.node),
+            _ => {}
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        if now >= ask {
+            ask = now + REAPPEAR_ASK;
+            if let Some(at) = ctx.peers()?.where_is(room).await
+                && at.node != *gone
+            {
+                ctx.directory.learn(room, at.clone());
+                return Some(at.node);
+            }
+        }
+        tokio::time::sleep(ADOPTION_POLL).await;
+    }
+}
+
+/// How often [`reappeared`] asks the other nodes where the room is.
+const REAPPEAR_ASK: Duration = Duration::from_millis(250);
 
 /// Waits until the directory places `room` somewhere else than `gone`, or `gone` is reachable
 /// again; `None` after [`ADOPTION_WAIT`]. A dead node's rooms come back on their backups, which
