@@ -74,7 +74,8 @@ impl Directory {
         (dir.clone(), RoomsWriter { dir })
     }
 
-    /// Sends every snapshot a room writes from now on to `tx` (once, at start).
+    /// Sends every snapshot a room writes from now on to `tx` (once, at start), and an empty one
+    /// when a room stops being hosted here.
     pub fn replicate_to(&self, tx: mpsc::UnboundedSender<(RoomId, Arc<Vec<u8>>)>) {
         let _ = self.replication.set(tx);
     }
@@ -289,7 +290,17 @@ impl RoomsWriter {
     /// Removes a room hosted here, and its snapshot.
     pub(crate) fn remove(&self, room: &RoomId) -> Option<RoomEntry> {
         lock(&self.dir.snapshots).remove(room);
+        self.released(room);
         self.dir.remove(room)
+    }
+
+    /// Tells replication at once that a room is no longer hosted here (an empty snapshot), so
+    /// its backup lets go of its copy now rather than at the next sweep: a copy kept past the
+    /// room's end is adopted, seats and all, if this node dies in between.
+    fn released(&self, room: &RoomId) {
+        if let Some(tx) = self.dir.replication.get() {
+            let _ = tx.send((room.clone(), Arc::new(Vec::new())));
+        }
     }
 
     /// A room hosted here moved to `to`: its tombstone goes in before its entry (and snapshot)
@@ -297,6 +308,7 @@ impl RoomsWriter {
     pub(crate) fn move_out(&self, room: &RoomId, to: Location) -> Option<RoomEntry> {
         let e = self.dir.move_out(room, to);
         lock(&self.dir.snapshots).remove(room);
+        self.released(room);
         e
     }
 

@@ -367,4 +367,11 @@ impl LocalNode {
     pub fn homes_lost(&self, nodes: Vec<NodeId>) {
         let _ = RoomHost::of(&self.ctx).cast(RoomHostMsg::HomesLost(nodes));
     }
+
+    /// These nodes run a new process under their id (restarted, or back after being cut off):
+    /// the sessions of the old one are gone, so seats here that they held wait for their players
+    /// for the reconnect grace, then go.
+    pub fn homes_replaced(&self, nodes: Vec<NodeId>) {
+        let _ = RoomHost::of(&self.ctx).cast(RoomHostMsg::HomesReplaced(nodes));
+    }
 }

@@ -121,6 +121,11 @@ pub enum RoomMsg {
     /// These nodes left the cluster (died or were cut off): seats whose sessions were there are
     /// disconnected and released after the reconnect grace unless their players come back.
     HomesLost(Arc<Vec<NodeId>>),
+    /// These nodes run a new process under their id (restarted, or back from being cut off,
+    /// which drops every session and room): seats whose sessions were there are disconnected and
+    /// released after the reconnect grace unless their players come back, and the cluster is told
+    /// where they wait (the players reconnected elsewhere are looking for them).
+    HomesReplaced(Arc<Vec<NodeId>>),
 }
 
 impl Directory {
@@ -412,6 +417,10 @@ impl Actor for Room {
                 st.orphan_seats_of(&myself, false, |home| {
                     nodes.contains(home) && !peers.as_ref().is_some_and(|p| p.reachable(home))
                 })
+            }
+            RoomMsg::HomesReplaced(nodes) => {
+                st.orphan_seats_of(&myself, false, |home| nodes.contains(home));
+                st.call_orphans_where(|home| nodes.contains(home));
             }
             RoomMsg::OrphanGrace { player, home } => {
                 if st

@@ -102,6 +102,9 @@ pub enum RoomHostMsg {
     /// These nodes left the cluster: every room here lets go of the seats whose sessions lived
     /// there (disconnected now, released after the reconnect grace unless their players return).
     HomesLost(Vec<NodeId>),
+    /// These nodes run a new process under their id: every room here lets go of the seats whose
+    /// sessions lived in the old one (see `RoomMsg::HomesReplaced`).
+    HomesReplaced(Vec<NodeId>),
     /// With the `test-hooks` feature only: the host fails, so end-to-end tests can watch the node
     /// react.
     #[cfg(feature = "test-hooks")]
@@ -195,6 +198,14 @@ impl Actor for RoomHost {
                 for room in st.ctx.directory.ids() {
                     if let Some(actor) = st.ctx.directory.actor(&room) {
                         let _ = actor.cast(RoomMsg::HomesLost(nodes.clone()));
+                    }
+                }
+            }
+            RoomHostMsg::HomesReplaced(nodes) => {
+                let nodes = Arc::new(nodes);
+                for room in st.ctx.directory.ids() {
+                    if let Some(actor) = st.ctx.directory.actor(&room) {
+                        let _ = actor.cast(RoomMsg::HomesReplaced(nodes.clone()));
                     }
                 }
             }

@@ -189,15 +189,22 @@ impl RoomState {
     /// here: a player who already reconnected elsewhere gets its seat back at once. A player who
     /// reconnects later finds the seat when its new session asks the cluster for it.
     pub(super) fn call_orphans(&self) {
+        let Some(peers) = self.env.peers().cloned() else {
+            return;
+        };
+        self.call_orphans_where(|home| !peers.reachable(home));
+    }
+
+    /// [`Self::call_orphans`] for the disconnected seats whose sessions were on a node for which
+    /// `lost` holds.
+    pub(super) fn call_orphans_where(&self, lost: impl Fn(&NodeId) -> bool) {
         let Some(peers) = self.env.peers() else {
             return;
         };
         let orphans: Vec<PlayerId> = self
             .seats
             .iter()
-            .filter(|s| {
-                !s.rec.connected && s.rec.home != self.env.node && !peers.reachable(&s.rec.home)
-            })
+            .filter(|s| !s.rec.connected && s.rec.home != self.env.node && lost(&s.rec.home))
             .map(|s| s.rec.player.clone())
             .collect();
         if orphans.is_empty() {
