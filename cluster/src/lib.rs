@@ -171,6 +171,7 @@ pub async fn start(
         cfg.advertise.clone()
     };
     let view = Arc::new(ClusterView::default());
+    view.new_incarnation();
     let args = MembershipArgs {
         node: cfg.node.clone(),
         version: cfg.version.clone(),
@@ -180,7 +181,6 @@ pub async fn start(
         status,
         games: local.readable_versions(),
         view: view.clone(),
-        incarnation: rand::random::<u64>(),
     };
     Actor::spawn_linked(name("membership"), Membership, args, sup.get_cell())
         .await
@@ -207,6 +207,7 @@ pub async fn start(
         view.clone(),
         replicas.clone(),
         admission.clone(),
+        cfg.failure_timeout,
     ));
     watch(sup, "guard", guard);
     let discovery = tokio::spawn(discovery::run(

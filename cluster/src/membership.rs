@@ -96,6 +96,10 @@ pub struct ClusterView {
     /// Members heard from a new process under their id (killed and started again): their previous
     /// process's rooms are to be adopted. Taken by the guardian.
     restarted: RwLock<std::collections::BTreeSet<String>>,
+    /// This process's incarnation, sent in every heartbeat: drawn at start, and again whenever
+    /// the node drops its rooms and sessions for being cut off (its peers then treat what it
+    /// hosted before as they would a dead process's).
+    incarnation: std::sync::atomic::AtomicU64,
 }
 
 impl ClusterView {
@@ -169,6 +173,17 @@ impl ClusterView {
             .clone()
     }
 
+    /// This node's current incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Draws a new incarnation: this node dropped every room and session it had.
+    pub fn new_incarnation(&self) {
+        self.incarnation
+            .store(rand::random(), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Members whose process was replaced (a restart under the same id, seen by its heartbeats'
     /// incarnation) since the last call.
     pub fn take_restarted(&self) -> std::collections::BTreeSet<String> {
@@ -237,10 +252,8 @@ pub struct MembershipArgs {
     pub status: StatusFn,
     /// The games this node runs, with the state versions each restores (sent in every heartbeat).
     pub games: GameVersions,
-    /// Where the view is published.
+    /// Where the view is published (and this node's incarnation read).
     pub view: Arc<ClusterView>,
-    /// This process's incarnation, drawn at start (sent in every heartbeat).
-    pub incarnation: u64,
 }
 
 struct Peer {
@@ -355,7 +368,7 @@ impl MembershipState {
         let tail = HeartbeatTail {
             games: self.args.games.clone(),
         };
-        let beat = Envelope::encode_heartbeat(self.me(), &tail, self.args.incarnation);
+        let beat = Envelope::encode_heartbeat(self.me(), &tail, self.args.view.incarnation());
         for cell in pg::get_members(&GROUP.to_owned()) {
             if !cell.get_id().is_local() {
                 let peer: ActorRef<Wire> = cell.into();

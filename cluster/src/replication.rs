@@ -40,6 +40,8 @@ struct Held {
     host: String,
     epoch: u64,
     snapshot: Vec<u8>,
+    /// When it arrived: its host was alive then.
+    at: std::time::Instant,
 }
 
 /// One snapshot this node keeps, as the admin view shows it.
@@ -81,6 +83,7 @@ impl Replicas {
                     host: host.clone(),
                     epoch: r.epoch,
                     snapshot: r.snapshot,
+                    at: std::time::Instant::now(),
                 },
             );
         }
@@ -125,11 +128,23 @@ impl Replicas {
         self.len() == 0
     }
 
-    fn take_of(&self, dead: &HashSet<String>) -> Vec<(RoomId, Held)> {
+    /// Takes the snapshots of rooms whose host is in `dead`, except those that arrived within
+    /// `fresh` of now: a host that sent a snapshot that recently was alive then, whatever this
+    /// node's view says (a view just back from a partition can be seconds behind, and replication
+    /// can reach it before heartbeats do). Hosts in `replaced` (a new process runs under the id)
+    /// lost everything however recent.
+    fn take_of(
+        &self,
+        dead: &HashSet<String>,
+        replaced: &std::collections::BTreeSet<String>,
+        fresh: Duration,
+    ) -> Vec<(RoomId, Held)> {
         let mut held = self.held();
         let rooms: Vec<RoomId> = held
             .iter()
-            .filter(|(_, h)| dead.contains(&h.host))
+            .filter(|(_, h)| {
+                replaced.contains(&h.host) || (dead.contains(&h.host) && h.at.elapsed() >= fresh)
+            })
             .map(|(r, _)| r.clone())
             .collect();
         let out = rooms
@@ -308,10 +323,17 @@ pub async fn replicate(local: LocalNode, view: Arc<ClusterView>) {
                     r.owed.clear();
                     continue;
                 }
+                // A node that lost sight of its cluster's majority is about to be cut off: its
+                // ring has shrunk to what it still sees, and moving backups on that ring would
+                // release every room at its real backup (the releases queue on the silent links
+                // and arrive when the partition heals, leaving no copy anywhere).
+                if !r.view.majority() {
+                    continue;
+                }
                 r.sweep();
             }
             Some(first) = written.recv() => {
-                if r.local.is_isolated() {
+                if r.local.is_isolated() || !r.view.majority() {
                     continue;
                 }
                 let mut batch = HashMap::from([first]);
@@ -321,12 +343,33 @@ pub async fn replicate(local: LocalNode, view: Arc<ClusterView>) {
                 let ring = r.view.ring();
                 let mut out = HashMap::new();
                 for (room, bytes) in &batch {
-                    r.stage(&ring, room, bytes, &mut out, false);
+                    if bytes.is_empty() {
+                        // The room closed or moved away: its backup lets go of it now.
+                        if let Some((node, _)) = r.sent.remove(room) {
+                            r.owed.entry(node).or_default().push(room.clone());
+                        }
+                    } else {
+                        r.stage(&ring, room, bytes, &mut out, false);
+                    }
                 }
                 r.flush(out);
             }
         }
     }
+}
+
+/// How long a peer that fell silent while its link stays open (a partition, a frozen process) is
+/// left unreachable before its rooms are adopted, beyond the failure timeout.
+///
+/// The two sides of a partition see the silence at about the same time, but not at once: each
+/// side's last heartbeat from the other may be a heartbeat interval old (a tenth of the timeout),
+/// and each checks on its own tick. The node cut off stops hosting once it sees no majority
+/// (within a tenth of the timeout after it expires, and one guard check), so the majority waits
+/// out that spread before it adopts: the cut-off copy has stopped before the adopted one starts
+/// (the chaos soak measured two copies running together for 134 ms without this wait). A peer
+/// whose link closed (its process died: killed, crashed) is adopted at once.
+fn fence(failure_timeout: Duration) -> Duration {
+    failure_timeout * 3 / 10 + GUARD_EVERY * 2
 }
 
 /// Applies the majority rule and adopts the rooms of dead nodes, until the process ends.
@@ -335,9 +378,16 @@ pub(crate) async fn guard(
     view: Arc<ClusterView>,
     replicas: Arc<Replicas>,
     admission: Arc<Admission>,
+    failure_timeout: Duration,
 ) {
+    let fence = fence(failure_timeout);
+    // When this node last came back from being cut off: its view of who is unreachable is stale
+    // until its peers' heartbeats reach it again.
+    let mut rejoined = tokio::time::Instant::now();
     // Nodes whose loss the rooms here were told of.
     let mut lost: HashSet<String> = HashSet::new();
+    // Unreachable peers whose link is still open, since when this guard has seen them so.
+    let mut silent: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
         tokio::time::sleep(GUARD_EVERY).await;
         // A node its peers refuse (wrong cookie or TLS) and that sees no peer is not a one-node
@@ -350,6 +400,10 @@ pub(crate) async fn guard(
         if cut_off || !view.majority() {
             if !local.is_isolated() {
                 replicas.clear();
+                // What this node hosted is dropped now: when its peers hear it again, they adopt
+                // those rooms from their replicas, as they would a dead node's (a cut shorter than
+                // their fence, or healed before they saw it, leaves them nothing else to go on).
+                view.new_incarnation();
             }
             local.isolate(if cut_off {
                 "its cluster peers refuse this node (cluster.cookie or TLS)"
@@ -358,7 +412,10 @@ pub(crate) async fn guard(
             });
             continue;
         }
-        local.rejoin();
+        if local.rejoin() {
+            rejoined = tokio::time::Instant::now();
+            silent.clear();
+        }
         let mut dead: HashSet<String> = view
             .members()
             .into_iter()
@@ -366,6 +423,7 @@ pub(crate) async fn guard(
             .map(|m| m.id)
             .collect();
         dead.extend(view.departed());
+        silent.retain(|n, _| dead.contains(n));
         lost.retain(|n| dead.contains(n));
         let newly: Vec<NodeId> = dead
             .iter()
@@ -375,16 +433,29 @@ pub(crate) async fn guard(
         if !newly.is_empty() {
             local.homes_lost(newly);
         }
-        // A node started again under its id (faster than the failure timeout, perhaps): what its
-        // previous process hosted is gone with it, as with a node that died.
-        dead.extend(view.take_restarted());
-        if dead.is_empty() || replicas.is_empty() {
-            continue;
+        // A silent peer still linked may still be running its rooms (see `fence`): not yet.
+        let now = tokio::time::Instant::now();
+        let departed = view.departed();
+        let settled = now.duration_since(rejoined) >= failure_timeout;
+        dead.retain(|n| {
+            departed.contains(n)
+                || (settled && inbox_of(n).is_none())
+                || now.duration_since(*silent.entry(n.clone()).or_insert(now)) >= fence
+        });
+        // A node started again under its id (faster than the failure timeout, perhaps), or back
+        // from being cut off: what its previous process hosted is gone with it, as with a node
+        // that died. Its rooms are adopted first, so that they too let go of the old sessions.
+        let replaced = view.take_restarted();
+        dead.extend(replaced.iter().cloned());
+        if !dead.is_empty() && !replicas.is_empty() {
+            for (room, held) in replicas.take_of(&dead, &replaced, failure_timeout) {
+                local
+                    .revive(room, &held.host, held.epoch, held.snapshot)
+                    .await;
+            }
         }
-        for (room, held) in replicas.take_of(&dead) {
-            local
-                .revive(room, &held.host, held.epoch, held.snapshot)
-                .await;
+        if !replaced.is_empty() {
+            local.homes_replaced(replaced.into_iter().map(NodeId::new).collect());
         }
     }
 }
