@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ractor::ActorId;
 use ractor_cluster::NodeEventSubscription;
 use ractor_cluster::node::NodeServerSessionInformation;
-use tracing::error;
+use tracing::{debug, error};
 
 /// How long refusals must have gone on, with no peer admitting this node, before the node counts
 /// as cut off from its cluster.
@@ -59,6 +59,8 @@ struct Refuser {
     last: Instant,
     count: u32,
     logged: Option<Instant>,
+    how: Refusal,
+    detail: String,
 }
 
 /// How a peer refused this node.
@@ -99,18 +101,36 @@ impl Admission {
             last: now,
             count: 0,
             logged: None,
+            how,
+            detail: String::new(),
         });
         if now.duration_since(r.last) > STALE_AFTER {
             (r.first, r.count) = (now, 0);
         }
         r.last = now;
         r.count = r.count.saturating_add(1);
-        let due = r.count >= REFUSALS
-            && r.logged
-                .is_none_or(|at| now.duration_since(at) >= LOG_EVERY);
-        if due {
-            r.logged = Some(now);
-            let cause = match how {
+        r.how = how;
+        r.detail = detail.chars().take(200).collect();
+        // Logged only once the refusals cut the node off (`cut_off`): a connection that a network
+        // partition or a peer's restart interrupts before it authenticates looks the same, once.
+        debug!(
+            peer,
+            ?how,
+            detail,
+            "a session this node dialed ended before it was admitted"
+        );
+    }
+
+    /// Logs, at most once per [`LOG_EVERY`] per address, why a refuser keeps this node out.
+    fn log_refuser(peer: &str, r: &mut Refuser, now: Instant) {
+        if r.logged
+            .is_some_and(|at| now.duration_since(at) < LOG_EVERY)
+        {
+            return;
+        }
+        r.logged = Some(now);
+        {
+            let cause = match r.how {
                 Refusal::Cookie => "it refuses this node's cluster.cookie",
                 Refusal::Unnamed => {
                     "it closes every connection before authenticating (cluster TLS configured on \
@@ -123,7 +143,7 @@ impl Admission {
             };
             error!(
                 peer,
-                detail,
+                detail = r.detail.as_str(),
                 "a cluster peer does not admit this node: {cause}; until a peer admits it, this \
                  node is not ready and hosts no rooms"
             );
@@ -142,11 +162,17 @@ impl Admission {
     /// peer has admitted it since. The guard asks only while the node sees no live peer.
     pub(crate) fn cut_off(&self) -> bool {
         let now = Instant::now();
-        self.state().refusers.values().any(|r| {
-            r.count >= REFUSALS
+        let mut cut = false;
+        for (peer, r) in &mut self.state().refusers {
+            if r.count >= REFUSALS
                 && now.duration_since(r.first) >= REFUSED_FOR
                 && now.duration_since(r.last) <= STALE_AFTER
-        })
+            {
+                Self::log_refuser(peer, r, now);
+                cut = true;
+            }
+        }
+        cut
     }
 
     fn reached_self(&self, peer: &str) {
