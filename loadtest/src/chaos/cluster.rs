@@ -21,6 +21,9 @@ const JWT_SECRET: &str = "warren-chaos-jwt-secret-0123456789";
 /// Bearer of the admin endpoints (players reach the nodes off loopback).
 pub const ADMIN: &str = "warren-chaos-admin-token";
 const CLUSTER_PORT: u16 = 7351;
+/// The nodes' `rooms.reconnect_grace_ms`: a seat whose player's session was lost with its node,
+/// and who does not come back, is released after it (10 s rather than 30, so rounds settle sooner).
+pub const GRACE_MS: u64 = 10_000;
 const HTTP_PORT: u16 = 7350;
 
 /// The bridges and the namespaces, removed on drop.
@@ -259,6 +262,7 @@ impl Cluster {
             .env("WARREN_CLUSTER__SEEDS", &self.seeds)
             .env("WARREN_CLUSTER__COOKIE", COOKIE)
             .env("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", ft)
+            .env("WARREN_ROOMS__RECONNECT_GRACE_MS", GRACE_MS.to_string())
             .env("WARREN_AUTH__JWT_SECRET", JWT_SECRET)
             .env("WARREN_AUTH__ADMIN_TOKEN", ADMIN)
             .env("WARREN_AUTH__GUEST_TOKENS_PER_MINUTE", "0")
