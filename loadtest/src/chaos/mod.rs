@@ -180,7 +180,7 @@ pub fn plan(cfg: &Config) -> Vec<Step> {
 pub struct RoundEnd {
     pub round: usize,
     /// Time from the last player's close until every node had no connection and no room, in ms
-    /// (`None`: not within [`SETTLE`]).
+    /// (`None`: not within the reconnect grace + 10 s).
     pub zero_after_ms: Option<f64>,
     pub connections_left: f64,
     pub rooms_left: f64,
