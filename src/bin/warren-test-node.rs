@@ -1,7 +1,7 @@
 //! `warren-test-node`: the node the end-to-end tests run. It is the `warren` binary's node with one
 //! more game, registered through the public API as a studio registers its own: `crash`, which
 //! counts inputs and panics on `{"action":"panic"}`, so the tests can watch a room restart from its
-//! snapshot. Built only with the `test-hooks` feature; no release build contains it.
+//! snapshot, and counts inputs whose `seq` came after a higher one (inputs out of order). Built only with the `test-hooks` feature; no release build contains it.
 
 // A binary links every dependency of the package; the lint is for the library.
 #![allow(unused_crate_dependencies)]
@@ -18,11 +18,14 @@ fn main() -> ExitCode {
     warren::main_with(games)
 }
 
-/// State: a counter of accepted inputs.
+/// State: a counter of accepted inputs, the highest `seq` seen, and inputs that arrived after
+/// one with a higher `seq`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Crash {
     seats: u32,
     count: u64,
+    last_seq: u64,
+    out_of_order: u64,
 }
 
 /// `create_room` params.
@@ -61,6 +64,8 @@ pub enum CrashEvent {
 #[derive(Serialize)]
 struct View {
     count: u64,
+    last_seq: u64,
+    out_of_order: u64,
 }
 
 impl Game for Crash {
@@ -74,6 +79,8 @@ impl Game for Crash {
         Ok(Self {
             seats: ParamsError::check_range("seats", p.seats, 1..=8)?,
             count: 0,
+            last_seq: 0,
+            out_of_order: 0,
         })
     }
 
@@ -86,12 +93,18 @@ impl Game for Crash {
         ctx: &mut GameCtx<'_, CrashEvent>,
         _player: &PlayerId,
         input: CrashInput,
-        _seq: Option<u64>,
+        seq: Option<u64>,
     ) -> Result<(), GameError> {
         match input {
             CrashInput::Panic => panic!("crash game asked to panic"),
             CrashInput::Count => {
                 self.count += 1;
+                if let Some(seq) = seq {
+                    if seq <= self.last_seq {
+                        self.out_of_order += 1;
+                    }
+                    self.last_seq = self.last_seq.max(seq);
+                }
                 ctx.emit(CrashEvent::Counted { count: self.count });
                 Ok(())
             }
@@ -99,6 +112,10 @@ impl Game for Crash {
     }
 
     fn view(&self) -> impl Serialize + '_ {
-        View { count: self.count }
+        View {
+            count: self.count,
+            last_seq: self.last_seq,
+            out_of_order: self.out_of_order,
+        }
     }
 }
