@@ -67,8 +67,8 @@ pub struct Loss {
     pub code: u16,
     /// The node it was connected to.
     pub node: String,
-    /// When its room's `room_state` arrived on a new connection, in ms after the loss; `None`:
-    /// never (within the round).
+    /// When its room's `room_state` arrived on a new connection (a queueing player: when it was
+    /// connected again), in ms after the loss; `None`: never (within the round).
     pub seated_after_ms: Option<f64>,
     /// The new connection's `welcome`: resumed, recovering.
     pub resumed: bool,
