@@ -199,8 +199,35 @@ impl LocalNode {
                 warn!(room = %room, winner = %to.node, epoch = to.epoch, "another node hosts this room too; dropping this copy");
                 let _ = RoomHost::of(&self.ctx).cast(RoomHostMsg::Drop { room, to: Some(to) });
             }
+            // This copy wins: the other host learns it and drops its own (it may not have heard
+            // this node's announcement when this node adopted the room).
+            Some(mine) if to.node != self.ctx.node => {
+                if let Some(peers) = self.ctx.peers() {
+                    let here = Location {
+                        node: self.ctx.node.clone(),
+                        epoch: mine,
+                    };
+                    peers.announce(room, here);
+                }
+            }
             Some(_) => {}
             None => self.ctx.directory.learn(&room, to),
+        }
+    }
+
+    /// Announces where every room hosted here lives, to every reachable node.
+    pub fn announce_hosted(&self) {
+        let Some(peers) = self.ctx.peers() else {
+            return;
+        };
+        for room in self.ctx.directory.ids() {
+            if let Some(epoch) = self.ctx.directory.epoch_of(&room) {
+                let here = Location {
+                    node: self.ctx.node.clone(),
+                    epoch,
+                };
+                peers.announce(room, here);
+            }
         }
     }
 

@@ -100,6 +100,10 @@ pub struct ClusterView {
     /// the node drops its rooms and sessions for being cut off (its peers then treat what it
     /// hosted before as they would a dead process's).
     incarnation: std::sync::atomic::AtomicU64,
+    /// Members heard again after being unreachable, since the guardian last looked: while this
+    /// node could not hear them, it may have adopted rooms they still ran (a one-way stall), and
+    /// they did not hear it say so.
+    rejoined: RwLock<std::collections::BTreeSet<String>>,
 }
 
 impl ClusterView {
@@ -171,6 +175,16 @@ impl ClusterView {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Members heard again after being unreachable since the last call.
+    pub fn take_rejoined(&self) -> std::collections::BTreeSet<String> {
+        std::mem::take(
+            &mut *self
+                .rejoined
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// This node's current incarnation.
@@ -463,6 +477,14 @@ impl MembershipState {
                 .insert(status.id.clone());
         }
         let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
+        if !known && self.peers.contains_key(&status.id) {
+            self.args
+                .view
+                .rejoined
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(status.id.clone());
+        }
         if !known {
             info!(peer = %status.id, addr = %status.advertise, version = %status.version, proto, games = ?games, "peer joined");
         }

@@ -457,5 +457,11 @@ pub(crate) async fn guard(
         if !replaced.is_empty() {
             local.homes_replaced(replaced.into_iter().map(NodeId::new).collect());
         }
+        // A peer heard again may host a room this node adopted while it could not hear it (its
+        // messages stalled one way): say where every room here lives, so that the loser of the
+        // two copies drops its own (`LocalNode::located`).
+        if !view.take_rejoined().is_empty() {
+            local.announce_hosted();
+        }
     }
 }
