@@ -267,7 +267,13 @@ impl Cluster {
             .env("WARREN_AUTH__ADMIN_TOKEN", ADMIN)
             .env("WARREN_AUTH__GUEST_TOKENS_PER_MINUTE", "0")
             .env("WARREN_LOG__FORMAT", "json")
-            .env("WARREN_LOG__LEVEL", "info,warren_room_life=debug")
+            .env(
+                "WARREN_LOG__LEVEL",
+                format!(
+                    "info,warren_room_life=debug{}",
+                    std::env::var("CHAOS_LOG").map_or(String::new(), |l| format!(",{l}"))
+                ),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
