@@ -419,7 +419,9 @@ impl Actor for Room {
                 })
             }
             RoomMsg::HomesReplaced(nodes) => {
-                st.orphan_seats_of(&myself, false, |home| nodes.contains(home));
+                // Only seats already disconnected: a connected one may be a player who joined
+                // or came back through the new process before this room heard of it.
+                st.orphan_disconnected_of(&myself, |home| nodes.contains(home));
                 st.call_orphans_where(|home| nodes.contains(home));
             }
             RoomMsg::OrphanGrace { player, home } => {

@@ -185,6 +185,23 @@ impl RoomState {
         }
     }
 
+    /// Starts the reconnect grace of the disconnected seats whose sessions were on a node for
+    /// which `lost` holds: released after it unless their players come back.
+    pub(super) fn orphan_disconnected_of(
+        &mut self,
+        myself: &ActorRef<RoomMsg>,
+        lost: impl Fn(&NodeId) -> bool,
+    ) {
+        let grace = Duration::from_millis(self.env.settings.load().rooms.reconnect_grace_ms);
+        for seat in &mut self.seats {
+            if seat.rec.connected || !lost(&seat.rec.home) {
+                continue;
+            }
+            let (player, home) = (seat.rec.player.clone(), seat.rec.home.clone());
+            drop(myself.send_after(grace, move || RoomMsg::OrphanGrace { player, home }));
+        }
+    }
+
     /// Tells the cluster that the seats of players whose sessions were lost with a node wait
     /// here: a player who already reconnected elsewhere gets its seat back at once. A player who
     /// reconnects later finds the seat when its new session asks the cluster for it.
