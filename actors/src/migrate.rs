@@ -90,10 +90,23 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
     let bytes = match frozen {
         Ok(CallResult::Success(Some(b))) => b,
         other => {
-            // The room did not freeze (it failed or is stuck); its supervisor deals with it.
-            warn!(room = %room, result = ?other.map(|_| ()), "room did not freeze for its move");
+            // The room did not freeze: it closed (its last player left as the move began), and
+            // ending the move forgets it; or it failed or is stuck, and its supervisor deals with
+            // it.
+            let closed = matches!(
+                entry.actor().get_cell().get_status(),
+                ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
+            );
+            if closed {
+                info!(room = %room, "room closed as its move began; not moved");
+            } else {
+                warn!(room = %room, result = ?other.map(|_| ()), "room did not freeze for its move");
+            }
             set_moving(false).await;
-            metrics::counter!("warren_room_migrations_total", "outcome" => "failed").increment(1);
+            if !closed {
+                metrics::counter!("warren_room_migrations_total", "outcome" => "failed")
+                    .increment(1);
+            }
             return false;
         }
     };

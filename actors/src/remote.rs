@@ -62,6 +62,16 @@ pub enum RoomOp {
     },
     /// Send the player a full `room_state`.
     Resync(PlayerId),
+    /// The player's session on `home` ended after its reconnect grace: the seat is released
+    /// unless it has moved to a session on another node since (the player resumed there while
+    /// `home` lived on). Added last, in cluster protocol 8; a node of an older protocol is sent
+    /// `Leave` instead.
+    GraceOver {
+        /// The player.
+        player: PlayerId,
+        /// Node of the session that ended.
+        home: NodeId,
+    },
 }
 
 /// Where a room lives: its node, and the epoch of that placement (the higher epoch wins).

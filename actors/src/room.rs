@@ -118,6 +118,14 @@ pub enum RoomMsg {
     /// The room was adopted after its node died and is in the directory now: tell the sessions
     /// of its orphaned seats' players, wherever they reconnected, that their seats wait here.
     CallOrphans,
+    /// The player's session on `home` ended after its reconnect grace: the seat goes, unless a
+    /// session on another node holds it now.
+    GraceOver {
+        /// The player.
+        player: PlayerId,
+        /// Node of the session that ended.
+        home: NodeId,
+    },
     /// These nodes left the cluster (died or were cut off): seats whose sessions were there are
     /// disconnected and released after the reconnect grace unless their players come back.
     HomesLost(Arc<Vec<NodeId>>),
@@ -424,6 +432,20 @@ impl Actor for Room {
                 st.orphan_disconnected_of(&myself, |home| nodes.contains(home));
                 st.call_orphans_where(|home| nodes.contains(home));
             }
+            RoomMsg::GraceOver { player, home } => match st.seat_of(&player) {
+                Some(i) if st.seats[i].rec.home == home => {
+                    let _ = st.leave(&player);
+                    if st.seats.is_empty() {
+                        debug!(room = %st.id, "room empty, closing");
+                        myself.stop(Some("empty".into()));
+                        return Ok(());
+                    }
+                }
+                Some(_) => {
+                    debug!(room = %st.id, player = %player, home = %home, "a session's grace ended on a node the seat has left; seat kept");
+                }
+                None => {}
+            },
             RoomMsg::OrphanGrace { player, home } => {
                 if st
                     .seat_of(&player)

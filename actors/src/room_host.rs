@@ -185,6 +185,18 @@ impl Actor for RoomHost {
                 reply,
             } => {
                 st.rooms.set_moving(&room, moving);
+                // A room that stopped while frozen for its move (it closed, empty, as the move
+                // began) was left in the directory for the move to settle. The move failed: the
+                // room goes now, and its backup lets go of its copy.
+                if !moving
+                    && st
+                        .ctx
+                        .directory
+                        .entry(&room)
+                        .is_some_and(|e| !st.children.contains_key(&e.cell.get_id()))
+                {
+                    st.forget(&room);
+                }
                 let _ = reply.send(());
             }
             RoomHostMsg::MovedOut { room, to, reply } => {

@@ -263,8 +263,13 @@ impl SessionState {
                     .unwrap_or(true);
                     if expired {
                         if let Some(room) = st.room.take() {
-                            let player = st.player.clone();
-                            st.room_notify(&room, RoomOp::Leave(player)).await;
+                            // Not a Leave: the player may have resumed on another node meanwhile,
+                            // and its seat is that session's now.
+                            let op = RoomOp::GraceOver {
+                                player: st.player.clone(),
+                                home: st.ctx.node.clone(),
+                            };
+                            st.room_notify(&room, op).await;
                         }
                         debug!(session = %st.id, player = %st.player, "grace period over, session ended");
                         me.stop(None);

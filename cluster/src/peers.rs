@@ -23,7 +23,8 @@ use warren_protocol::{
 use crate::inbox::{inbox_of, send};
 use crate::membership::{ClusterView, MemberState};
 use crate::wire::{
-    Body, Envelope, PROTO_FANOUT, PROTO_INPUT, PROTO_ROOM_CLOSED, PROTO_SEAT_WAITING,
+    Body, Envelope, PROTO_FANOUT, PROTO_GRACE_OVER, PROTO_INPUT, PROTO_ROOM_CLOSED,
+    PROTO_SEAT_WAITING,
 };
 
 /// How long a request to another node may take before the caller gets `internal`.
@@ -237,6 +238,16 @@ impl Peers for ClusterPeers {
             // The node died or is cut off: the router waits for the room to come back.
             return Box::pin(async { Hop::Unreachable });
         }
+        let op = match op {
+            // A node of an older protocol does not know the kind: it gets what it was sent
+            // before, a Leave.
+            RoomOp::GraceOver { player, .. }
+                if !self.inner.view.speaks(node.as_str(), PROTO_GRACE_OVER) =>
+            {
+                RoomOp::Leave(player)
+            }
+            op => op,
+        };
         let (me, node) = (self.clone(), node.clone());
         let room = room.clone();
         let mut request = self.request(

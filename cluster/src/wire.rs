@@ -23,7 +23,12 @@ use warren_protocol::{GameName, JsonObject, PlayerId, RoomId, RoomSummary, Ticke
 /// - 7: after the tail, the sender's incarnation (a number drawn when its process started): a
 ///   node killed and started again under the same id faster than the failure timeout is seen as
 ///   a new process, and its predecessor's rooms are adopted from their replicas.
-pub const CLUSTER_PROTOCOL: u32 = 7;
+/// - 8: `RoomOp::GraceOver`: a session's grace ended, and its seat goes only if no session on
+///   another node has taken it since.
+pub const CLUSTER_PROTOCOL: u32 = 8;
+
+/// The protocol that added [`RoomOp::GraceOver`].
+pub const PROTO_GRACE_OVER: u32 = 8;
 
 /// The protocol whose heartbeats end with the sender's incarnation.
 pub const PROTO_INCARNATION: u32 = 7;
@@ -1066,6 +1071,13 @@ mod frozen {
                     tick: 10,
                     state: "{}".into(),
                     acks: vec![("p1".into(), 3)],
+                }),
+            ),
+            (
+                "RoomOp::GraceOver",
+                op(RoomOp::GraceOver {
+                    player: "p1".into(),
+                    home: "n1".into(),
                 }),
             ),
         ]

@@ -1,7 +1,9 @@
 //! `warren-test-node`: the node the end-to-end tests run. It is the `warren` binary's node with one
 //! more game, registered through the public API as a studio registers its own: `crash`, which
 //! counts inputs and panics on `{"action":"panic"}`, so the tests can watch a room restart from its
-//! snapshot, and counts inputs whose `seq` came after a higher one (inputs out of order). Built only with the `test-hooks` feature; no release build contains it.
+//! snapshot, counts inputs whose `seq` came after a higher one (inputs out of order), and stalls
+//! its room on `{"action":"stall","ms":n}`, so the tests can queue messages behind a busy room.
+//! Built only with the `test-hooks` feature; no release build contains it.
 
 // A binary links every dependency of the package; the lint is for the library.
 #![allow(unused_crate_dependencies)]
@@ -40,7 +42,7 @@ fn two() -> u32 {
     2
 }
 
-/// `{"action":"count"}` or `{"action":"panic"}`.
+/// `{"action":"count"}`, `{"action":"panic"}` or `{"action":"stall","ms":n}`.
 #[derive(Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum CrashInput {
@@ -48,6 +50,11 @@ pub enum CrashInput {
     Count,
     /// Panic in the room.
     Panic,
+    /// Block the room for `ms` milliseconds (at most 5,000).
+    Stall {
+        /// How long.
+        ms: u64,
+    },
 }
 
 /// `{"kind":"counted","count":n}`.
@@ -97,6 +104,10 @@ impl Game for Crash {
     ) -> Result<(), GameError> {
         match input {
             CrashInput::Panic => panic!("crash game asked to panic"),
+            CrashInput::Stall { ms } => {
+                std::thread::sleep(std::time::Duration::from_millis(ms.min(5000)));
+                Ok(())
+            }
             CrashInput::Count => {
                 self.count += 1;
                 if let Some(seq) = seq {

@@ -483,6 +483,55 @@ async fn a_room_on_one_node_is_listed_joined_and_played_through_another() {
     }
 }
 
+/// A player whose connection drops and who resumes on another node, while the node it left lives
+/// on (a load balancer sends a reconnect anywhere; a node cut off from its peers sends its players
+/// away): the session it left behind ends after the reconnect grace, and its end must not take
+/// the seat the player now holds through the other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_left_on_another_node_does_not_take_the_seat_when_its_grace_ends() {
+    use serde_json::json;
+    const GRACE_MS: u64 = 800;
+    let grace = GRACE_MS.to_string();
+    let env = [("WARREN_ROOMS__RECONNECT_GRACE_MS", grace.as_str())];
+    let n1 = start_env("n1", 0, "", COOKIE, &env).await;
+    let n2 = start_env("n2", 0, &n1.cluster, COOKIE, &env).await;
+    let both = [("n1", "ready"), ("n2", "ready")];
+    wait_for(&n1, &both, Duration::from_secs(15)).await;
+    wait_for(&n2, &both, Duration::from_secs(15)).await;
+
+    let mut alice = n1.connect("alice").await;
+    let mut bob = n1.connect("bob").await;
+    let room = alice.create_room("dice", json!({})).await;
+    alice.until_type("room_state").await;
+    bob.ok(json!({"type":"join_room","room":room})).await;
+    bob.until_type("room_state").await;
+    alice.until_event("player_joined").await;
+
+    // Bob's connection to n1 drops; his session there starts its grace. He resumes on n2.
+    let resume = bob.resume_token();
+    drop(bob);
+    alice.until_event("player_disconnected").await;
+    let tok = crate::common::token("bob", &[]);
+    let mut bob = n2
+        .connect_with(&format!("token={tok}&resume={resume}"))
+        .await;
+    let rs = bob.until_type("room_state").await;
+    assert_eq!(rs["room"], room.as_str(), "{rs}");
+    alice.until_event("player_reconnected").await;
+
+    // Well past the grace of the session left on n1: Bob still holds his seat.
+    tokio::time::sleep(Duration::from_millis(GRACE_MS * 3)).await;
+    bob.ok(json!({"type":"ready"})).await;
+    let seen = alice
+        .until(|m| {
+            m["type"] == "room_event"
+                && (m["event"]["kind"] == "player_ready" || m["event"]["kind"] == "player_left")
+        })
+        .await;
+    assert_eq!(seen["event"]["kind"], "player_ready", "{seen}");
+    assert_eq!(seen["event"]["player"], "bob", "{seen}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arena_inputs_cross_nodes_and_are_acknowledged() {
     use serde_json::json;

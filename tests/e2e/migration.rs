@@ -218,3 +218,39 @@ async fn one_way_inputs_sent_while_the_room_moves_arrive_in_order() {
     assert_eq!(rs["state"]["out_of_order"], 0, "inputs out of order: {rs}");
     drop(host);
 }
+
+/// A room that closes (its last player left) in the instant its node begins to move it away: the
+/// move finds it stopped. The room must not outlive its close: not kept in the node's directory,
+/// and not revived by its backup when the drained node exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_closes_as_its_drain_begins_is_not_revived() {
+    let mut nodes = trio().await;
+    let mut host = nodes[2].connect("host").await;
+    let room = host.create_room("crash", json!({"seats":1})).await;
+    assert!(room.starts_with("n3."), "{room}");
+    host.until_type("room_state").await;
+    // Its backup has a copy by now (replicas go out as rooms are created).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The room is busy; the player's leave waits in its mailbox, and the drain's freeze lands
+    // behind it: the room closes, empty, before the freeze is read.
+    host.send(json!({"type":"input","data":{"action":"stall","ms":1500}}))
+        .await;
+    host.send(json!({"type":"leave_room","rid":1})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    nodes[2].signal("TERM");
+    let left = host.until(|m| m["rid"] == 1).await;
+    assert_eq!(left["type"], "ok", "{left}");
+    assert_eq!(host.close_code().await, 4001);
+    assert!(
+        nodes[2].wait_exit(Duration::from_secs(30)).await.is_some(),
+        "n3 did not exit"
+    );
+
+    // Past the failure timeout (1 s in these nodes) and then some: no node hosts the room.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut probe = nodes[0].connect("probe").await;
+    probe
+        .err(json!({"type":"join_room","room":room}), "not_found")
+        .await;
+}

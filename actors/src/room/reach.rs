@@ -144,5 +144,8 @@ pub async fn apply(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
             cast(send_room(ctx, room, RoomMsg::Reconnected { player, home }).await)
         }
         RoomOp::Resync(p) => cast(send_room(ctx, room, RoomMsg::Resync(p)).await),
+        RoomOp::GraceOver { player, home } => {
+            cast(send_room(ctx, room, RoomMsg::GraceOver { player, home }).await)
+        }
     }
 }
