@@ -388,6 +388,7 @@ impl Actor for Room {
                 }
             }
             RoomMsg::Reconnected { player, home } => {
+                debug!(room = %st.id, player = %player, home = %home, seated = st.seat_of(&player).is_some(), "player reconnected");
                 if let Some(i) = st.seat_of(&player)
                     && st.seats[i].rec.home != home
                 {

@@ -478,6 +478,7 @@ impl SessionState {
             recovering: self.seeking.is_some(),
             heartbeat_ms: hb,
         }));
+        debug!(session = %self.id, player = %self.player, resumed, recover, room = ?self.room, found = ?recovered, seeking = self.seeking.is_some(), "connection attached");
         self.slot.install(Route::new(conn.clone(), me));
         self.conn = Some(conn);
         if recovered.is_some() {

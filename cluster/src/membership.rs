@@ -106,6 +106,17 @@ pub struct ClusterView {
     rejoined: RwLock<std::collections::BTreeSet<String>>,
 }
 
+/// Empties a set of member ids and returns what it held.
+fn take_set(
+    set: &RwLock<std::collections::BTreeSet<String>>,
+) -> std::collections::BTreeSet<String> {
+    std::mem::take(
+        &mut *set
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+}
+
 impl ClusterView {
     /// Every known member, this node first, then by id.
     pub fn members(&self) -> Vec<MemberView> {
@@ -179,12 +190,7 @@ impl ClusterView {
 
     /// Members heard again after being unreachable since the last call.
     pub fn take_rejoined(&self) -> std::collections::BTreeSet<String> {
-        std::mem::take(
-            &mut *self
-                .rejoined
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        take_set(&self.rejoined)
     }
 
     /// This node's current incarnation.
@@ -201,12 +207,7 @@ impl ClusterView {
     /// Members whose process was replaced (a restart under the same id, seen by its heartbeats'
     /// incarnation) since the last call.
     pub fn take_restarted(&self) -> std::collections::BTreeSet<String> {
-        std::mem::take(
-            &mut *self
-                .restarted
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        take_set(&self.restarted)
     }
 
     /// Whether this node sees a strict majority of the last known cluster: every member it has

@@ -21,6 +21,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tracing::debug;
+
 use warren_actors::local::LocalNode;
 use warren_protocol::{NodeId, RoomId};
 
@@ -77,6 +79,9 @@ impl Replicas {
             if held.get(&r.room).is_some_and(|h| h.epoch > r.epoch) {
                 continue;
             }
+            if !held.contains_key(&r.room) {
+                debug!(room = %r.room, host = %host, epoch = r.epoch, "replica kept");
+            }
             held.insert(
                 r.room,
                 Held {
@@ -95,6 +100,7 @@ impl Replicas {
         let mut held = self.held();
         for room in rooms {
             if held.get(&room).is_some_and(|h| h.host == host) {
+                debug!(room = %room, host = %host, "replica released");
                 held.remove(&room);
             }
         }
@@ -257,6 +263,7 @@ impl Replicator {
             }
             match inbox_of(node) {
                 Some(inbox) => {
+                    debug!(backup = %node, rooms = ?rooms, "releasing replicas");
                     for chunk in rooms.chunks(BATCH * 4) {
                         send(
                             &inbox,
@@ -446,6 +453,9 @@ pub(crate) async fn guard(
         // from being cut off: what its previous process hosted is gone with it, as with a node
         // that died. Its rooms are adopted first, so that they too let go of the old sessions.
         let replaced = view.take_restarted();
+        if !replaced.is_empty() {
+            debug!(nodes = ?replaced, replicas = replicas.len(), "adopting what replaced processes hosted");
+        }
         dead.extend(replaced.iter().cloned());
         if !dead.is_empty() && !replicas.is_empty() {
             for (room, held) in replicas.take_of(&dead, &replaced, failure_timeout) {

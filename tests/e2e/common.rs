@@ -103,14 +103,7 @@ pub async fn replicated(nodes: &[&Node], room: &str, version: u64, tick: u64) {
 /// The sum of every series of a metric (`name` and its labels) a node exposes.
 pub async fn metric_sum(node: &Node, name: &str) -> f64 {
     let (_, body) = node.http("GET", "/metrics", None, None).await.unwrap();
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|r| r.starts_with(['{', ' ']))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    warren_loadtest::chaos::cluster::sum_series(&body, name)
 }
 
 /// A number unique to this test process, for names of files and directories.

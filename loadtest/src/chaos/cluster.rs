@@ -402,14 +402,17 @@ pub async fn metric_sum(addr: SocketAddr, name: &str) -> Option<f64> {
     if status != 200 {
         return None;
     }
-    Some(
-        body.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|r| r.starts_with(['{', ' ']))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum(),
-    )
+    Some(sum_series(&body, name))
+}
+
+/// The sum of every series of metric `name` in a Prometheus text exposition.
+pub fn sum_series(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(['{', ' ']))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
