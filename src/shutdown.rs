@@ -125,7 +125,7 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
     }
     ctx.sessions.close_all(CloseCode::Draining);
     let outcome = loop {
-        if lc.edge.connections.load(Ordering::Acquire) == 0 {
+        if lc.edge.connections.load(Ordering::Acquire) == 0 && ctx.inputs_waiting() == 0 {
             info!("drained: no connection left");
             break Outcome::Drained;
         }

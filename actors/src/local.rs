@@ -156,6 +156,15 @@ impl LocalNode {
     /// Runs an operation another node sent for a room here: the room's answer, or, when the room
     /// left, where it went.
     pub async fn room_op(&self, room: &RoomId, op: RoomOp) -> Answer {
+        // An input behind others still waiting here for the room goes after them, wherever the
+        // room is: the sender switches to the room's new node once this one is answered.
+        let op = match op {
+            RoomOp::Input { .. } => match router::input_op_from_peer(&self.ctx, room, op).await {
+                Ok(result) => return Answer::Done(result),
+                Err(op) => op,
+            },
+            op => op,
+        };
         let result = room::apply(&self.ctx, room, op).await;
         match self.ctx.directory.moved_to(room) {
             Some(to) if matches!(&result, Err(e) if e.is_not_found()) => Answer::Moved(to),

@@ -57,6 +57,8 @@ pub struct NodeCtx {
     ids: AtomicU64,
     hosts: OnceLock<Hosts>,
     peers: Arc<OnceLock<Arc<dyn Peers>>>,
+    /// Other nodes' inputs for rooms not running here, waiting in order ([`crate::router`]).
+    pub(crate) forwarders: crate::router::Forwarders,
 }
 
 /// The handles that write the node's tables, each for its one owner.
@@ -105,6 +107,7 @@ impl NodeCtx {
             ids: AtomicU64::new(0),
             hosts: OnceLock::new(),
             peers: Arc::default(),
+            forwarders: Default::default(),
         };
         (
             ctx,
@@ -113,6 +116,11 @@ impl NodeCtx {
                 sessions: sessions_writer,
             },
         )
+    }
+
+    /// Rooms for which other nodes' inputs wait here to be forwarded (rooms that moved away).
+    pub fn inputs_waiting(&self) -> usize {
+        self.forwarders.busy()
     }
 
     /// The host actors. Panics only if called before the node started, which is a programming error.

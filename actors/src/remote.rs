@@ -331,11 +331,13 @@ pub trait Peers: Send + Sync + 'static {
     /// Sends an `input` without `rid` to a room on another node, one way: it reaches the room
     /// ahead of the player's later operations there, and its errors are pushed to the player.
     /// Gives the input back when `node` cannot take it (unreachable, or of an older build): the
-    /// router runs it as an operation then.
+    /// router runs it as an operation then. `home` is the node of the player's session, where
+    /// errors go (another node's, for an input this node forwards).
     fn send_input(
         &self,
         _node: &NodeId,
         _room: &RoomId,
+        _home: &NodeId,
         input: QueuedInput,
     ) -> Result<(), QueuedInput> {
         Err(input)

@@ -16,6 +16,7 @@
 //! ([`take_input`]). Their `data` stays the text the client sent ([`JsonObject`]) until the room
 //! decodes it.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use warren_protocol::{ErrorCode, JsonObject, NodeId, PlayerId, RoomId, error_frame};
@@ -24,6 +25,7 @@ use crate::inputs::QueuedInput;
 use crate::node::NodeCtx;
 use crate::remote::{Hop, OpResult, RoomError, RoomOp};
 use crate::room::{self, RoomMsg};
+use crate::util::lock;
 
 /// Redirects an operation follows before it gives up (a room moving again and again).
 const MAX_REDIRECTS: usize = 4;
@@ -42,7 +44,11 @@ pub async fn op(ctx: &NodeCtx, room: &RoomId, op: RoomOp) -> OpResult {
     let Some(at) = ctx.directory.locate(&ctx.node, room) else {
         return Err(not_found("no such room"));
     };
-    let mut node = at.node;
+    op_from(ctx, room, at.node, op).await
+}
+
+/// [`op`], sent first to `node`.
+async fn op_from(ctx: &NodeCtx, room: &RoomId, mut node: NodeId, op: RoomOp) -> OpResult {
     let mut asked = false;
     for _ in 0..MAX_REDIRECTS {
         let r = if node == ctx.node {
@@ -175,7 +181,7 @@ pub async fn input(
         take_input(ctx, room, input).err()?
     } else {
         match ctx.peers() {
-            Some(peers) => peers.send_input(&at.node, room, input).err()?,
+            Some(peers) => peers.send_input(&at.node, room, &ctx.node, input).err()?,
             None => input,
         }
     };
@@ -216,25 +222,175 @@ pub fn take_input(ctx: &NodeCtx, room: &RoomId, mut input: QueuedInput) -> Resul
 }
 
 /// A one-way input another node sent for a room here: taken in arrival order, or, when the room
-/// is not running here, run as an operation off the caller's loop; an error goes to the player,
-/// on `home`.
+/// is not running here (frozen for a move, restarting, moved on), queued behind the room's other
+/// waiting inputs and run as an operation, one after the other, by the room's forwarder; an error
+/// goes to the player, on `home`.
 pub fn input_from_peer(
     ctx: &std::sync::Arc<NodeCtx>,
     room: RoomId,
     home: NodeId,
     input: QueuedInput,
 ) {
-    let Err(input) = take_input(ctx, &room, input) else {
-        return;
+    let mut waiting = lock(&ctx.forwarders.rooms);
+    // Once inputs wait for a room, later ones go behind them even if the room runs again.
+    let input = match waiting.get(&room) {
+        Some(_) => input,
+        None => match take_input(ctx, &room, input) {
+            Ok(()) => return,
+            Err(input) => input,
+        },
     };
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        let QueuedInput { player, seq, data } = input;
-        let to = player.clone();
-        if let Err(e) = op(&ctx, &room, RoomOp::Input { player, seq, data }).await {
-            tell(&ctx, &home, to, &e);
+    enqueue(ctx, &mut waiting, room, Waiting::OneWay { home, input });
+}
+
+/// An input another node sent as an operation, for a room whose forwarder holds earlier inputs:
+/// run behind them, following the room where it went (no redirect: the sender learns nothing
+/// before they are applied). `Err(op)` when no inputs wait for the room.
+pub async fn input_op_from_peer(
+    ctx: &std::sync::Arc<NodeCtx>,
+    room: &RoomId,
+    input: RoomOp,
+) -> Result<OpResult, RoomOp> {
+    let rx = {
+        let mut waiting = lock(&ctx.forwarders.rooms);
+        if !waiting.contains_key(room) {
+            return Err(input);
         }
-    });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        enqueue(
+            ctx,
+            &mut waiting,
+            room.clone(),
+            Waiting::Op {
+                op: input,
+                reply: tx,
+            },
+        );
+        rx
+    };
+    Ok(rx.await.unwrap_or_else(|_| {
+        Err(RoomError::new(
+            ErrorCode::Internal,
+            "the input was dropped while the room moved",
+        ))
+    }))
+}
+
+/// Inputs other nodes sent for rooms not running here, per room, in arrival order.
+///
+/// A room frozen for a move (or restarting) takes no input; inputs that arrive meanwhile wait, and
+/// once the room runs again, here or on its new node, each is run in turn by one task per room.
+/// Run each in a task of its own, they overtook one another. A sender that learns the room's new
+/// node sends its next input as an operation through this node ([`input_op_from_peer`]), which
+/// waits behind the others: the sender's inputs reach the room in the order it sent them.
+#[derive(Default)]
+pub(crate) struct Forwarders {
+    rooms: std::sync::Mutex<HashMap<RoomId, VecDeque<Waiting>>>,
+}
+
+enum Waiting {
+    OneWay {
+        home: NodeId,
+        input: QueuedInput,
+    },
+    Op {
+        op: RoomOp,
+        reply: tokio::sync::oneshot::Sender<OpResult>,
+    },
+}
+
+impl Forwarders {
+    /// Rooms with inputs waiting here (a drain lets them go before the node exits).
+    pub(crate) fn busy(&self) -> usize {
+        lock(&self.rooms).len()
+    }
+}
+
+/// Queues `w` for `room`, starting the room's forwarder if none runs.
+fn enqueue(
+    ctx: &std::sync::Arc<NodeCtx>,
+    waiting: &mut HashMap<RoomId, VecDeque<Waiting>>,
+    room: RoomId,
+    w: Waiting,
+) {
+    match waiting.get_mut(&room) {
+        Some(q) => q.push_back(w),
+        None => {
+            waiting.insert(room.clone(), VecDeque::from([w]));
+            tokio::spawn(forward(ctx.clone(), room));
+        }
+    }
+}
+
+/// Runs the waiting inputs of `room` in order until none is left.
+async fn forward(ctx: std::sync::Arc<NodeCtx>, room: RoomId) {
+    loop {
+        let next = {
+            let mut waiting = lock(&ctx.forwarders.rooms);
+            let Some(q) = waiting.get_mut(&room) else {
+                return;
+            };
+            match q.pop_front() {
+                Some(w) => w,
+                None => {
+                    waiting.remove(&room);
+                    return;
+                }
+            }
+        };
+        match next {
+            Waiting::OneWay { home, input } => {
+                let Err(input) = take_input(&ctx, &room, input) else {
+                    continue;
+                };
+                // The room moved on: one way to its new node, behind what went before.
+                let moved = ctx
+                    .directory
+                    .moved_to(&room)
+                    .filter(|to| to.node != ctx.node);
+                let input = match (moved, ctx.peers()) {
+                    (Some(to), Some(peers)) => {
+                        match peers.send_input(&to.node, &room, &home, input) {
+                            Ok(()) => continue,
+                            Err(input) => input,
+                        }
+                    }
+                    _ => input,
+                };
+                let QueuedInput { player, seq, data } = input;
+                let to = player.clone();
+                if let Err(e) = op(&ctx, &room, RoomOp::Input { player, seq, data }).await {
+                    tell(&ctx, &home, to, &e);
+                }
+            }
+            Waiting::Op { op: o, reply } => {
+                let _ = reply.send(op(&ctx, &room, o).await);
+            }
+        }
+    }
+}
+
+/// Sends a one-way input of this node's session for `room`, `via` the node its previous one went
+/// to when the room has moved since: the input then goes as an operation through that node,
+/// behind the earlier ones, and later ones go straight to the room's new node. Returns the node
+/// this input went to (the session's next `via`) and the error to tell the player, if any.
+pub async fn input_via(
+    ctx: &NodeCtx,
+    room: &RoomId,
+    via: Option<&NodeId>,
+    player: PlayerId,
+    seq: Option<u64>,
+    data: JsonObject,
+) -> (Option<NodeId>, Option<RoomError>) {
+    let at = ctx.directory.locate(&ctx.node, room).map(|l| l.node);
+    match (via, &at) {
+        (Some(via), Some(at)) if via != at && *via != ctx.node => {
+            let r = op_from(ctx, room, via.clone(), RoomOp::Input { player, seq, data }).await;
+            let now = ctx.directory.locate(&ctx.node, room).map(|l| l.node);
+            (now, r.err())
+        }
+        _ => (at, input(ctx, room, player, seq, data).await),
+    }
 }
 
 /// Pushes an error to a player whose session lives on `home`.

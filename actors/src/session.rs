@@ -161,6 +161,9 @@ pub struct SessionState {
     /// the search's deadline timer.
     seeking: Option<u64>,
     search_gen: u64,
+    /// The room and node the player's last one-way input went to: when the room has moved since,
+    /// the next one goes through that node, behind the earlier ones ([`crate::router::input_via`]).
+    input_via: Option<(RoomId, warren_protocol::NodeId)>,
 }
 
 impl Actor for Session {
@@ -190,6 +193,7 @@ impl Actor for Session {
             handled: 0,
             seeking: None,
             search_gen: 0,
+            input_via: None,
         })
     }
 

@@ -198,6 +198,7 @@ impl Peers for ClusterPeers {
         &self,
         node: &NodeId,
         room: &RoomId,
+        home: &NodeId,
         input: QueuedInput,
     ) -> Result<(), QueuedInput> {
         if node.as_str() == self.inner.node || !self.inner.view.speaks(node.as_str(), PROTO_INPUT) {
@@ -209,7 +210,7 @@ impl Peers for ClusterPeers {
         let body = Body::Input {
             room: room.clone(),
             player: input.player,
-            home: self.inner.node.clone(),
+            home: home.to_string(),
             seq: input.seq,
             data: input.data,
         };

@@ -79,7 +79,14 @@ impl SessionState {
                     return self.reply_result(rid, r);
                 }
                 // Without a rid there is no reply to wait for: one way, the realtime hot path.
-                if let Some(e) = router::input(&self.ctx, &room, player, seq, data).await {
+                let via = self
+                    .input_via
+                    .as_ref()
+                    .filter(|(r, _)| *r == room)
+                    .map(|(_, n)| n);
+                let (to, e) = router::input_via(&self.ctx, &room, via, player, seq, data).await;
+                self.input_via = to.map(|n| (room.clone(), n));
+                if let Some(e) = e {
                     if e.is_not_found() {
                         if self.room.as_ref() == Some(&room) {
                             self.room = None;
