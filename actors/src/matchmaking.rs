@@ -104,8 +104,13 @@ impl<K: Clone + Eq + Hash, T> MatchQueue<K, T> {
 
     /// Removes a ticket.
     pub fn remove(&mut self, key: &K) -> Option<T> {
+        self.remove_since(key).map(|(item, _)| item)
+    }
+
+    /// Takes one ticket out, with when it queued.
+    pub fn remove_since(&mut self, key: &K) -> Option<(T, u64)> {
         let pos = self.index.remove(key)?;
-        self.sorted.remove(&pos).map(|e| e.item)
+        self.sorted.remove(&pos).map(|e| (e.item, e.since_ms))
     }
 
     fn fits(&self, group: &[((i64, u64), u64)], now_ms: u64, w: &Windows) -> Option<i64> {

@@ -21,6 +21,7 @@
 //!
 //! Supervised by `PoolHost`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +89,9 @@ pub enum PoolMsg {
         ticket: TicketId,
         /// Forwards so far.
         hops: u8,
+        /// Its player's node sent the player away: keep the ticket's place for the player's
+        /// next ticket ([`PoolWire::Park`]).
+        park: bool,
     },
     /// Look again at waiting tickets, whose windows have widened, and at who owns the pool.
     Sweep,
@@ -128,6 +132,45 @@ pub struct PoolState {
     idle_after: Duration,
     /// Numbers the pool's empty spells, so a stale [`PoolMsg::Idle`] is recognised.
     idle: u64,
+    /// Places of tickets whose players their node sent away.
+    places: Places,
+}
+
+/// Most places one pool keeps (a drained node's queued players, at most this many per pool).
+const MAX_PLACES: usize = 65_536;
+
+/// The places (when they queued) of tickets whose players their node sent away (a drain, a node
+/// cut off), by player, each for the reconnect grace: the player's next ticket in the pool takes
+/// its place up, so a drain does not send it to the back of the queue.
+#[derive(Default)]
+struct Places {
+    /// Player → (queued since, kept until), both in ms since the Unix epoch.
+    by_player: HashMap<PlayerId, (u64, u64)>,
+    /// How long a place is kept.
+    keep_ms: u64,
+}
+
+impl Places {
+    fn keep(&mut self, player: PlayerId, since: u64, now: u64) {
+        self.lapse(now);
+        if self.by_player.len() < MAX_PLACES {
+            self.by_player.insert(player, (since, now + self.keep_ms));
+        }
+    }
+
+    fn take(&mut self, player: &PlayerId, now: u64) -> Option<u64> {
+        let (since, until) = self.by_player.remove(player)?;
+        (until > now).then_some(since)
+    }
+
+    fn any(&mut self, now: u64) -> bool {
+        self.lapse(now);
+        !self.by_player.is_empty()
+    }
+
+    fn lapse(&mut self, now: u64) {
+        self.by_player.retain(|_, (_, until)| *until > now);
+    }
 }
 
 impl Actor for Pool {
@@ -143,6 +186,7 @@ impl Actor for Pool {
         let settings = a.ctx.settings.load();
         let every = Duration::from_millis(settings.matchmaking.sweep_interval_ms.max(10));
         let idle_after = Duration::from_millis(settings.matchmaking.pool_idle_ms.max(100));
+        let keep_ms = settings.rooms.reconnect_grace_ms;
         let st = PoolState {
             label: a.key.label(),
             ctx: a.ctx,
@@ -154,6 +198,10 @@ impl Actor for Pool {
             every,
             idle_after,
             idle: 0,
+            places: Places {
+                keep_ms,
+                ..Places::default()
+            },
         };
         // A pool starts empty: its first ticket is on the way; if it never comes, retire.
         st.arm_idle(&me);
@@ -185,6 +233,11 @@ impl Actor for Pool {
             PoolMsg::Enqueue(tickets) => {
                 for t in tickets {
                     let (id, ticket, since) = Ticket::from_wire(t);
+                    // A player sent away by its node queues again in its old place.
+                    let since = st
+                        .places
+                        .take(&ticket.player, now)
+                        .map_or(since, |s| s.min(since));
                     if st.queue.insert(id.clone(), ticket.mmr, since, ticket)
                         && let Some(group) = st.queue.match_around(&id, now, &windows)
                     {
@@ -192,14 +245,18 @@ impl Actor for Pool {
                     }
                 }
             }
-            PoolMsg::Remove { ticket, hops } => {
-                if st.queue.remove(&ticket).is_none() {
+            PoolMsg::Remove { ticket, hops, park } => {
+                if let Some((t, since)) = st.queue.remove_since(&ticket) {
+                    if park {
+                        st.places.keep(t.player, since, now);
+                    }
+                } else {
                     let owner = owner_of(&st.ctx, &st.key.label());
                     if owner != st.ctx.node && hops < crate::pool_host::MAX_HOPS {
-                        let msg = PoolWire::Remove {
-                            pool: st.key.clone(),
-                            ticket,
-                            hops: hops + 1,
+                        let (pool, hops) = (st.key.clone(), hops + 1);
+                        let msg = match park {
+                            true => PoolWire::Park { pool, ticket, hops },
+                            false => PoolWire::Remove { pool, ticket, hops },
                         };
                         send_pool(&st.ctx, &owner, msg);
                     }
@@ -213,7 +270,8 @@ impl Actor for Pool {
                 }
             }
             PoolMsg::Idle(spell) => {
-                if spell == st.idle && st.queue.is_empty() {
+                // Places kept for players sent away keep the pool until they lapse.
+                if spell == st.idle && st.queue.is_empty() && !st.places.any(now) {
                     let retire = crate::pool_host::PoolHostMsg::Retire {
                         pool: st.key.clone(),
                         id: me.get_id(),
@@ -477,4 +535,24 @@ async fn release(
         back.push(t.wire(id, since));
     }
     back
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Places;
+
+    #[test]
+    fn a_place_is_taken_once_and_lapses_after_the_grace() {
+        let mut p = Places {
+            keep_ms: 1000,
+            ..Places::default()
+        };
+        p.keep("a".into(), 100, 5_000);
+        p.keep("b".into(), 200, 5_000);
+        assert_eq!(p.take(&"a".into(), 5_500), Some(100));
+        assert_eq!(p.take(&"a".into(), 5_500), None, "taken once");
+        assert!(p.any(5_999));
+        assert!(!p.any(6_000), "lapsed at 5,000 + 1,000");
+        assert_eq!(p.take(&"b".into(), 6_000), None);
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tracing::{error, warn};
-use warren_protocol::NodeId;
+use warren_protocol::{NodeId, TicketId};
 
 use crate::node::NodeCtx;
 use crate::pool::{Pool, PoolArgs, PoolMsg};
@@ -78,12 +78,36 @@ fn final_hop(msg: PoolWire) -> PoolWire {
             ticket,
             hops: MAX_HOPS,
         },
+        PoolWire::Park { pool, ticket, .. } => PoolWire::Park {
+            pool,
+            ticket,
+            hops: MAX_HOPS,
+        },
         h @ PoolWire::Handoff { .. } => h,
     }
 }
 
 /// The pool host actor.
 pub struct PoolHost;
+
+impl PoolHostState {
+    /// A `Remove` (or, `park`ed, a `Park`): to the pool here, or on to its owner.
+    fn remove(&mut self, pool: PoolKey, ticket: TicketId, hops: u8, park: bool) {
+        if let Some(p) = self.pools.get(&pool) {
+            let _ = p.cast(PoolMsg::Remove { ticket, hops, park });
+            return;
+        }
+        let owner = owner_of(&self.ctx, &pool.label());
+        if owner != self.ctx.node && hops < MAX_HOPS {
+            let hops = hops + 1;
+            let msg = match park {
+                true => PoolWire::Park { pool, ticket, hops },
+                false => PoolWire::Remove { pool, ticket, hops },
+            };
+            send_pool(&self.ctx, &owner, msg);
+        }
+    }
+}
 
 impl PoolHost {
     /// The node's pool host.
@@ -155,21 +179,8 @@ impl Actor for PoolHost {
                     let _ = p.cast(PoolMsg::Enqueue(vec![ticket]));
                 }
             }
-            PoolWire::Remove { pool, ticket, hops } => {
-                if let Some(p) = st.pools.get(&pool) {
-                    let _ = p.cast(PoolMsg::Remove { ticket, hops });
-                } else {
-                    let owner = owner_of(&st.ctx, &pool.label());
-                    if owner != st.ctx.node && hops < MAX_HOPS {
-                        let msg = PoolWire::Remove {
-                            pool,
-                            ticket,
-                            hops: hops + 1,
-                        };
-                        send_pool(&st.ctx, &owner, msg);
-                    }
-                }
-            }
+            PoolWire::Remove { pool, ticket, hops } => st.remove(pool, ticket, hops, false),
+            PoolWire::Park { pool, ticket, hops } => st.remove(pool, ticket, hops, true),
             PoolWire::Handoff {
                 pool,
                 seats,

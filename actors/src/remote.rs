@@ -149,6 +149,18 @@ pub enum PoolWire {
         /// Its tickets.
         tickets: Vec<TicketWire>,
     },
+    /// Drop a ticket whose player its node sent away (a drain, a node cut off), forwarded like
+    /// `Remove`. The pool keeps the ticket's place (when it queued) for the reconnect grace: the
+    /// player's next ticket in this pool takes it up. Added last, in cluster protocol 8; a node
+    /// of an older protocol is sent `Remove`.
+    Park {
+        /// The pool.
+        pool: PoolKey,
+        /// The ticket.
+        ticket: TicketId,
+        /// Forwards so far.
+        hops: u8,
+    },
 }
 
 /// What a pool tells a player's session after claiming its ticket.

@@ -503,9 +503,14 @@ impl SessionState {
         if let Some(c) = self.conn.take() {
             self.slot.remove(c.id);
         }
-        // A ticket held for a match stays: the match will seat the player, who may resume.
+        // A ticket held for a match stays: the match will seat the player, who may resume. A
+        // player this node sends away (draining, cut off) keeps its place for its next ticket.
         if self.ticket.as_ref().is_some_and(|q| q.claim.is_none()) {
-            self.leave_queue();
+            if self.ctx.is_serving() {
+                self.leave_queue();
+            } else {
+                self.park_ticket();
+            }
         }
         if let Some(room) = self.room.clone() {
             let op = RoomOp::Disconnected {

@@ -394,6 +394,15 @@ impl Peers for ClusterPeers {
         if !self.reachable(node) {
             return false;
         }
+        // A node of an older build does not know `Park`: it gets the `Remove` it was sent before.
+        let msg = match msg {
+            PoolWire::Park { pool, ticket, hops }
+                if !self.inner.view.speaks(node.as_str(), PROTO_GRACE_OVER) =>
+            {
+                PoolWire::Remove { pool, ticket, hops }
+            }
+            msg => msg,
+        };
         match inbox_of(node.as_str()) {
             Some(inbox) => send(&inbox, Body::Pool(msg)),
             None => false,

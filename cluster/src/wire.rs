@@ -24,10 +24,11 @@ use warren_protocol::{GameName, JsonObject, PlayerId, RoomId, RoomSummary, Ticke
 ///   node killed and started again under the same id faster than the failure timeout is seen as
 ///   a new process, and its predecessor's rooms are adopted from their replicas.
 /// - 8: `RoomOp::GraceOver`: a session's grace ended, and its seat goes only if no session on
-///   another node has taken it since.
+///   another node has taken it since; `PoolWire::Park`: a ticket whose player its node sent away
+///   leaves its pool, which keeps its place for the player's next ticket.
 pub const CLUSTER_PROTOCOL: u32 = 8;
 
-/// The protocol that added [`RoomOp::GraceOver`].
+/// The protocol that added [`RoomOp::GraceOver`] and [`PoolWire::Park`].
 pub const PROTO_GRACE_OVER: u32 = 8;
 
 /// The protocol whose heartbeats end with the sender's incarnation.
@@ -1078,6 +1079,17 @@ mod frozen {
                 op(RoomOp::GraceOver {
                     player: "p1".into(),
                     home: "n1".into(),
+                }),
+            ),
+            (
+                "Pool::Park",
+                Body::Pool(PoolWire::Park {
+                    pool: PoolKey {
+                        game: "dice".into(),
+                        mode: "m".into(),
+                    },
+                    ticket: "t1".into(),
+                    hops: 0,
                 }),
             ),
         ]

@@ -243,3 +243,37 @@ async fn pools_move_on_join_drain_and_death_and_every_ticket_is_matched_once() {
     );
     complete_pairs(&[&n1], "d", firsts).await;
 }
+
+/// A queued player whose node drains is sent away (4001) and, as PROTOCOL.md says of every
+/// dropped connection, leaves the queue. It queues again on another node within the reconnect
+/// grace and keeps its place: its wait counts from its first `queue`, so its rating window has
+/// kept widening (the pool's `warren_match_wait_seconds` records it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_a_drain_sends_away_keeps_its_place_in_the_queue() {
+    const WAITED: Duration = Duration::from_millis(2500);
+    let nodes = trio().await;
+    let mut a = queue(&nodes[2], "pa", "dice", "place").await;
+    tokio::time::sleep(WAITED).await;
+    let resume = a.resume_token();
+    nodes[2].signal("TERM");
+    assert_eq!(a.close_code().await, 4001);
+    let tok = token("pa", &[("mmr", json!(1000))]);
+    let mut a = nodes[0]
+        .connect_with(&format!("token={tok}&resume={resume}"))
+        .await;
+    a.ok(json!({"type":"queue","game":"dice","mode":"place"}))
+        .await;
+    let mut b = queue(&nodes[1], "pb", "dice", "place").await;
+    matched(&mut a, "dice", 2).await;
+    matched(&mut b, "dice", 2).await;
+    // Whichever node owned the pool recorded both waits: `pb`'s is a moment, `pa`'s counts from
+    // its first ticket.
+    let mut waited = 0.0;
+    for n in &nodes[..2] {
+        waited += crate::common::metric_sum(n, "warren_match_wait_seconds_sum").await;
+    }
+    assert!(
+        waited >= WAITED.as_secs_f64(),
+        "the two players' waits add up to {waited} s: the drained player's place was lost"
+    );
+}

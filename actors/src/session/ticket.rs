@@ -13,6 +13,16 @@ impl SessionState {
     /// Leaves the queue. False if a pool holds the ticket for a match (its `match_found` is on
     /// the way, so the player is about to be seated).
     pub(super) fn leave_queue(&mut self) -> bool {
+        self.leave_queue_as(false)
+    }
+
+    /// Leaves the queue because this node sent the player away (a drain, a node cut off): the
+    /// pool keeps the ticket's place for the player's next ticket (`PoolWire::Park`).
+    pub(super) fn park_ticket(&mut self) -> bool {
+        self.leave_queue_as(true)
+    }
+
+    fn leave_queue_as(&mut self, park: bool) -> bool {
         let Some(q) = self.ticket.take() else {
             return true;
         };
@@ -21,10 +31,10 @@ impl SessionState {
             return false;
         }
         self.save_ticket();
-        let msg = PoolWire::Remove {
-            pool: q.pool,
-            ticket: q.id,
-            hops: 0,
+        let (pool, ticket, hops) = (q.pool, q.id, 0);
+        let msg = match park {
+            true => PoolWire::Park { pool, ticket, hops },
+            false => PoolWire::Remove { pool, ticket, hops },
         };
         send_pool(&self.ctx, &q.owner, msg);
         true
