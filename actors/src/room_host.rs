@@ -493,6 +493,23 @@ impl RoomHostState {
         after_death: bool,
     ) -> Result<(), AdoptError> {
         let here = self.ctx.directory.hosts(&room);
+        // A copy already runs here: one this node adopted from a replica while the node now
+        // moving the room to it looked dead (cut off, or restarted) and froze it for the move.
+        // Left running beside the adopted one, both ticked and sent states to the players. A
+        // newer copy stays (its epoch wins); an older or equal one gives way to the snapshot its
+        // host froze.
+        if let Some(e) = self.ctx.directory.entry(&room) {
+            if e.epoch > epoch {
+                return Err(AdoptError::new(format!(
+                    "a copy of the room at epoch {} runs here",
+                    e.epoch
+                )));
+            }
+            RoomSnapshot::decode(&snapshot)
+                .map_err(|e| AdoptError::new(format!("snapshot unreadable: {e}")))?;
+            warn!(room = %room, epoch, running = e.epoch, "a copy of this room already runs here; the adopted snapshot replaces it");
+            e.cell.stop(Some("replaced by an adopted snapshot".into()));
+        }
         let game = self
             .revive(me, &room, &snapshot, epoch, after_death)
             .await
@@ -579,5 +596,110 @@ impl RoomHostState {
                 peers.note(&s.home, s.player.clone(), note);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use ractor::{ActorStatus, call};
+
+    use super::{RoomHost, RoomHostMsg};
+    use crate::node::NodeCtx;
+    use crate::settings::{Limits, MatchSettings, RoomSettings, Settings};
+
+    fn settings() -> Settings {
+        Settings {
+            limits: Limits {
+                max_frame_bytes: 65_536,
+                messages_per_sec: 100,
+                message_burst: 100,
+                rate_limit_close_ms: 1000,
+                max_outbound_queue: 1024,
+                max_connections: 100,
+                heartbeat_ms: 15_000,
+            },
+            rooms: RoomSettings {
+                reconnect_grace_ms: 30_000,
+                snapshot_interval_ms: 1000,
+                max_restarts: 3,
+                restart_window_ms: 60_000,
+                rebalance_per_sec: 0,
+                tick_grid_ms: 0,
+                seat_search_ms: 7000,
+            },
+            matchmaking: MatchSettings {
+                initial_window: 100,
+                widen_per_sec: 50,
+                max_window: 1000,
+                sweep_interval_ms: 250,
+                pool_idle_ms: 60_000,
+            },
+        }
+    }
+
+    /// A node that adopted a room from a replica while the room's host looked dead, and then
+    /// hears from that host, which froze the room and moves it here: the snapshot it sends
+    /// replaces the copy already running (both ran, and ticked, side by side in the chaos soak);
+    /// a snapshot older than the running copy is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_adopted_snapshot_replaces_a_copy_of_the_room_already_running_here() {
+        let (ctx, writers) = NodeCtx::new(
+            "t1".into(),
+            "0".into(),
+            crate::game::GameRegistry::builtin(),
+            settings(),
+            crate::resume::ResumeKey::derive(b"a secret for the room host test"),
+        );
+        let ctx = Arc::new(ctx);
+        let (fatal, _failures) = tokio::sync::mpsc::unbounded_channel();
+        let sup = crate::start_supervisor(&ctx, fatal).await.unwrap();
+        crate::start_node(&ctx, writers, &sup).await.unwrap();
+        let host = RoomHost::of(&ctx);
+        let players = vec![("p1".into(), "p1".to_owned(), "t1".into())];
+        let (room, first) = call!(host, |reply| RoomHostMsg::Create {
+            game: "dice".into(),
+            params: Default::default(),
+            private: false,
+            players,
+            reply,
+        })
+        .unwrap()
+        .unwrap();
+        let snapshot = ctx.directory.snapshot(&room).unwrap().as_ref().clone();
+
+        let adopt = |epoch: u64| {
+            let (room, snapshot) = (room.clone(), snapshot.clone());
+            let host = host.clone();
+            async move {
+                call!(host, |reply| RoomHostMsg::Adopt {
+                    room,
+                    epoch,
+                    snapshot,
+                    after_death: false,
+                    reply,
+                })
+                .unwrap()
+            }
+        };
+        adopt(1).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while first.get_status() != ActorStatus::Stopped {
+            assert!(Instant::now() < deadline, "the first copy still runs");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let second = ctx.directory.actor(&room).unwrap();
+        assert_ne!(second.get_id(), first.get_id());
+        assert_eq!(second.get_status(), ActorStatus::Running);
+        assert_eq!(ctx.directory.len(), 1);
+
+        // An older snapshot does not replace a newer copy.
+        adopt(3).await.unwrap();
+        assert!(adopt(2).await.is_err());
+        let third = ctx.directory.actor(&room).unwrap();
+        assert_eq!(third.get_status(), ActorStatus::Running);
+        assert_eq!(ctx.directory.epoch_of(&room), Some(3));
     }
 }
