@@ -95,7 +95,7 @@ pub struct ClusterView {
     ring: RwLock<Arc<Ring>>,
     /// Members heard from a new process under their id (killed and started again): their previous
     /// process's rooms are to be adopted. Taken by the guardian.
-    restarted: RwLock<std::collections::BTreeMap<String, std::time::Instant>>,
+    restarted: RwLock<std::collections::BTreeSet<String>>,
     /// This process's incarnation, sent in every heartbeat: drawn at start, and again whenever
     /// the node drops its rooms and sessions for being cut off (its peers then treat what it
     /// hosted before as they would a dead process's).
@@ -106,8 +106,10 @@ pub struct ClusterView {
     rejoined: RwLock<std::collections::BTreeSet<String>>,
 }
 
-/// Empties a set (or map) of member ids and returns what it held.
-fn take_set<T: Default>(set: &RwLock<T>) -> T {
+/// Empties a set of member ids and returns what it held.
+fn take_set(
+    set: &RwLock<std::collections::BTreeSet<String>>,
+) -> std::collections::BTreeSet<String> {
     std::mem::take(
         &mut *set
             .write()
@@ -204,9 +206,7 @@ impl ClusterView {
 
     /// Members whose process was replaced (a restart under the same id, seen by its heartbeats'
     /// incarnation) since the last call.
-    /// Each with when this node heard the new process: replicas that arrived after that are the
-    /// new process's own.
-    pub fn take_restarted(&self) -> std::collections::BTreeMap<String, std::time::Instant> {
+    pub fn take_restarted(&self) -> std::collections::BTreeSet<String> {
         take_set(&self.restarted)
     }
 
@@ -475,8 +475,7 @@ impl MembershipState {
                 .restarted
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(status.id.clone())
-                .or_insert_with(std::time::Instant::now);
+                .insert(status.id.clone());
         }
         let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
         if !known && self.peers.contains_key(&status.id) {

@@ -137,22 +137,19 @@ impl Replicas {
     /// Takes the snapshots of rooms whose host is in `dead`, except those that arrived within
     /// `fresh` of now: a host that sent a snapshot that recently was alive then, whatever this
     /// node's view says (a view just back from a partition can be seconds behind, and replication
-    /// can reach it before heartbeats do). Hosts in `replaced` (a new process runs under the id,
-    /// heard at the time given) lost everything that arrived before then, however recent; what
-    /// arrived since is the new process's own (a room it took over meanwhile: adopting that
-    /// would run it twice).
+    /// can reach it before heartbeats do). Hosts in `replaced` (a new process runs under the id)
+    /// lost everything however recent.
     fn take_of(
         &self,
         dead: &HashSet<String>,
-        replaced: &std::collections::BTreeMap<String, std::time::Instant>,
+        replaced: &std::collections::BTreeSet<String>,
         fresh: Duration,
     ) -> Vec<(RoomId, Held)> {
         let mut held = self.held();
         let rooms: Vec<RoomId> = held
             .iter()
-            .filter(|(_, h)| match replaced.get(&h.host) {
-                Some(heard) => h.at <= *heard,
-                None => dead.contains(&h.host) && h.at.elapsed() >= fresh,
+            .filter(|(_, h)| {
+                replaced.contains(&h.host) || (dead.contains(&h.host) && h.at.elapsed() >= fresh)
             })
             .map(|(r, _)| r.clone())
             .collect();
@@ -459,7 +456,7 @@ pub(crate) async fn guard(
         if !replaced.is_empty() {
             debug!(nodes = ?replaced, replicas = replicas.len(), "adopting what replaced processes hosted");
         }
-        dead.extend(replaced.keys().cloned());
+        dead.extend(replaced.iter().cloned());
         if !dead.is_empty() && !replicas.is_empty() {
             for (room, held) in replicas.take_of(&dead, &replaced, failure_timeout) {
                 local
@@ -468,7 +465,7 @@ pub(crate) async fn guard(
             }
         }
         if !replaced.is_empty() {
-            local.homes_replaced(replaced.into_keys().map(NodeId::new).collect());
+            local.homes_replaced(replaced.into_iter().map(NodeId::new).collect());
         }
         // A peer heard again may host a room this node adopted while it could not hear it (its
         // messages stalled one way): say where every room here lives, so that the loser of the
@@ -476,41 +473,5 @@ pub(crate) async fn guard(
         if !view.take_rejoined().is_empty() {
             local.announce_hosted();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::{BTreeMap, HashSet};
-    use std::time::{Duration, Instant};
-
-    use super::Replicas;
-    use crate::wire::Replica;
-
-    fn replica(room: &str) -> Replica {
-        Replica {
-            room: room.into(),
-            epoch: 1,
-            snapshot: vec![1],
-        }
-    }
-
-    #[test]
-    fn a_restarted_host_loses_what_it_sent_before_it_was_heard_again_not_after() {
-        let replicas = Replicas::default();
-        replicas.keep("n4".into(), vec![replica("n4.old")]);
-        let heard = Instant::now();
-        std::thread::sleep(Duration::from_millis(2));
-        // The new process took a room over and sent its replica here.
-        replicas.keep("n4".into(), vec![replica("n7.new")]);
-        let replaced = BTreeMap::from([("n4".to_owned(), heard)]);
-        let dead = HashSet::from(["n4".to_owned()]);
-        let taken: Vec<String> = replicas
-            .take_of(&dead, &replaced, Duration::from_secs(60))
-            .into_iter()
-            .map(|(room, _)| room.to_string())
-            .collect();
-        assert_eq!(taken, vec!["n4.old".to_owned()]);
-        assert_eq!(replicas.len(), 1, "the new process's replica stays");
     }
 }
