@@ -692,14 +692,28 @@ mod tests {
         }
         let second = ctx.directory.actor(&room).unwrap();
         assert_ne!(second.get_id(), first.get_id());
-        assert_eq!(second.get_status(), ActorStatus::Running);
+        running(&second).await;
         assert_eq!(ctx.directory.len(), 1);
 
         // An older snapshot does not replace a newer copy.
         adopt(3).await.unwrap();
         assert!(adopt(2).await.is_err());
         let third = ctx.directory.actor(&room).unwrap();
-        assert_eq!(third.get_status(), ActorStatus::Running);
+        running(&third).await;
         assert_eq!(ctx.directory.epoch_of(&room), Some(3));
+    }
+
+    /// Waits (at most 5 s) until a room actor has finished starting: its `pre_start` restores
+    /// the snapshot, so it reports `Starting` for a moment after the adoption is answered.
+    async fn running(room: &ractor::ActorCell) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while room.get_status() != ActorStatus::Running {
+            assert!(
+                Instant::now() < deadline,
+                "the adopted copy is {:?}, not running",
+                room.get_status()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
