@@ -306,7 +306,22 @@ impl Forwarders {
     }
 }
 
-/// Queues `w` for `room`, starting the room's forwarder if none runs.
+/// The most inputs that wait for one room here. They wait only while the room is frozen for a
+/// move or restarting (milliseconds to the failure timeout), and each player's inputs are held to
+/// its connection's rate limit; past this bound an input is dropped and its player told
+/// (`rate_limited`), so a room that never comes back cannot make a node hold inputs without end.
+pub(crate) const MAX_WAITING_PER_ROOM: usize = 4096;
+
+/// The answer to an input that found [`MAX_WAITING_PER_ROOM`] inputs waiting for its room.
+fn too_many_waiting() -> RoomError {
+    RoomError::new(
+        ErrorCode::RateLimited,
+        "too many inputs wait for this room while it moves; the input was dropped",
+    )
+}
+
+/// Queues `w` for `room`, starting the room's forwarder if none runs; past
+/// [`MAX_WAITING_PER_ROOM`], drops it with an error to its player.
 fn enqueue(
     ctx: &std::sync::Arc<NodeCtx>,
     waiting: &mut HashMap<RoomId, VecDeque<Waiting>>,
@@ -314,6 +329,12 @@ fn enqueue(
     w: Waiting,
 ) {
     match waiting.get_mut(&room) {
+        Some(q) if q.len() >= MAX_WAITING_PER_ROOM => match w {
+            Waiting::OneWay { home, input } => tell(ctx, &home, input.player, &too_many_waiting()),
+            Waiting::Op { reply, .. } => {
+                let _ = reply.send(Err(too_many_waiting()));
+            }
+        },
         Some(q) => q.push_back(w),
         None => {
             waiting.insert(room.clone(), VecDeque::from([w]));
@@ -400,5 +421,52 @@ pub fn tell(ctx: &NodeCtx, home: &NodeId, player: PlayerId, e: &RoomError) {
         ctx.sessions.send_each([(&player, frame)]);
     } else if let Some(peers) = ctx.peers() {
         peers.deliver(home, vec![(player, frame)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use warren_protocol::{ErrorCode, RoomId};
+
+    use super::{MAX_WAITING_PER_ROOM, Waiting, enqueue};
+    use crate::node::NodeCtx;
+    use crate::remote::RoomOp;
+    use crate::util::lock;
+
+    /// Inputs from other nodes that wait for a room which is not running here are bounded per
+    /// room: past the bound, each is answered at once with `rate_limited` and not kept.
+    #[tokio::test]
+    async fn inputs_waiting_for_a_moving_room_are_bounded() {
+        let (ctx, _writers) = NodeCtx::new(
+            "t1".into(),
+            "0".into(),
+            crate::game::GameRegistry::builtin(),
+            crate::settings::for_tests(),
+            crate::resume::ResumeKey::derive(b"a secret for the forwarder test"),
+        );
+        let ctx = Arc::new(ctx);
+        let room: RoomId = "r-moving".into();
+        let mut replies = Vec::new();
+        {
+            // Held throughout, so the room's forwarder takes none of them meanwhile.
+            let mut waiting = lock(&ctx.forwarders.rooms);
+            for seq in 0..MAX_WAITING_PER_ROOM as u64 + 3 {
+                let (reply, rx) = tokio::sync::oneshot::channel();
+                let op = RoomOp::Input {
+                    player: "p1".into(),
+                    seq: Some(seq),
+                    data: warren_protocol::JsonObject::parse("{}").unwrap(),
+                };
+                enqueue(&ctx, &mut waiting, room.clone(), Waiting::Op { op, reply });
+                replies.push(rx);
+            }
+            assert_eq!(waiting[&room].len(), MAX_WAITING_PER_ROOM);
+        }
+        for rx in replies.split_off(MAX_WAITING_PER_ROOM) {
+            let answer = rx.await.expect("an input past the bound is answered");
+            assert_eq!(answer.unwrap_err().code, ErrorCode::RateLimited);
+        }
     }
 }

@@ -72,3 +72,35 @@ pub struct Settings {
     /// Matchmaking.
     pub matchmaking: MatchSettings,
 }
+
+/// Settings for unit tests, built without a configuration file.
+#[cfg(test)]
+pub(crate) fn for_tests() -> Settings {
+    Settings {
+        limits: Limits {
+            max_frame_bytes: 65_536,
+            messages_per_sec: 100,
+            message_burst: 100,
+            rate_limit_close_ms: 1000,
+            max_outbound_queue: 1024,
+            max_connections: 100,
+            heartbeat_ms: 15_000,
+        },
+        rooms: RoomSettings {
+            reconnect_grace_ms: 30_000,
+            snapshot_interval_ms: 1000,
+            max_restarts: 3,
+            restart_window_ms: 60_000,
+            rebalance_per_sec: 0,
+            tick_grid_ms: 0,
+            seat_search_ms: 7000,
+        },
+        matchmaking: MatchSettings {
+            initial_window: 100,
+            widen_per_sec: 50,
+            max_window: 1000,
+            sweep_interval_ms: 250,
+            pool_idle_ms: 60_000,
+        },
+    }
+}
