@@ -151,11 +151,16 @@ struct Places {
 }
 
 impl Places {
+    /// Keeps `player`'s place; when [`MAX_PLACES`] are kept and none has lapsed, a new player's
+    /// place is not kept (its next ticket goes to the back of the queue).
     fn keep(&mut self, player: PlayerId, since: u64, now: u64) {
-        self.lapse(now);
-        if self.by_player.len() < MAX_PLACES {
-            self.by_player.insert(player, (since, now + self.keep_ms));
+        if self.by_player.len() >= MAX_PLACES && !self.by_player.contains_key(&player) {
+            self.lapse(now);
+            if self.by_player.len() >= MAX_PLACES {
+                return;
+            }
         }
+        self.by_player.insert(player, (since, now + self.keep_ms));
     }
 
     fn take(&mut self, player: &PlayerId, now: u64) -> Option<u64> {
@@ -539,7 +544,7 @@ async fn release(
 
 #[cfg(test)]
 mod tests {
-    use super::Places;
+    use super::{MAX_PLACES, Places};
 
     #[test]
     fn a_place_is_taken_once_and_lapses_after_the_grace() {
@@ -554,5 +559,31 @@ mod tests {
         assert!(p.any(5_999));
         assert!(!p.any(6_000), "lapsed at 5,000 + 1,000");
         assert_eq!(p.take(&"b".into(), 6_000), None);
+    }
+
+    #[test]
+    fn a_pool_keeps_at_most_max_places_until_some_lapse() {
+        let mut p = Places {
+            keep_ms: 1000,
+            ..Places::default()
+        };
+        for i in 0..MAX_PLACES {
+            p.keep(format!("p{i}").as_str().into(), 1, 5_000);
+        }
+        p.keep("late".into(), 2, 5_100);
+        assert_eq!(p.by_player.len(), MAX_PLACES);
+        assert_eq!(
+            p.take(&"late".into(), 5_200),
+            None,
+            "past the bound: not kept"
+        );
+        // A player already kept is kept again at the bound.
+        p.keep("p0".into(), 3, 5_100);
+        assert_eq!(p.take(&"p0".into(), 5_200), Some(3));
+        // Once the others lapse, there is room again.
+        p.keep("p0".into(), 4, 5_900);
+        p.keep("later".into(), 5, 6_000);
+        assert_eq!(p.by_player.len(), 2, "the lapsed places were let go");
+        assert_eq!(p.take(&"later".into(), 6_100), Some(5));
     }
 }
