@@ -116,7 +116,15 @@ impl Actor for NodeInbox {
                 // Only what this node could restore is worth keeping (a node of an older build of
                 // a game cannot revive the rooms a newer build wrote).
                 rooms.retain(|r| local.restorable(&r.room, &r.snapshot));
-                st.replicas.keep(host, rooms);
+                st.replicas.keep(host, None, rooms);
+            }
+            Body::ReplicateFrom {
+                host,
+                incarnation,
+                mut rooms,
+            } => {
+                rooms.retain(|r| local.restorable(&r.room, &r.snapshot));
+                st.replicas.keep(host, Some(incarnation), rooms);
             }
             Body::Unreplicate { host, rooms } => st.replicas.release(&host, rooms),
             Body::Adopt {

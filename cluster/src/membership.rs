@@ -94,8 +94,9 @@ pub struct ClusterView {
     candidates: RwLock<Vec<String>>,
     ring: RwLock<Arc<Ring>>,
     /// Members heard from a new process under their id (killed and started again): their previous
-    /// process's rooms are to be adopted. Taken by the guardian.
-    restarted: RwLock<std::collections::BTreeSet<String>>,
+    /// process's rooms are to be adopted. Taken by the guardian, with the incarnations that are
+    /// gone.
+    restarted: RwLock<std::collections::BTreeMap<String, Vec<u64>>>,
     /// This process's incarnation, sent in every heartbeat: drawn at start, and again whenever
     /// the node drops its rooms and sessions for being cut off (its peers then treat what it
     /// hosted before as they would a dead process's).
@@ -195,19 +196,24 @@ impl ClusterView {
 
     /// This node's current incarnation.
     pub fn incarnation(&self) -> u64 {
-        self.incarnation.load(std::sync::atomic::Ordering::Relaxed)
+        self.incarnation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Draws a new incarnation: this node dropped every room and session it had.
     pub fn new_incarnation(&self) {
         self.incarnation
-            .store(rand::random(), std::sync::atomic::Ordering::Relaxed);
+            .store(rand::random(), std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Members whose process was replaced (a restart under the same id, seen by its heartbeats'
-    /// incarnation) since the last call.
-    pub fn take_restarted(&self) -> std::collections::BTreeSet<String> {
-        take_set(&self.restarted)
+    /// incarnation) since the last call, each with the incarnations replaced.
+    pub fn take_restarted(&self) -> std::collections::BTreeMap<String, Vec<u64>> {
+        std::mem::take(
+            &mut *self
+                .restarted
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Whether this node sees a strict majority of the last known cluster: every member it has
@@ -475,7 +481,9 @@ impl MembershipState {
                 .restarted
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(status.id.clone());
+                .entry(status.id.clone())
+                .or_default()
+                .push(old);
         }
         let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
         if !known && self.peers.contains_key(&status.id) {

@@ -29,7 +29,7 @@ use warren_protocol::{NodeId, RoomId};
 use crate::admission::Admission;
 use crate::inbox::{inbox_of, send};
 use crate::membership::{ClusterView, MemberState};
-use crate::wire::{Body, Replica};
+use crate::wire::{Body, PROTO_REPLICA_INCARNATION, Replica};
 
 /// Most snapshots in one `Replicate` message.
 const BATCH: usize = 256;
@@ -40,6 +40,9 @@ const GUARD_EVERY: Duration = Duration::from_millis(100);
 
 struct Held {
     host: String,
+    /// The incarnation of the host's process that sent it (`None` from a node of protocol 8
+    /// or older).
+    incarnation: Option<u64>,
     epoch: u64,
     snapshot: Vec<u8>,
     /// When it arrived: its host was alive then.
@@ -64,16 +67,31 @@ pub struct ReplicaInfo {
 #[derive(Default)]
 pub struct Replicas {
     held: Mutex<HashMap<RoomId, Held>>,
+    /// Per host, the incarnations of its processes that are gone (it restarted, or dropped its
+    /// rooms for being cut off), newest last, at most [`RETIRED_PER_HOST`]: a snapshot one of
+    /// them sent is adopted whenever it arrives.
+    retired: Mutex<HashMap<String, std::collections::VecDeque<u64>>>,
+    /// Whether some snapshot held came from a retired incarnation (the guardian adopts it).
+    stale: std::sync::atomic::AtomicBool,
 }
+
+/// Retired incarnations remembered per host: a snapshot sent by a process reaches its backup
+/// milliseconds after the process is known to be gone, not several restarts later.
+const RETIRED_PER_HOST: usize = 8;
 
 impl Replicas {
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Held>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps the latest snapshots of `host`'s rooms; a snapshot of an older epoch than the one
-    /// held (from a node the room has since left) is ignored.
-    pub fn keep(&self, host: String, rooms: Vec<Replica>) {
+    /// Keeps the latest snapshots of `host`'s rooms, sent by its process of `incarnation`; a
+    /// snapshot of an older epoch than the one held (from a node the room has since left) is
+    /// ignored.
+    pub fn keep(&self, host: String, incarnation: Option<u64>, rooms: Vec<Replica>) {
+        if self.is_retired(&host, incarnation) {
+            // Sent before its process went, and read after this node heard that it had.
+            self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut held = self.held();
         for r in rooms {
             if held.get(&r.room).is_some_and(|h| h.epoch > r.epoch) {
@@ -86,6 +104,7 @@ impl Replicas {
                 r.room,
                 Held {
                     host: host.clone(),
+                    incarnation,
                     epoch: r.epoch,
                     snapshot: r.snapshot,
                     at: std::time::Instant::now(),
@@ -93,6 +112,32 @@ impl Replicas {
             );
         }
         metrics::gauge!("warren_room_replicas").set(held.len() as f64);
+    }
+
+    fn is_retired(&self, host: &str, incarnation: Option<u64>) -> bool {
+        incarnation.is_some_and(|i| {
+            self.retired
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(host)
+                .is_some_and(|r| r.contains(&i))
+        })
+    }
+
+    /// Records that `host`'s processes of these incarnations are gone: what they sent is adopted
+    /// (by [`Replicas::take_of`]), what the host's current process sends is not.
+    fn retire(&self, host: &str, incarnations: &[u64]) {
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        let r = retired.entry(host.to_owned()).or_default();
+        for i in incarnations {
+            if !r.contains(i) {
+                r.push_back(*i);
+            }
+        }
+        while r.len() > RETIRED_PER_HOST {
+            r.pop_front();
+        }
+        self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Drops the snapshots of these rooms, if `host` is the node they came from.
@@ -137,19 +182,34 @@ impl Replicas {
     /// Takes the snapshots of rooms whose host is in `dead`, except those that arrived within
     /// `fresh` of now: a host that sent a snapshot that recently was alive then, whatever this
     /// node's view says (a view just back from a partition can be seconds behind, and replication
-    /// can reach it before heartbeats do). Hosts in `replaced` (a new process runs under the id)
-    /// lost everything however recent.
+    /// can reach it before heartbeats do). A snapshot sent by a retired incarnation of its host
+    /// (the process is gone: restarted, or cut off and emptied) is taken however recent, and so
+    /// is one without an incarnation from a host in `replaced`; one that the host's current
+    /// process sent is not (that process runs the room: it moved there).
     fn take_of(
         &self,
         dead: &HashSet<String>,
         replaced: &std::collections::BTreeSet<String>,
         fresh: Duration,
     ) -> Vec<(RoomId, Held)> {
+        self.stale
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let retired = self
+            .retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let gone = |h: &Held| {
+            h.incarnation
+                .is_some_and(|i| retired.get(&h.host).is_some_and(|r| r.contains(&i)))
+        };
         let mut held = self.held();
         let rooms: Vec<RoomId> = held
             .iter()
             .filter(|(_, h)| {
-                replaced.contains(&h.host) || (dead.contains(&h.host) && h.at.elapsed() >= fresh)
+                gone(h)
+                    || (replaced.contains(&h.host) && h.incarnation.is_none())
+                    || (dead.contains(&h.host) && h.at.elapsed() >= fresh)
             })
             .map(|(r, _)| r.clone())
             .collect();
@@ -229,19 +289,25 @@ impl Replicator {
         self.sent.insert(room.clone(), (backup, bytes.clone()));
     }
 
-    /// Sends the staged snapshots, then the releases owed to reachable nodes.
-    fn flush(&mut self, out: HashMap<String, Vec<Replica>>) {
+    /// Sends the staged snapshots, written while this node's process was of `incarnation`, then
+    /// the releases owed to reachable nodes.
+    fn flush(&mut self, out: HashMap<String, Vec<Replica>>, incarnation: u64) {
         for (node, rooms) in out {
             match inbox_of(&node) {
                 Some(inbox) => {
+                    let tagged = self.view.speaks(&node, PROTO_REPLICA_INCARNATION);
                     for chunk in rooms.chunks(BATCH) {
-                        send(
-                            &inbox,
-                            Body::Replicate {
-                                host: self.me.clone(),
-                                rooms: chunk.to_vec(),
-                            },
-                        );
+                        let (host, rooms) = (self.me.clone(), chunk.to_vec());
+                        let body = if tagged {
+                            Body::ReplicateFrom {
+                                host,
+                                incarnation,
+                                rooms,
+                            }
+                        } else {
+                            Body::Replicate { host, rooms }
+                        };
+                        send(&inbox, body);
                     }
                 }
                 // Not connected (yet): sent again at the next sweep.
@@ -284,7 +350,7 @@ impl Replicator {
     /// closed or moved away, and sends that failed. Every [`REFRESH_SWEEPS`]th sweep sends every
     /// snapshot again, so a backup that lost its copies (it restarted faster than failure
     /// detection noticed) has them back even for rooms that have not changed since.
-    fn sweep(&mut self) {
+    fn sweep(&mut self, incarnation: u64) {
         self.sweeps += 1;
         let refresh = self.sweeps.is_multiple_of(REFRESH_SWEEPS);
         let ring = self.view.ring();
@@ -301,7 +367,7 @@ impl Replicator {
             }
             live
         });
-        self.flush(out);
+        self.flush(out, incarnation);
     }
 }
 
@@ -325,6 +391,9 @@ pub async fn replicate(local: LocalNode, view: Arc<ClusterView>) {
         tokio::select! {
             _ = tokio::time::sleep_until(next_sweep) => {
                 next_sweep = tokio::time::Instant::now() + every;
+                // Read before the isolation check: a node cut off is isolated before it draws its
+                // next incarnation, so what is sent here is tagged with the process that wrote it.
+                let incarnation = r.view.incarnation();
                 if r.local.is_isolated() {
                     r.sent.clear();
                     r.owed.clear();
@@ -337,9 +406,10 @@ pub async fn replicate(local: LocalNode, view: Arc<ClusterView>) {
                 if !r.view.majority() {
                     continue;
                 }
-                r.sweep();
+                r.sweep(incarnation);
             }
             Some(first) = written.recv() => {
+                let incarnation = r.view.incarnation();
                 if r.local.is_isolated() || !r.view.majority() {
                     continue;
                 }
@@ -359,7 +429,7 @@ pub async fn replicate(local: LocalNode, view: Arc<ClusterView>) {
                         r.stage(&ring, room, bytes, &mut out, false);
                     }
                 }
-                r.flush(out);
+                r.flush(out, incarnation);
             }
         }
     }
@@ -405,18 +475,21 @@ pub(crate) async fn guard(
         }
         let cut_off = !peers && admission.cut_off();
         if cut_off || !view.majority() {
-            if !local.is_isolated() {
-                replicas.clear();
-                // What this node hosted is dropped now: when its peers hear it again, they adopt
-                // those rooms from their replicas, as they would a dead node's (a cut shorter than
-                // their fence, or healed before they saw it, leaves them nothing else to go on).
-                view.new_incarnation();
-            }
+            let first = !local.is_isolated();
             local.isolate(if cut_off {
                 "its cluster peers refuse this node (cluster.cookie or TLS)"
             } else {
                 "this node sees no majority of its cluster"
             });
+            if first {
+                replicas.clear();
+                // What this node hosted is dropped now: when its peers hear it again, they adopt
+                // those rooms from their replicas, as they would a dead node's (a cut shorter than
+                // their fence, or healed before they saw it, leaves them nothing else to go on).
+                // Drawn after the isolation, so that a snapshot the replicator tags with the new
+                // incarnation is never one of the rooms just dropped.
+                view.new_incarnation();
+            }
             continue;
         }
         if local.rejoin() {
@@ -452,12 +525,16 @@ pub(crate) async fn guard(
         // A node started again under its id (faster than the failure timeout, perhaps), or back
         // from being cut off: what its previous process hosted is gone with it, as with a node
         // that died. Its rooms are adopted first, so that they too let go of the old sessions.
-        let replaced = view.take_restarted();
-        if !replaced.is_empty() {
-            debug!(nodes = ?replaced, replicas = replicas.len(), "adopting what replaced processes hosted");
+        let restarted = view.take_restarted();
+        if !restarted.is_empty() {
+            debug!(nodes = ?restarted, replicas = replicas.len(), "adopting what replaced processes hosted");
         }
-        dead.extend(replaced.iter().cloned());
-        if !dead.is_empty() && !replicas.is_empty() {
+        for (node, gone) in &restarted {
+            replicas.retire(node, gone);
+        }
+        let replaced: std::collections::BTreeSet<String> = restarted.into_keys().collect();
+        let stale = replicas.stale.load(std::sync::atomic::Ordering::Relaxed);
+        if (!dead.is_empty() || stale || !replaced.is_empty()) && !replicas.is_empty() {
             for (room, held) in replicas.take_of(&dead, &replaced, failure_timeout) {
                 local
                     .revive(room, &held.host, held.epoch, held.snapshot)
@@ -473,5 +550,79 @@ pub(crate) async fn guard(
         if !view.take_rejoined().is_empty() {
             local.announce_hosted();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashSet};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use super::{Held, Replicas};
+    use crate::wire::Replica;
+    use warren_protocol::RoomId;
+
+    fn replica(room: &str, epoch: u64) -> Replica {
+        Replica {
+            room: room.into(),
+            epoch,
+            snapshot: vec![1],
+        }
+    }
+
+    fn rooms(taken: Vec<(RoomId, Held)>) -> Vec<String> {
+        let mut out: Vec<String> = taken.into_iter().map(|(r, _)| r.to_string()).collect();
+        out.sort();
+        out
+    }
+
+    /// A node killed and started again under its id: the backup adopts what its previous process
+    /// sent, even a snapshot read after the restart was heard, and never what the new process
+    /// sent (a room that moved there runs there: adopting it too ran it twice in the chaos soak).
+    #[test]
+    fn only_what_a_replaced_process_sent_is_adopted() {
+        let r = Replicas::default();
+        let (none, long) = (HashSet::new(), Duration::from_secs(10));
+        let x = BTreeSet::from(["x".to_owned()]);
+        r.keep("x".into(), Some(1), vec![replica("x.a", 3)]);
+        r.keep("x".into(), Some(2), vec![replica("x.b", 5)]);
+        r.retire("x", &[1]);
+        assert_eq!(rooms(r.take_of(&none, &x, long)), ["x.a"]);
+
+        // Sent by the old process before it went, read after: adopted at the next look.
+        r.keep("x".into(), Some(1), vec![replica("x.c", 1)]);
+        assert!(r.stale.load(Ordering::Relaxed));
+        assert_eq!(rooms(r.take_of(&none, &BTreeSet::new(), long)), ["x.c"]);
+        assert!(!r.stale.load(Ordering::Relaxed));
+
+        // The current process's snapshot stays, however often the guardian looks.
+        assert!(r.take_of(&none, &x, long).is_empty());
+        assert_eq!(r.len(), 1);
+
+        // A host that dies: everything it sent, once older than the fresh bound.
+        let dead = HashSet::from(["x".to_owned()]);
+        assert!(r.take_of(&dead, &BTreeSet::new(), long).is_empty());
+        assert_eq!(
+            rooms(r.take_of(&dead, &BTreeSet::new(), Duration::ZERO)),
+            ["x.b"]
+        );
+
+        // A node of protocol 8 sends no incarnation: all of a replaced host's snapshots, as before.
+        r.keep("y".into(), None, vec![replica("y.a", 1)]);
+        let y = BTreeSet::from(["y".to_owned()]);
+        assert_eq!(rooms(r.take_of(&none, &y, long)), ["y.a"]);
+    }
+
+    #[test]
+    fn a_host_keeps_only_its_latest_retired_incarnations() {
+        let r = Replicas::default();
+        for i in 0..20 {
+            r.retire("x", &[i]);
+        }
+        assert!(!r.is_retired("x", Some(11)));
+        assert!(r.is_retired("x", Some(12)));
+        assert!(r.is_retired("x", Some(19)));
+        assert!(!r.is_retired("x", None));
     }
 }

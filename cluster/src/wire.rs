@@ -26,7 +26,11 @@ use warren_protocol::{GameName, JsonObject, PlayerId, RoomId, RoomSummary, Ticke
 /// - 8: `RoomOp::GraceOver`: a session's grace ended, and its seat goes only if no session on
 ///   another node has taken it since; `PoolWire::Park`: a ticket whose player its node sent away
 ///   leaves its pool, which keeps its place for the player's next ticket.
-pub const CLUSTER_PROTOCOL: u32 = 8;
+/// - 9: `ReplicateFrom`: snapshots carry the incarnation of the process that sent them.
+pub const CLUSTER_PROTOCOL: u32 = 9;
+
+/// The protocol that added [`Body::ReplicateFrom`].
+pub const PROTO_REPLICA_INCARNATION: u32 = 9;
 
 /// The protocol that added [`RoomOp::GraceOver`] and [`PoolWire::Park`].
 pub const PROTO_GRACE_OVER: u32 = 8;
@@ -291,6 +295,17 @@ pub enum Body {
     /// One tick's `state` of a realtime room for its players whose sessions live on the receiver,
     /// which writes each player's frame with its `ack` (protocol 5).
     State(TickState),
+    /// `Replicate`, with the incarnation of the host's process that sent the snapshots
+    /// (protocol 9): a backup that hears the host's next incarnation adopts only the snapshots
+    /// its previous ones sent, never those of the process that runs the rooms now.
+    ReplicateFrom {
+        /// The hosting node.
+        host: String,
+        /// Its incarnation when it sent these.
+        incarnation: u64,
+        /// The snapshots.
+        rooms: Vec<Replica>,
+    },
 }
 
 /// One room's snapshot, as it travels to its backup.
@@ -344,6 +359,7 @@ impl Body {
             Body::Deliver { .. } => "deliver",
             Body::DeliverSame { .. } => "deliver_same",
             Body::State(_) => "state",
+            Body::ReplicateFrom { .. } => "replicate_from",
             Body::ListRooms { .. } => "list_rooms",
             Body::Rooms { .. } => "rooms",
             Body::Moved { .. } => "moved",
@@ -737,6 +753,11 @@ mod mixed_versions {
                 state: "{}".into(),
                 acks: vec![("p".into(), 3)],
             }),
+            Body::ReplicateFrom {
+                host: "new".into(),
+                incarnation: 5,
+                rooms: vec![],
+            },
         ] {
             let w = Envelope::encode(body);
             assert!(postcard::from_bytes::<v0::Envelope>(&w.0).is_err());
@@ -1091,6 +1112,18 @@ mod frozen {
                     ticket: "t1".into(),
                     hops: 0,
                 }),
+            ),
+            (
+                "ReplicateFrom",
+                Body::ReplicateFrom {
+                    host: "n2".into(),
+                    incarnation: 77,
+                    rooms: vec![Replica {
+                        room: "n2.r1".into(),
+                        epoch: 2,
+                        snapshot: vec![9],
+                    }],
+                },
             ),
         ]
     }
