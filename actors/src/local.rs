@@ -410,4 +410,11 @@ impl LocalNode {
     pub fn homes_replaced(&self, nodes: Vec<NodeId>) {
         let _ = RoomHost::of(&self.ctx).cast(RoomHostMsg::HomesReplaced(nodes));
     }
+
+    /// These nodes are heard again after being unreachable, the same process: seats here that
+    /// their sessions held, disconnected when they were lost, are called for (their sessions,
+    /// still connected there, say so and the seats are theirs again).
+    pub fn homes_back(&self, nodes: Vec<NodeId>) {
+        let _ = RoomHost::of(&self.ctx).cast(RoomHostMsg::HomesBack(nodes));
+    }
 }

@@ -114,6 +114,8 @@ pub enum RoomMsg {
         player: PlayerId,
         /// The dead node.
         home: NodeId,
+        /// Whether the seat was called for once already because its node was reachable again.
+        called: bool,
     },
     /// The room was adopted after its node died and is in the directory now: tell the sessions
     /// of its orphaned seats' players, wherever they reconnected, that their seats wait here.
@@ -134,6 +136,10 @@ pub enum RoomMsg {
     /// released after the reconnect grace unless their players come back, and the cluster is told
     /// where they wait (the players reconnected elsewhere are looking for them).
     HomesReplaced(Arc<Vec<NodeId>>),
+    /// These nodes are heard again after being unreachable, the same process: their sessions
+    /// may still be connected (the node was out of sight, not gone). The disconnected seats whose
+    /// sessions were there are called for, and a session still connected takes its seat back.
+    HomesBack(Arc<Vec<NodeId>>),
 }
 
 impl Directory {
@@ -447,11 +453,34 @@ impl Actor for Room {
                 }
                 None => {}
             },
-            RoomMsg::OrphanGrace { player, home } => {
+            RoomMsg::HomesBack(nodes) => st.call_orphans_where(|home| nodes.contains(home)),
+            RoomMsg::OrphanGrace {
+                player,
+                home,
+                called,
+            } => {
                 if st
                     .seat_of(&player)
                     .is_some_and(|i| st.seats[i].rec.home == home && !st.seats[i].rec.connected)
                 {
+                    // Its node is reachable again: it was out of sight (a stall, a view that was
+                    // behind), not gone, and its session may still hold the player. Called for
+                    // once; released after one more grace if no session answers.
+                    if !called
+                        && home != st.env.node
+                        && st.env.peers().is_some_and(|p| p.reachable(&home))
+                    {
+                        debug!(room = %st.id, player = %player, home = %home, "the node of a seat's lost session is reachable again; calling for the player");
+                        st.call_players(vec![player.clone()]);
+                        let grace =
+                            Duration::from_millis(st.env.settings.load().rooms.reconnect_grace_ms);
+                        drop(myself.send_after(grace, move || RoomMsg::OrphanGrace {
+                            player,
+                            home,
+                            called: true,
+                        }));
+                        return Ok(());
+                    }
                     info!(room = %st.id, player = %player, "seat of a player whose node died released");
                     let _ = st.leave(&player);
                     if st.seats.is_empty() {

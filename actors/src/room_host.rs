@@ -105,6 +105,8 @@ pub enum RoomHostMsg {
     /// These nodes run a new process under their id: every room here lets go of the seats whose
     /// sessions lived in the old one (see `RoomMsg::HomesReplaced`).
     HomesReplaced(Vec<NodeId>),
+    /// These nodes are heard again, the same process (see `RoomMsg::HomesBack`).
+    HomesBack(Vec<NodeId>),
     /// With the `test-hooks` feature only: the host fails, so end-to-end tests can watch the node
     /// react.
     #[cfg(feature = "test-hooks")]
@@ -218,6 +220,14 @@ impl Actor for RoomHost {
                 for room in st.ctx.directory.ids() {
                     if let Some(actor) = st.ctx.directory.actor(&room) {
                         let _ = actor.cast(RoomMsg::HomesReplaced(nodes.clone()));
+                    }
+                }
+            }
+            RoomHostMsg::HomesBack(nodes) => {
+                let nodes = Arc::new(nodes);
+                for room in st.ctx.directory.ids() {
+                    if let Some(actor) = st.ctx.directory.actor(&room) {
+                        let _ = actor.cast(RoomMsg::HomesBack(nodes.clone()));
                     }
                 }
             }

@@ -505,8 +505,15 @@ pub(crate) async fn guard(
         dead.extend(view.departed());
         silent.retain(|n, _| dead.contains(n));
         lost.retain(|n| dead.contains(n));
+        // Just back from being cut off, this node's view still shows unreachable the peers it
+        // has not heard yet: their sessions are not lost (seats of players still playing there
+        // were disconnected, and released after the grace, in the chaos soak). Those that stay
+        // unreachable for a failure timeout are.
+        let settled = tokio::time::Instant::now().duration_since(rejoined) >= failure_timeout;
+        let departed = view.departed();
         let newly: Vec<NodeId> = dead
             .iter()
+            .filter(|n| settled || departed.contains(*n))
             .filter(|n| lost.insert((*n).clone()))
             .map(|n| NodeId::new(n.as_str()))
             .collect();
@@ -515,8 +522,6 @@ pub(crate) async fn guard(
         }
         // A silent peer still linked may still be running its rooms (see `fence`): not yet.
         let now = tokio::time::Instant::now();
-        let departed = view.departed();
-        let settled = now.duration_since(rejoined) >= failure_timeout;
         dead.retain(|n| {
             departed.contains(n)
                 || (settled && inbox_of(n).is_none())
@@ -547,8 +552,12 @@ pub(crate) async fn guard(
         // A peer heard again may host a room this node adopted while it could not hear it (its
         // messages stalled one way): say where every room here lives, so that the loser of the
         // two copies drops its own (`LocalNode::located`).
-        if !view.take_rejoined().is_empty() {
+        let back = view.take_rejoined();
+        if !back.is_empty() {
             local.announce_hosted();
+            // The same processes, out of sight for a while: their sessions may hold players
+            // whose seats here were disconnected meanwhile.
+            local.homes_back(back.into_iter().map(NodeId::new).collect());
         }
     }
 }

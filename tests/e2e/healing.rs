@@ -457,3 +457,78 @@ async fn admin_endpoints_refuse_clients_off_loopback_without_a_token() {
         .unwrap();
     assert_eq!(status, 200, "{body}");
 }
+
+/// A node out of its peers' sight for longer than their failure timeout, but not gone (a stall:
+/// here SIGSTOP, on a node whose own failure timeout is long enough that it keeps its sessions).
+/// The room elsewhere that seats its player disconnects the seat while the node is unreachable,
+/// and gives it back when the node is heard again: the player gets states again, and the seat is
+/// not released when the reconnect grace of the loss runs out. (Before, the seat stayed
+/// disconnected, no state reached the player, and the grace released the seat of a player who
+/// had played on throughout; the chaos soak saw it after a partition.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_whose_node_was_only_out_of_sight_stays_with_its_player() {
+    let grace = [("WARREN_ROOMS__RECONNECT_GRACE_MS", "4000")];
+    let stalled = [
+        ("WARREN_ROOMS__RECONNECT_GRACE_MS", "4000"),
+        ("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", "20000"),
+    ];
+    let n1 = crate::cluster::start_env("n1", 0, "", COOKIE, &stalled).await;
+    let n2 = crate::cluster::start_env("n2", 0, &n1.cluster, COOKIE, &grace).await;
+    let n3 = crate::cluster::start_env("n3", 0, &n1.cluster, COOKIE, &grace).await;
+    let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
+    for n in [&n1, &n2, &n3] {
+        wait_for(n, &all, Duration::from_secs(15)).await;
+    }
+    // An arena room on n2, with a player on n2 and one on n1.
+    let mut pb = n2.connect("pb").await;
+    let room = pb
+        .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
+        .await["room"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(room.starts_with("n2."), "{room}");
+    let mut pa = n1.connect("pa").await;
+    pa.ok(json!({"type":"join_room","room":room})).await;
+    pa.ok(json!({"type":"input","seq":1,"data":{"dx":1,"dy":0}}))
+        .await;
+    pa.until(|m| m["type"] == "state" && m["ack"].as_u64() >= Some(1))
+        .await;
+
+    // n1 stalls for 2.5 s: n2 and n3 see it unreachable after 1 s.
+    n1.signal("STOP");
+    let stopped = Instant::now();
+    eventually("n2 sees n1 unreachable", Duration::from_secs(5), || async {
+        view(&n2)
+            .await
+            .iter()
+            .any(|(id, state, _)| id == "n1" && state == "unreachable")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500).saturating_sub(stopped.elapsed())).await;
+    n1.signal("CONT");
+    pa.clear();
+
+    // Heard again: the seat is pa's, and states reach it.
+    pa.ok(json!({"type":"input","seq":2,"data":{"dx":1,"dy":0}}))
+        .await;
+    pa.until_what(
+        "a state acknowledging the input sent after the stall",
+        |m| m["type"] == "state" && m["ack"].as_u64() >= Some(2),
+    )
+    .await;
+    // Past the grace of the loss (4 s from about 1 s after the stall began), still seated.
+    tokio::time::sleep(Duration::from_millis(6500).saturating_sub(stopped.elapsed())).await;
+    pa.ok(json!({"type":"input","seq":3,"data":{"dx":0,"dy":1}}))
+        .await;
+    let st = pa
+        .until(|m| m["type"] == "state" && m["ack"].as_u64() >= Some(3))
+        .await;
+    assert!(
+        st["state"]["players"]
+            .as_object()
+            .is_some_and(|p| p.contains_key("pa") && p.len() == 2),
+        "{st}"
+    );
+    drop((pb, n3));
+}

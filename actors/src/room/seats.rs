@@ -178,7 +178,11 @@ impl RoomState {
             }
             seat.synced = false;
             let player = seat.rec.player.clone();
-            drop(myself.send_after(grace, move || RoomMsg::OrphanGrace { player, home }));
+            drop(myself.send_after(grace, move || RoomMsg::OrphanGrace {
+                player,
+                home,
+                called: false,
+            }));
         }
         for player in gone {
             self.set_connected(&player, false);
@@ -198,7 +202,11 @@ impl RoomState {
                 continue;
             }
             let (player, home) = (seat.rec.player.clone(), seat.rec.home.clone());
-            drop(myself.send_after(grace, move || RoomMsg::OrphanGrace { player, home }));
+            drop(myself.send_after(grace, move || RoomMsg::OrphanGrace {
+                player,
+                home,
+                called: false,
+            }));
         }
     }
 
@@ -215,15 +223,22 @@ impl RoomState {
     /// [`Self::call_orphans`] for the disconnected seats whose sessions were on a node for which
     /// `lost` holds.
     pub(super) fn call_orphans_where(&self, lost: impl Fn(&NodeId) -> bool) {
-        let Some(peers) = self.env.peers() else {
-            return;
-        };
         let orphans: Vec<PlayerId> = self
             .seats
             .iter()
             .filter(|s| !s.rec.connected && s.rec.home != self.env.node && lost(&s.rec.home))
             .map(|s| s.rec.player.clone())
             .collect();
+        self.call_players(orphans);
+    }
+
+    /// Tells the sessions of these players, here and on every reachable node, that their seats
+    /// wait here: one without a seat takes it, one seated here and connected says it is (see
+    /// `SessionState::seat_waiting`).
+    pub(super) fn call_players(&self, orphans: Vec<PlayerId>) {
+        let Some(peers) = self.env.peers() else {
+            return;
+        };
         if orphans.is_empty() {
             return;
         }

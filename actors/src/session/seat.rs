@@ -30,10 +30,22 @@ impl SessionState {
         }
     }
 
-    /// A room revived after its node died holds the player's seat. A session that holds no seat
-    /// and no ticket takes it (the player reconnected here before the room came back); one that
-    /// has moved on leaves it to be released after the grace period.
+    /// A room holds the player's seat for a session it lost (revived after its node died, or
+    /// out of sight of this node for a while). A session that holds no seat and no ticket takes
+    /// it (the player reconnected here before the room came back); one seated in that room with
+    /// its player connected says so (the room took this node for gone while the player played
+    /// on); one that has moved on leaves it to be released after the grace period.
     pub(super) async fn seat_waiting(&mut self, room: RoomId, at: Location) {
+        if self.room.as_ref() == Some(&room) && self.conn.is_some() {
+            info!(session = %self.id, player = %self.player, room = %room, "the room lost sight of this session; reattaching");
+            self.ctx.directory.learn(&room, at);
+            let op = RoomOp::Reconnected {
+                player: self.player.clone(),
+                home: self.ctx.node.clone(),
+            };
+            self.room_notify(&room, op).await;
+            return;
+        }
         if self.room.is_some() || self.ticket.is_some() {
             return;
         }
