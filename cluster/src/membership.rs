@@ -58,6 +58,10 @@ pub struct MemberView {
     /// The games it runs with the state versions each restores (`None`: it did not say).
     #[serde(skip)]
     pub games: Option<Arc<GameVersions>>,
+    /// How many other reachable members said, in their last heartbeat, that they reach it: a
+    /// member this node cannot hear but others can is out of this node's sight, not gone.
+    #[serde(skip)]
+    pub reached_by: u32,
 }
 
 /// A member's state as this node sees it (`/v1/cluster`, `warren_cluster_nodes{state}`).
@@ -116,6 +120,23 @@ fn take_set(
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     )
+}
+
+/// Whether most of the members that can vote (this node, first in `members`, and every other
+/// reachable member but `id`) do not reach `id`, by their last heartbeats' `known` lists. A node
+/// silent here but heard by most others is out of this node's sight (a link stalled one way), and
+/// still runs its rooms: adopting them ran two copies in the chaos soak.
+pub fn unseen_by_most(members: &[MemberView], id: &str) -> bool {
+    let voters = members
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| *i == 0 || (m.state != MemberState::Unreachable && m.id != id))
+        .count();
+    let reached_by = members
+        .iter()
+        .find(|m| m.id == id)
+        .map_or(0, |m| m.reached_by as usize);
+    voters.saturating_sub(reached_by) * 2 > voters
 }
 
 impl ClusterView {
@@ -530,7 +551,16 @@ impl MembershipState {
         let mut peers: Vec<MemberView> = self
             .peers
             .values()
-            .map(|p| view_of(&p.status, p.proto, p.reachable, p.games.clone()))
+            .map(|p| {
+                let mut v = view_of(&p.status, p.proto, p.reachable, p.games.clone());
+                v.reached_by = self
+                    .peers
+                    .values()
+                    .filter(|q| q.reachable && q.status.id != p.status.id)
+                    .filter(|q| q.status.known.contains(&p.status.advertise))
+                    .count() as u32;
+                v
+            })
             .collect();
         peers.sort_by(|a, b| a.id.cmp(&b.id));
         members.extend(peers);
@@ -579,6 +609,7 @@ fn view_of(
         advertise: s.advertise.clone(),
         proto,
         games,
+        reached_by: 0,
     }
 }
 
@@ -626,7 +657,39 @@ mod tests {
             advertise: String::new(),
             proto,
             games: None,
+            reached_by: 0,
         }
+    }
+
+    #[test]
+    fn a_member_only_this_node_cannot_hear_is_out_of_sight_not_gone() {
+        let unreachable = |reached_by| MemberView {
+            reached_by,
+            ..member("x", MemberState::Unreachable, 9)
+        };
+        let me = member("me", MemberState::Ready, 9);
+        let (a, b) = (
+            member("a", MemberState::Ready, 9),
+            member("b", MemberState::Ready, 9),
+        );
+        // Five nodes; x silent here. Both others still reach it: a stall between x and this node.
+        let five = |x| {
+            vec![
+                me.clone(),
+                a.clone(),
+                b.clone(),
+                member("c", MemberState::Unreachable, 9),
+                x,
+            ]
+        };
+        assert!(!unseen_by_most(&five(unreachable(2)), "x"));
+        // One of the two still reaches it: two of three voters do not.
+        assert!(unseen_by_most(&five(unreachable(1)), "x"));
+        assert!(unseen_by_most(&five(unreachable(0)), "x"));
+        // Three nodes, the third silent here and reached by the other: one of two, not most.
+        let three = vec![me.clone(), a.clone(), unreachable(1)];
+        assert!(!unseen_by_most(&three, "x"));
+        assert!(unseen_by_most(&[me, a, unreachable(0)], "x"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use warren_protocol::{NodeId, RoomId};
 
 use crate::admission::Admission;
 use crate::inbox::{inbox_of, send};
-use crate::membership::{ClusterView, MemberState};
+use crate::membership::{ClusterView, MemberState, unseen_by_most};
 use crate::wire::{Body, PROTO_REPLICA_INCARNATION, Replica};
 
 /// Most snapshots in one `Replicate` message.
@@ -465,6 +465,8 @@ pub(crate) async fn guard(
     let mut lost: HashSet<String> = HashSet::new();
     // Unreachable peers whose link is still open, since when this guard has seen them so.
     let mut silent: HashMap<String, tokio::time::Instant> = HashMap::new();
+    // Silent peers whose rooms wait because most other nodes still hear them (logged once).
+    let mut held_back: HashSet<String> = HashSet::new();
     loop {
         tokio::time::sleep(GUARD_EVERY).await;
         // A node its peers refuse (wrong cookie or TLS) and that sees no peer is not a one-node
@@ -520,13 +522,24 @@ pub(crate) async fn guard(
         if !newly.is_empty() {
             local.homes_lost(newly);
         }
-        // A silent peer still linked may still be running its rooms (see `fence`): not yet.
+        // A silent peer still linked may still be running its rooms (see `fence`): not yet, and
+        // not while most other nodes still hear it (see `unseen_by_most`).
         let now = tokio::time::Instant::now();
+        let members = view.members();
         dead.retain(|n| {
-            departed.contains(n)
-                || (settled && inbox_of(n).is_none())
-                || now.duration_since(*silent.entry(n.clone()).or_insert(now)) >= fence
+            if departed.contains(n) || (settled && inbox_of(n).is_none()) {
+                return true;
+            }
+            if now.duration_since(*silent.entry(n.clone()).or_insert(now)) < fence {
+                return false;
+            }
+            let gone = unseen_by_most(&members, n);
+            if !gone && held_back.insert(n.clone()) {
+                debug!(peer = %n, "silent here but heard by most other nodes: its rooms are not adopted");
+            }
+            gone
         });
+        held_back.retain(|n| silent.contains_key(n));
         // A node started again under its id (faster than the failure timeout, perhaps), or back
         // from being cut off: what its previous process hosted is gone with it, as with a node
         // that died. Its rooms are adopted first, so that they too let go of the old sessions.

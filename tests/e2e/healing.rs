@@ -532,3 +532,138 @@ async fn a_seat_whose_node_was_only_out_of_sight_stays_with_its_player() {
     );
     drop((pb, n3));
 }
+
+/// The link between two nodes fails while both still reach the third (each node in a network
+/// namespace of its own, as in the chaos soak): each sees the other unreachable, but the third
+/// still hears both, so neither adopts the other's rooms; every room keeps one host, and plays on
+/// after the link is back. (Before, each adopted the rooms it backed up for the other, and both
+/// copies ran until the link came back; the chaos soak saw 304 ms of it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_lost_between_two_nodes_that_a_third_still_hears_moves_no_room() {
+    use warren_loadtest::chaos::cluster::{ADMIN, Cluster, metric_sum};
+    let out = std::env::temp_dir().join(format!("warren-cut-between-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut c = Cluster::new(env!("CARGO_BIN_EXE_warren").as_ref(), &out, 3, 1000).unwrap();
+    // Rooms stay where they are made.
+    c.env
+        .push(("WARREN_ROOMS__REBALANCE_PER_SEC".into(), "0".into()));
+    for _ in 0..3 {
+        c.add().unwrap();
+    }
+    c.converge(Duration::from_secs(20)).await.unwrap();
+    let http: Vec<std::net::SocketAddr> = c.members.iter().map(|m| m.http).collect();
+    let get = |a: std::net::SocketAddr, path: &'static str| async move {
+        let (_, body) = warren_loadtest::net::http(a, "GET", path, "", Some(ADMIN))
+            .await
+            .unwrap();
+        body
+    };
+
+    // Arena rooms on n1, each with its creator, until n2 is the backup of one of them (the ring
+    // decides; each room's chance is even), and as many on n2.
+    let mut players = Vec::new();
+    let mut rooms = Vec::new();
+    let player = async |at: usize, i: usize| {
+        let token = warren_loadtest::net::guest(http[at], &format!("cut{i}"))
+            .await
+            .unwrap();
+        let url = format!("ws://{}/v1/ws?token={token}", http[at]);
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut p = Client::open(ws).await;
+        let room = p
+            .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
+            .await["room"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(room.starts_with(&format!("n{}.", at + 1)), "{room}");
+        (p, room)
+    };
+    let backed_on_n2 = async |room: &str| {
+        for _ in 0..50 {
+            let held = get(http[1], "/v1/admin/replicas").await;
+            if held.contains(room) {
+                return true;
+            }
+            if get(http[2], "/v1/admin/replicas").await.contains(room) {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{room} was not replicated");
+    };
+    loop {
+        let (p, room) = player(0, players.len()).await;
+        let crossed = backed_on_n2(&room).await;
+        players.push(p);
+        rooms.push(room);
+        if crossed {
+            break;
+        }
+        assert!(players.len() < 16, "no room of n1 got n2 as its backup");
+    }
+    let on_n1 = players.len();
+    for _ in 0..on_n1 {
+        let (p, room) = player(1, players.len()).await;
+        players.push(p);
+        rooms.push(room);
+    }
+    let hosted = || async {
+        let mut n = Vec::new();
+        for a in &http {
+            n.push(metric_sum(*a, "warren_rooms").await.unwrap_or(-1.0));
+        }
+        n
+    };
+    let placed = vec![on_n1 as f64, on_n1 as f64, 0.0];
+    assert_eq!(hosted().await, placed);
+
+    c.net.cut_between(1, 2, true).unwrap();
+    let sees = |a: std::net::SocketAddr, id: &'static str, state: &'static str| async move {
+        let v: serde_json::Value = serde_json::from_str(&get(a, "/v1/cluster").await).unwrap();
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["id"] == id && n["state"] == state)
+    };
+    eventually(
+        "n1 and n2 see each other unreachable",
+        Duration::from_secs(5),
+        || async {
+            sees(http[0], "n2", "unreachable").await && sees(http[1], "n1", "unreachable").await
+        },
+    )
+    .await;
+    assert!(sees(http[2], "n1", "ready").await && sees(http[2], "n2", "ready").await);
+    // Twice the failure timeout past the loss: long past the wait before an adoption.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut adopted = 0.0;
+    for a in &http {
+        adopted += metric_sum(*a, "warren_room_adoptions_total")
+            .await
+            .unwrap_or(0.0);
+    }
+    let during = hosted().await;
+    c.net.cut_between(1, 2, false).unwrap();
+    assert_eq!(
+        adopted, 0.0,
+        "rooms adopted while their hosts ran them: {during:?}"
+    );
+    assert_eq!(during, placed);
+
+    // Back: every player plays on in its room.
+    c.converge(Duration::from_secs(10)).await.unwrap();
+    for (p, room) in players.iter_mut().zip(&rooms) {
+        p.clear();
+        p.ok(json!({"type":"input","seq":1,"data":{"dx":1,"dy":0}}))
+            .await;
+        let st = p
+            .until(|m| m["type"] == "state" && m["ack"].as_u64() >= Some(1))
+            .await;
+        assert_eq!(st["room"], room.as_str(), "{st}");
+    }
+    assert_eq!(hosted().await, placed);
+    drop(c);
+    let _ = std::fs::remove_dir_all(&out);
+}

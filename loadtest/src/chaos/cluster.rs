@@ -125,6 +125,27 @@ impl Net {
         ])
     }
 
+    /// Cuts (or restores) the cluster link between nodes `a` and `b` only: each drops what it
+    /// sends to the other (a blackhole route), while both still reach every other node, as when
+    /// one path between two machines fails.
+    pub fn cut_between(&self, a: u8, b: u8, cut: bool) -> anyhow::Result<()> {
+        let verb = if cut { "add" } else { "del" };
+        for (from, to) in [(a, b), (b, a)] {
+            let dest = format!("10.210.{}.{to}/32", self.third);
+            ip(&[
+                "netns",
+                "exec",
+                &self.space(from),
+                "ip",
+                "route",
+                verb,
+                "blackhole",
+                &dest,
+            ])?;
+        }
+        Ok(())
+    }
+
     fn cluster_addr(&self, slot: u8) -> SocketAddr {
         SocketAddr::from(([10, 210, self.third, slot], CLUSTER_PORT))
     }
@@ -189,6 +210,8 @@ pub struct Cluster {
     pub members: Vec<Member>,
     /// Every process started, in order.
     pub lives: Vec<Life>,
+    /// More environment for every node (`WARREN_…` settings), set after the soak's own.
+    pub env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -213,6 +236,7 @@ impl Cluster {
             failure_timeout_ms,
             members: Vec::new(),
             lives: Vec::new(),
+            env: Vec::new(),
         })
     }
 
@@ -274,6 +298,7 @@ impl Cluster {
                     std::env::var("CHAOS_LOG").map_or(String::new(), |l| format!(",{l}"))
                 ),
             )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
