@@ -517,7 +517,10 @@ impl RoomHostState {
             }
             RoomSnapshot::decode(&snapshot)
                 .map_err(|e| AdoptError::new(format!("snapshot unreadable: {e}")))?;
-            warn!(room = %room, epoch, running = e.epoch, "a copy of this room already runs here; the adopted snapshot replaces it");
+            // A room whose own move failed comes back over its frozen entry: nothing to say.
+            if !e.moving {
+                warn!(room = %room, epoch, running = e.epoch, "a copy of this room already runs here; the adopted snapshot replaces it");
+            }
             e.cell.stop(Some("replaced by an adopted snapshot".into()));
         }
         let game = self
