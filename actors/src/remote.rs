@@ -380,8 +380,8 @@ pub trait Peers: Send + Sync + 'static {
     fn seat_waiting(&self, room: &RoomId, at: &Location, players: &[PlayerId]);
     /// Tells every other reachable node where a room lives now.
     fn announce(&self, room: RoomId, to: Location);
-    /// The room holding `player`'s seat on any other reachable node.
-    fn find_seat(&self, player: PlayerId) -> BoxFuture<Option<RoomId>>;
+    /// The room holding `player`'s seat on any other reachable node, and that node.
+    fn find_seat(&self, player: PlayerId) -> BoxFuture<Option<(RoomId, NodeId)>>;
     /// Hands a frozen room to `node`, which hosts it from `snapshot` at `epoch`.
     fn adopt(
         &self,

@@ -322,16 +322,30 @@ impl Peers for ClusterPeers {
         }
     }
 
-    fn find_seat(&self, player: PlayerId) -> BoxFuture<Option<RoomId>> {
-        let asks = self.ask_others(|corr, from| Body::FindSeat {
-            corr,
-            from,
-            player: player.clone(),
-        });
+    fn find_seat(&self, player: PlayerId) -> BoxFuture<Option<(RoomId, NodeId)>> {
+        let asks: Vec<_> = self
+            .reachable_others()
+            .into_iter()
+            .map(|node| {
+                let body = |corr, from| Body::FindSeat {
+                    corr,
+                    from,
+                    player: player.clone(),
+                };
+                let ask = self.request(&node, body, LIST_TIMEOUT);
+                (node, ask)
+            })
+            .collect();
+        // The first node that has the seat answers; a stalled one does not hold up the others.
         Box::pin(async move {
-            for ask in asks {
-                if let Some(Reply::Seat(Some(room))) = ask.await {
-                    return Some(room);
+            use futures_util::StreamExt as _;
+            let mut asks: futures_util::stream::FuturesUnordered<_> = asks
+                .into_iter()
+                .map(|(node, ask)| async move { (node, ask.await) })
+                .collect();
+            while let Some((node, reply)) = asks.next().await {
+                if let Some(Reply::Seat(Some(room))) = reply {
+                    return Some((room, NodeId::new(node)));
                 }
             }
             None

@@ -19,7 +19,14 @@ impl SessionState {
         if let Some(room) = self.ctx.directory.seat_of(&self.player) {
             return Some(room);
         }
-        self.ctx.peers()?.find_seat(self.player.clone()).await
+        let (room, at) = self.ctx.peers()?.find_seat(self.player.clone()).await?;
+        // Where the room runs, as the node that has it said: this node may not know (it started,
+        // or was cut off, after the room last moved), and the node its id names may be gone.
+        // Epoch 0: any announcement of the room's place overrides it.
+        self.ctx
+            .directory
+            .learn(&room, Location { node: at, epoch: 0 });
+        Some(room)
     }
 
     /// Ends the seat search a `welcome` announced, if one is on: the player learns where its seat
