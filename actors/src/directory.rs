@@ -224,13 +224,19 @@ impl Directory {
         if moved.get(room).is_some_and(|(l, _)| l.epoch >= loc.epoch) {
             return;
         }
-        if moved.len() >= MOVED_LIMIT {
-            let mut ages: Vec<u64> = moved.values().map(|(_, at)| *at).collect();
-            ages.sort_unstable();
-            let cut = ages[ages.len() / 2];
-            moved.retain(|_, (_, at)| *at > cut);
+        remember(&mut moved, room, loc);
+    }
+
+    /// Records that `node` said just now that it hosts `room`, its epoch unknown: it replaces
+    /// what this node believed (which may be stale: a node that missed the room's last moves),
+    /// at the epoch known so far, so any later announcement still overrides it.
+    pub fn hint(&self, room: &RoomId, node: NodeId) {
+        if read(&self.rooms).contains_key(room) {
+            return;
         }
-        moved.insert(room.clone(), (loc, now_ms()));
+        let mut moved = write(&self.moved);
+        let epoch = moved.get(room).map_or(0, |(l, _)| l.epoch);
+        remember(&mut moved, room, Location { node, epoch });
     }
 
     /// The room hosted here in which `player` is seated.
@@ -369,6 +375,17 @@ fn close_inputs(e: &RoomEntry) {
     }
 }
 
+/// Keeps `loc` as where `room` went; when [`MOVED_LIMIT`] places are kept, the older half goes.
+fn remember(moved: &mut HashMap<RoomId, (Location, u64)>, room: &RoomId, loc: Location) {
+    if moved.len() >= MOVED_LIMIT {
+        let mut ages: Vec<u64> = moved.values().map(|(_, at)| *at).collect();
+        ages.sort_unstable();
+        let cut = ages[ages.len() / 2];
+        moved.retain(|_, (_, at)| *at > cut);
+    }
+    moved.insert(room.clone(), (loc, now_ms()));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +413,15 @@ mod tests {
         d.learn(&room, at("n3", 3));
         assert_eq!(d.locate(&here, &room), Some(at("n3", 3)));
         assert_eq!(d.locate(&here, &RoomId::from("no-node")), None);
+        // A node that says it has the room replaces a stale place, at the epoch known; any later
+        // announcement still wins.
+        d.hint(&room, NodeId::from("n4"));
+        assert_eq!(d.locate(&here, &room), Some(at("n4", 3)));
+        d.learn(&room, at("n5", 4));
+        assert_eq!(d.locate(&here, &room), Some(at("n5", 4)));
+        let fresh = RoomId::from("n1.rnew");
+        d.hint(&fresh, NodeId::from("n2"));
+        assert_eq!(d.moved_to(&fresh), Some(at("n2", 0)));
         assert!(d.seat_of(&PlayerId::from("p")).is_none());
     }
 }

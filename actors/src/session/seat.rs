@@ -21,11 +21,9 @@ impl SessionState {
         }
         let (room, at) = self.ctx.peers()?.find_seat(self.player.clone()).await?;
         // Where the room runs, as the node that has it said: this node may not know (it started,
-        // or was cut off, after the room last moved), and the node its id names may be gone.
-        // Epoch 0: any announcement of the room's place overrides it.
-        self.ctx
-            .directory
-            .learn(&room, Location { node: at, epoch: 0 });
+        // or was cut off, after the room last moved, or missed a move), and the node its id
+        // names, or the one it last heard of, may be gone.
+        self.ctx.directory.hint(&room, at);
         Some(room)
     }
 
