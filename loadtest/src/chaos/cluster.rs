@@ -51,9 +51,13 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 
 impl Net {
     /// Creates the two bridges (cluster: 10.210.T.0/24, players: 10.211.T.0/24, T from the
-    /// process id so that two runs do not meet); this host is .254 on the players' bridge.
+    /// process id and the networks it made before, so that two runs, or two tests of one run, do
+    /// not meet); this host is .254 on the players' bridge.
     pub fn new() -> anyhow::Result<Net> {
-        let id = std::process::id() % 10_000;
+        // Unique per network of this process too (tests make several side by side).
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = (std::process::id() + made * 7) % 10_000;
         let third = (id % 250) as u8 + 1;
         let net = Net {
             id,
