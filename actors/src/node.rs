@@ -230,6 +230,19 @@ impl NodeCtx {
         !self.is_draining() && !self.is_isolated()
     }
 
+    /// A node `t1` with the built-in games and [`crate::settings::for_tests`], for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> (std::sync::Arc<Self>, Writers) {
+        let (ctx, writers) = Self::new(
+            "t1".into(),
+            "0".into(),
+            GameRegistry::builtin(),
+            crate::settings::for_tests(),
+            ResumeKey::derive(b"a secret for unit tests"),
+        );
+        (std::sync::Arc::new(ctx), writers)
+    }
+
     /// A node-unique id with a prefix: random part first so ids from different nodes never clash.
     pub fn new_id(&self, prefix: &str) -> String {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);

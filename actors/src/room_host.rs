@@ -614,7 +614,6 @@ impl RoomHostState {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use ractor::{ActorStatus, call};
@@ -628,14 +627,7 @@ mod tests {
     /// a snapshot older than the running copy is refused.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_adopted_snapshot_replaces_a_copy_of_the_room_already_running_here() {
-        let (ctx, writers) = NodeCtx::new(
-            "t1".into(),
-            "0".into(),
-            crate::game::GameRegistry::builtin(),
-            crate::settings::for_tests(),
-            crate::resume::ResumeKey::derive(b"a secret for the room host test"),
-        );
-        let ctx = Arc::new(ctx);
+        let (ctx, writers) = NodeCtx::for_tests();
         let (fatal, _failures) = tokio::sync::mpsc::unbounded_channel();
         let sup = crate::start_supervisor(&ctx, fatal).await.unwrap();
         crate::start_node(&ctx, writers, &sup).await.unwrap();

@@ -426,7 +426,6 @@ pub fn tell(ctx: &NodeCtx, home: &NodeId, player: PlayerId, e: &RoomError) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use warren_protocol::{ErrorCode, RoomId};
 
@@ -439,14 +438,7 @@ mod tests {
     /// room: past the bound, each is answered at once with `rate_limited` and not kept.
     #[tokio::test]
     async fn inputs_waiting_for_a_moving_room_are_bounded() {
-        let (ctx, _writers) = NodeCtx::new(
-            "t1".into(),
-            "0".into(),
-            crate::game::GameRegistry::builtin(),
-            crate::settings::for_tests(),
-            crate::resume::ResumeKey::derive(b"a secret for the forwarder test"),
-        );
-        let ctx = Arc::new(ctx);
+        let (ctx, _writers) = NodeCtx::for_tests();
         let room: RoomId = "r-moving".into();
         let mut replies = Vec::new();
         {

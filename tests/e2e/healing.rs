@@ -553,6 +553,43 @@ async fn a_seat_whose_node_was_only_out_of_sight_stays_with_its_player() {
     drop((pb, n3));
 }
 
+/// Three nodes of the chaos soak's network (each in a network namespace of its own, on bridges),
+/// rooms kept where they are made, logs in a directory of their own; and the players' address of
+/// each.
+async fn namespaced_trio(
+    name: &str,
+) -> (
+    warren_loadtest::chaos::cluster::Cluster,
+    std::path::PathBuf,
+    Vec<std::net::SocketAddr>,
+) {
+    let out = std::env::temp_dir().join(format!("warren-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut c = warren_loadtest::chaos::cluster::Cluster::new(
+        env!("CARGO_BIN_EXE_warren").as_ref(),
+        &out,
+        3,
+        1000,
+    )
+    .unwrap();
+    c.env
+        .push(("WARREN_ROOMS__REBALANCE_PER_SEC".into(), "0".into()));
+    for _ in 0..3 {
+        c.add().unwrap();
+    }
+    c.converge(Duration::from_secs(20)).await.unwrap();
+    let http = c.members.iter().map(|m| m.http).collect();
+    (c, out, http)
+}
+
+/// A guest player named `name`, connected to the node whose players' address is `at`.
+async fn guest_at(at: std::net::SocketAddr, name: &str) -> Client {
+    let token = warren_loadtest::net::guest(at, name).await.unwrap();
+    let url = format!("ws://{at}/v1/ws?token={token}");
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    Client::open(ws).await
+}
+
 /// The link between two nodes fails while both still reach the third (each node in a network
 /// namespace of its own, as in the chaos soak): each sees the other unreachable, but the third
 /// still hears both, so neither adopts the other's rooms; every room keeps one host, and plays on
@@ -560,18 +597,8 @@ async fn a_seat_whose_node_was_only_out_of_sight_stays_with_its_player() {
 /// copies ran until the link came back; the chaos soak saw 304 ms of it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_lost_between_two_nodes_that_a_third_still_hears_moves_no_room() {
-    use warren_loadtest::chaos::cluster::{ADMIN, Cluster, metric_sum};
-    let out = std::env::temp_dir().join(format!("warren-cut-between-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let mut c = Cluster::new(env!("CARGO_BIN_EXE_warren").as_ref(), &out, 3, 1000).unwrap();
-    // Rooms stay where they are made.
-    c.env
-        .push(("WARREN_ROOMS__REBALANCE_PER_SEC".into(), "0".into()));
-    for _ in 0..3 {
-        c.add().unwrap();
-    }
-    c.converge(Duration::from_secs(20)).await.unwrap();
-    let http: Vec<std::net::SocketAddr> = c.members.iter().map(|m| m.http).collect();
+    use warren_loadtest::chaos::cluster::{ADMIN, metric_sum};
+    let (mut c, out, http) = namespaced_trio("cut-between").await;
     let get = |a: std::net::SocketAddr, path: &'static str| async move {
         let (_, body) = warren_loadtest::net::http(a, "GET", path, "", Some(ADMIN))
             .await
@@ -584,12 +611,7 @@ async fn a_link_lost_between_two_nodes_that_a_third_still_hears_moves_no_room() 
     let mut players = Vec::new();
     let mut rooms = Vec::new();
     let player = async |at: usize, i: usize| {
-        let token = warren_loadtest::net::guest(http[at], &format!("cut{i}"))
-            .await
-            .unwrap();
-        let url = format!("ws://{}/v1/ws?token={token}", http[at]);
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let mut p = Client::open(ws).await;
+        let mut p = guest_at(http[at], &format!("cut{i}")).await;
         let room = p
             .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
             .await["room"]
@@ -766,26 +788,12 @@ async fn a_seat_found_on_another_node_is_reached_there_not_through_the_node_its_
 /// ran again on the cut-off node, a second copy: 946 ms in the 10-minute soak.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_whose_move_fails_after_its_node_cut_itself_off_is_not_run_there_again() {
-    use warren_loadtest::chaos::cluster::{ADMIN, Cluster};
-    let out = std::env::temp_dir().join(format!("warren-cut-move-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let mut c = Cluster::new(env!("CARGO_BIN_EXE_warren").as_ref(), &out, 3, 1000).unwrap();
-    c.env
-        .push(("WARREN_ROOMS__REBALANCE_PER_SEC".into(), "0".into()));
-    for _ in 0..3 {
-        c.add().unwrap();
-    }
-    c.converge(Duration::from_secs(20)).await.unwrap();
-    let http: Vec<std::net::SocketAddr> = c.members.iter().map(|m| m.http).collect();
-    let mut players = Vec::new();
-    for (i, at) in [0, 1].into_iter().enumerate() {
-        let token = warren_loadtest::net::guest(http[at], &format!("mover{i}"))
-            .await
-            .unwrap();
-        let url = format!("ws://{}/v1/ws?token={token}", http[at]);
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        players.push(Client::open(ws).await);
-    }
+    use warren_loadtest::chaos::cluster::ADMIN;
+    let (c, out, http) = namespaced_trio("cut-move").await;
+    let mut players = [
+        guest_at(http[0], "mover0").await,
+        guest_at(http[1], "mover1").await,
+    ];
     let room = players[0]
         .ok(json!({"type":"create_room","game":"dice"}))
         .await["room"]
