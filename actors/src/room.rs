@@ -118,8 +118,20 @@ pub enum RoomMsg {
         called: bool,
     },
     /// The room was adopted after its node died and is in the directory now: tell the sessions
-    /// of its orphaned seats' players, wherever they reconnected, that their seats wait here.
+    /// of its orphaned seats' players, wherever they reconnected, that their seats wait here,
+    /// and ask the sessions of its doubted seats to claim them.
     CallOrphans,
+    /// The grace period of a seat adopted while its session's node was reachable is over: the
+    /// seat goes unless that session (or the player's, anywhere) claimed it since. Its player
+    /// may have left the room, or its session ended, while the room's old host was dying: what
+    /// the session said then reached no copy, and nothing else would ever release the seat.
+    Unclaimed {
+        /// The player.
+        player: PlayerId,
+        /// Whether the seat was called for twice already (at the adoption and at the end of a
+        /// first grace).
+        called: bool,
+    },
     /// The player's session on `home` ended after its reconnect grace: the seat goes, unless a
     /// session on another node holds it now.
     GraceOver {
@@ -214,6 +226,10 @@ struct Seat {
     rec: SeatRecord,
     /// Has had a `room_state` since it (re)connected; only synced seats get events and ticks.
     synced: bool,
+    /// Adopted from a replica while its session's node is reachable: the snapshot may be older
+    /// than what that session last told the room's old host (it left, its grace ended), so the
+    /// seat is kept only if the session claims it (see [`RoomMsg::Unclaimed`]).
+    doubted: bool,
 }
 
 /// The room actor.
@@ -277,7 +293,11 @@ impl Actor for Room {
             seats: a
                 .seats
                 .into_iter()
-                .map(|rec| Seat { rec, synced: false })
+                .map(|rec| Seat {
+                    rec,
+                    synced: false,
+                    doubted: false,
+                })
                 .collect(),
             views: Vec::new(),
             version: a.version,
@@ -296,6 +316,7 @@ impl Actor for Room {
         st.pace(&myself);
         if a.orphans {
             st.orphan_seats(&myself);
+            st.doubt_seats(&myself);
         }
         if a.restarted {
             for i in 0..st.seats.len() {
@@ -390,6 +411,7 @@ impl Actor for Room {
                     .seat_of(&player)
                     .is_some_and(|i| st.seats[i].rec.home == home)
                 {
+                    st.claimed(&player);
                     st.set_connected(&player, false);
                 }
             }
@@ -401,6 +423,7 @@ impl Actor for Room {
                     st.seats[i].rec.home = home;
                     st.write_snapshot();
                 }
+                st.claimed(&player);
                 st.set_connected(&player, true);
                 st.resync(&player);
             }
@@ -454,6 +477,29 @@ impl Actor for Room {
                 None => {}
             },
             RoomMsg::HomesBack(nodes) => st.call_orphans_where(|home| nodes.contains(home)),
+            RoomMsg::Unclaimed { player, called } => {
+                if !st.seat_of(&player).is_some_and(|i| st.seats[i].doubted) {
+                    return Ok(());
+                }
+                if !called {
+                    // Called for again: a session that was busy (waiting for another room) or
+                    // out of sight at the adoption has a second grace to answer.
+                    st.call_players(vec![player.clone()]);
+                    let grace =
+                        Duration::from_millis(st.env.settings.load().rooms.reconnect_grace_ms);
+                    drop(myself.send_after(grace, move || RoomMsg::Unclaimed {
+                        player,
+                        called: true,
+                    }));
+                    return Ok(());
+                }
+                info!(room = %st.id, player = %player, "seat that no session claimed after the room's adoption released");
+                let _ = st.leave(&player);
+                if st.seats.is_empty() {
+                    myself.stop(Some("empty".into()));
+                    return Ok(());
+                }
+            }
             RoomMsg::OrphanGrace {
                 player,
                 home,

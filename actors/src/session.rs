@@ -164,6 +164,9 @@ pub struct SessionState {
     /// The room and node the player's last one-way input went to: when the room has moved since,
     /// the next one goes through that node, behind the earlier ones ([`crate::router::input_via`]).
     input_via: Option<(RoomId, warren_protocol::NodeId)>,
+    /// The room the player last left: a copy of it adopted from a replica older than the leave
+    /// calls for the seat, and is not answered ([`SessionState::seat_waiting`]).
+    left: Option<RoomId>,
 }
 
 impl Actor for Session {
@@ -194,6 +197,7 @@ impl Actor for Session {
             seeking: None,
             search_gen: 0,
             input_via: None,
+            left: None,
         })
     }
 

@@ -27,6 +27,7 @@ impl RoomState {
                 self.seats[i].rec.home = home;
                 self.write_snapshot();
             }
+            self.claimed(&player);
             self.set_connected(&player, true);
             return Ok(());
         }
@@ -49,7 +50,14 @@ impl RoomState {
             .iter()
             .position(|s| s.rec.seat > seat)
             .unwrap_or(self.seats.len());
-        self.seats.insert(at, Seat { rec, synced: false });
+        self.seats.insert(
+            at,
+            Seat {
+                rec,
+                synced: false,
+                doubted: false,
+            },
+        );
         self.refresh_views();
         let pre = vec![json!({"kind":"player_joined","player":player,"name":name,"seat":seat})];
         if let Err(e) = self.with_game_pre(pre, |g, env| g.on_join(env, &player)) {
@@ -176,6 +184,8 @@ impl RoomState {
             } else {
                 seat.rec.connected = false;
             }
+            // Its release is the orphan grace's now.
+            seat.doubted = false;
             seat.synced = false;
             let player = seat.rec.player.clone();
             drop(myself.send_after(grace, move || RoomMsg::OrphanGrace {
@@ -186,6 +196,39 @@ impl RoomState {
         }
         for player in gone {
             self.set_connected(&player, false);
+        }
+    }
+
+    /// After an adoption: the seats whose sessions' nodes are reachable (those of unreachable
+    /// nodes are orphaned) are doubted, and released after the reconnect grace unless a session
+    /// claims them (`SessionState::seat_waiting` answers the call `CallOrphans` makes). The
+    /// replica may predate what those sessions told the old host: a player who left, or a
+    /// session whose grace ended, while the host was dying. A seat whose player plays on stays
+    /// as it is meanwhile, connected and sent states.
+    pub(super) fn doubt_seats(&mut self, myself: &ActorRef<RoomMsg>) {
+        let grace = Duration::from_millis(self.env.settings.load().rooms.reconnect_grace_ms);
+        let peers = self.env.peers().cloned();
+        let here = self.env.node.clone();
+        for seat in &mut self.seats {
+            let home = &seat.rec.home;
+            let reachable = *home == here || peers.as_ref().is_some_and(|p| p.reachable(home));
+            if !reachable {
+                continue;
+            }
+            seat.doubted = true;
+            let player = seat.rec.player.clone();
+            drop(myself.send_after(grace, move || RoomMsg::Unclaimed {
+                player,
+                called: false,
+            }));
+        }
+    }
+
+    /// A session claimed the player's seat: it holds the player (connected or within its own
+    /// reconnect grace), so the seat is no longer doubted.
+    pub(super) fn claimed(&mut self, player: &PlayerId) {
+        if let Some(i) = self.seat_of(player) {
+            self.seats[i].doubted = false;
         }
     }
 
@@ -212,12 +255,24 @@ impl RoomState {
 
     /// Tells the cluster that the seats of players whose sessions were lost with a node wait
     /// here: a player who already reconnected elsewhere gets its seat back at once. A player who
-    /// reconnects later finds the seat when its new session asks the cluster for it.
+    /// reconnects later finds the seat when its new session asks the cluster for it. The
+    /// sessions of doubted seats are asked to claim them the same way.
     pub(super) fn call_orphans(&self) {
         let Some(peers) = self.env.peers().cloned() else {
             return;
         };
-        self.call_orphans_where(|home| !peers.reachable(home));
+        let called: Vec<PlayerId> = self
+            .seats
+            .iter()
+            .filter(|s| {
+                s.doubted
+                    || (!s.rec.connected
+                        && s.rec.home != self.env.node
+                        && !peers.reachable(&s.rec.home))
+            })
+            .map(|s| s.rec.player.clone())
+            .collect();
+        self.call_players(called);
     }
 
     /// [`Self::call_orphans`] for the disconnected seats whose sessions were on a node for which

@@ -50,6 +50,7 @@ impl SessionState {
                     return self.reply_err(rid, ErrorCode::NotInRoom, "not in a room");
                 };
                 let player = self.player.clone();
+                self.left = Some(room.clone());
                 match self.op_on(&room, RoomOp::Leave(player)).await {
                     Err(e) if e.is_not_found() => {
                         self.room = None;

@@ -1,7 +1,7 @@
 //! Where the player's room is and how the session reaches it, and the seat search of a session
 //! resumed from a node that is gone.
 
-use tracing::info;
+use tracing::{debug, info};
 use warren_protocol::{ErrorCode, RoomId, ServerMsg, encode};
 
 use super::SessionState;
@@ -36,13 +36,15 @@ impl SessionState {
     }
 
     /// A room holds the player's seat for a session it lost (revived after its node died, or
-    /// out of sight of this node for a while). A session that holds no seat and no ticket takes
-    /// it (the player reconnected here before the room came back); one seated in that room with
-    /// its player connected says so (the room took this node for gone while the player played
-    /// on); one that has moved on leaves it to be released after the grace period.
+    /// out of sight of this node for a while), or asks whether the seat is still held (adopted
+    /// from a replica that may predate the player's leaving). A session that holds no seat and no
+    /// ticket takes it (the player reconnected here before the room came back); one seated in
+    /// that room says so, connected or within its grace (the room took this node for gone while
+    /// the player played on, or doubts the seat); one that has moved on, or whose player left that
+    /// room, leaves it to be released after the grace period.
     pub(super) async fn seat_waiting(&mut self, room: RoomId, at: Location) {
         if self.room.as_ref() == Some(&room) && self.conn.is_some() {
-            info!(session = %self.id, player = %self.player, room = %room, "the room lost sight of this session; reattaching");
+            debug!(session = %self.id, player = %self.player, room = %room, "the room lost sight of this session, or asks whether it holds the seat; reattaching");
             self.ctx.directory.learn(&room, at);
             let op = RoomOp::Reconnected {
                 player: self.player.clone(),
@@ -51,7 +53,19 @@ impl SessionState {
             self.room_notify(&room, op).await;
             return;
         }
-        if self.room.is_some() || self.ticket.is_some() {
+        if self.room.as_ref() == Some(&room) {
+            // Seated there, its player away within this session's grace: the seat stays until
+            // the grace ends (`GraceOver`) or the player resumes.
+            self.ctx.directory.learn(&room, at);
+            let op = RoomOp::Disconnected {
+                player: self.player.clone(),
+                home: self.ctx.node.clone(),
+            };
+            self.room_notify(&room, op).await;
+            return;
+        }
+        // The player left that room: the copy calling is older than the leave.
+        if self.room.is_some() || self.ticket.is_some() || self.left.as_ref() == Some(&room) {
             return;
         }
         self.ctx.directory.learn(&room, at);
