@@ -274,7 +274,10 @@ impl LocalNode {
         {
             return;
         }
-        let epoch = epoch + 1;
+        // Two past the replica's: a move its host began from that epoch (to `epoch + 1`) and that
+        // lands late, on a node that had not heard of this adoption, loses to this copy wherever
+        // the two meet. The majority adopted this one, and sent the room's players here.
+        let epoch = epoch + 2;
         let saved_ms = RoomSnapshot::decode(&snapshot).map_or(0, |s| s.tail2.saved_ms);
         let host = RoomHost::of(ctx);
         let r = room.clone();

@@ -10,8 +10,10 @@ use std::sync::Arc;
 
 use bytestring::ByteString;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
+use tracing::info;
 use warren_actors::inputs::QueuedInput;
 use warren_actors::local::{Answer, LocalNode};
+use warren_actors::remote::AdoptError;
 use warren_protocol::{NodeId, Outbound, PlayerId};
 
 use crate::wire::{Body, Envelope, Wire};
@@ -134,6 +136,33 @@ impl Actor for NodeInbox {
                 epoch,
                 snapshot,
             } => {
+                let local = local.clone();
+                tokio::spawn(async move {
+                    let result = local.adopt(room, epoch, snapshot).await;
+                    reply_to(&from, Body::Adopted { corr, result });
+                });
+            }
+            Body::AdoptFrom {
+                corr,
+                from,
+                incarnation,
+                room,
+                epoch,
+                snapshot,
+            } => {
+                if !st.peers.sent_by_current(&from, incarnation) {
+                    // Frozen by a process of `from` that this node does not see as its current
+                    // one, or just heard again after a silence: perhaps sent before that node
+                    // was cut off (it dropped its rooms and drew a new incarnation) or
+                    // restarted, and delivered late. The majority may run the room from its
+                    // replica by now; running this copy too made two.
+                    info!(room = %room, from = %from, epoch, "a move from a node just heard again, or from a process of it that is not the current one; refused");
+                    let result = Err(AdoptError::new(
+                        "the moving node was just heard again, or its process is not the one this node sees",
+                    ));
+                    reply_to(&from, Body::Adopted { corr, result });
+                    return Ok(());
+                }
                 let local = local.clone();
                 tokio::spawn(async move {
                     let result = local.adopt(room, epoch, snapshot).await;

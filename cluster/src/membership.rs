@@ -62,6 +62,13 @@ pub struct MemberView {
     /// member this node cannot hear but others can is out of this node's sight, not gone.
     #[serde(skip)]
     pub reached_by: u32,
+    /// The incarnation of its process, from its last heartbeat (`None`: not said, or this node).
+    #[serde(skip)]
+    pub incarnation: Option<u64>,
+    /// Heard again, after being unreachable, less than a failure timeout ago: what arrives from
+    /// it now may have been sent before it was cut off (its link delivers the backlog first).
+    #[serde(skip)]
+    pub settling: bool,
 }
 
 /// A member's state as this node sees it (`/v1/cluster`, `warren_cluster_nodes{state}`).
@@ -166,6 +173,23 @@ impl ClusterView {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .any(|m| m.id == id && m.state != MemberState::Unreachable)
+    }
+
+    /// Whether a request that `id` sent as process `incarnation` is as current as this node can
+    /// tell: `id` is reachable, its heartbeats name that process, and it has not just been heard
+    /// again after being unreachable (the backlog of a healed link, sent before the node was cut
+    /// off and replaced its process, arrives ahead of the heartbeats that would say so).
+    pub fn is_current(&self, id: &str, incarnation: u64) -> bool {
+        self.members
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|m| {
+                m.id == id
+                    && m.state != MemberState::Unreachable
+                    && !m.settling
+                    && m.incarnation == Some(incarnation)
+            })
     }
 
     /// Whether member `id` restores rooms of `game` at state `version` (unknown members do not).
@@ -306,6 +330,8 @@ struct Peer {
     incarnation: Option<u64>,
     last: Instant,
     reachable: bool,
+    /// When it was last heard again after being unreachable.
+    back_at: Option<Instant>,
 }
 
 /// The membership actor.
@@ -507,7 +533,9 @@ impl MembershipState {
                 .push(old);
         }
         let known = self.peers.get(&status.id).is_some_and(|p| p.reachable);
+        let mut back_at = self.peers.get(&status.id).and_then(|p| p.back_at);
         if !known && self.peers.contains_key(&status.id) {
+            back_at = Some(now);
             self.args
                 .view
                 .rejoined
@@ -535,6 +563,7 @@ impl MembershipState {
                 incarnation: incarnation.or(before),
                 last: Instant::now(),
                 reachable: true,
+                back_at,
             },
         );
         self.publish();
@@ -553,6 +582,10 @@ impl MembershipState {
             .values()
             .map(|p| {
                 let mut v = view_of(&p.status, p.proto, p.reachable, p.games.clone());
+                v.incarnation = p.incarnation;
+                v.settling = p
+                    .back_at
+                    .is_some_and(|t| t.elapsed() < self.args.failure_timeout);
                 v.reached_by = self
                     .peers
                     .values()
@@ -610,6 +643,8 @@ fn view_of(
         proto,
         games,
         reached_by: 0,
+        incarnation: None,
+        settling: false,
     }
 }
 
@@ -658,6 +693,8 @@ mod tests {
             proto,
             games: None,
             reached_by: 0,
+            incarnation: None,
+            settling: false,
         }
     }
 

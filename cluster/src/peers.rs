@@ -23,8 +23,8 @@ use warren_protocol::{
 use crate::inbox::{inbox_of, send};
 use crate::membership::{ClusterView, MemberState};
 use crate::wire::{
-    Body, Envelope, PROTO_FANOUT, PROTO_GRACE_OVER, PROTO_INPUT, PROTO_ROOM_CLOSED,
-    PROTO_SEAT_WAITING,
+    Body, Envelope, PROTO_ADOPT_INCARNATION, PROTO_FANOUT, PROTO_GRACE_OVER, PROTO_INPUT,
+    PROTO_ROOM_CLOSED, PROTO_SEAT_WAITING,
 };
 
 /// How long a request to another node may take before the caller gets `internal`.
@@ -60,6 +60,12 @@ struct Inner {
 }
 
 impl ClusterPeers {
+    /// Whether `node` is reachable here and runs the process `incarnation`: a request from an
+    /// earlier process of it, delivered late, is not acted on.
+    pub(crate) fn sent_by_current(&self, node: &str, incarnation: u64) -> bool {
+        self.inner.view.is_current(node, incarnation)
+    }
+
     /// For this node and its membership view; `batch`: one message per node and event.
     pub fn new(node: &NodeId, view: Arc<ClusterView>, batch: bool) -> Self {
         Self {
@@ -359,14 +365,33 @@ impl Peers for ClusterPeers {
         epoch: u64,
         snapshot: Vec<u8>,
     ) -> BoxFuture<Result<(), AdoptError>> {
+        // The process freezing the room: read now, before anything cuts this node off.
+        let incarnation = self.inner.view.incarnation();
+        let tagged = self
+            .inner
+            .view
+            .speaks(node.as_str(), PROTO_ADOPT_INCARNATION);
         let fut = self.request(
             node.as_str(),
-            |corr, from| Body::Adopt {
-                corr,
-                from,
-                room,
-                epoch,
-                snapshot,
+            |corr, from| {
+                if tagged {
+                    Body::AdoptFrom {
+                        corr,
+                        from,
+                        incarnation,
+                        room,
+                        epoch,
+                        snapshot,
+                    }
+                } else {
+                    Body::Adopt {
+                        corr,
+                        from,
+                        room,
+                        epoch,
+                        snapshot,
+                    }
+                }
             },
             REQUEST_TIMEOUT,
         );

@@ -27,7 +27,12 @@ use warren_protocol::{GameName, JsonObject, PlayerId, RoomId, RoomSummary, Ticke
 ///   another node has taken it since; `PoolWire::Park`: a ticket whose player its node sent away
 ///   leaves its pool, which keeps its place for the player's next ticket.
 /// - 9: `ReplicateFrom`: snapshots carry the incarnation of the process that sent them.
-pub const CLUSTER_PROTOCOL: u32 = 9;
+/// - 10: `AdoptFrom`: a room's move carries the incarnation of the process that froze it, and the
+///   target refuses a move from a process it does not see as that node's current one.
+pub const CLUSTER_PROTOCOL: u32 = 10;
+
+/// The protocol that added [`Body::AdoptFrom`].
+pub const PROTO_ADOPT_INCARNATION: u32 = 10;
 
 /// The protocol that added [`Body::ReplicateFrom`].
 pub const PROTO_REPLICA_INCARNATION: u32 = 9;
@@ -306,6 +311,24 @@ pub enum Body {
         /// The snapshots.
         rooms: Vec<Replica>,
     },
+    /// `Adopt`, with the incarnation of the mover's process that froze the room (protocol 10;
+    /// answered with `Adopted`). A move sent by a process that has since been replaced (its node
+    /// was cut off, dropped its rooms and drew a new incarnation), and delivered late, is
+    /// refused: the majority may have adopted the room from its replica meanwhile.
+    AdoptFrom {
+        /// Correlation id.
+        corr: u64,
+        /// Node to answer.
+        from: String,
+        /// The mover's incarnation when it froze the room.
+        incarnation: u64,
+        /// The room.
+        room: RoomId,
+        /// Its epoch on the receiver.
+        epoch: u64,
+        /// Its snapshot (postcard).
+        snapshot: Vec<u8>,
+    },
 }
 
 /// One room's snapshot, as it travels to its backup.
@@ -360,6 +383,7 @@ impl Body {
             Body::DeliverSame { .. } => "deliver_same",
             Body::State(_) => "state",
             Body::ReplicateFrom { .. } => "replicate_from",
+            Body::AdoptFrom { .. } => "adopt_from",
             Body::ListRooms { .. } => "list_rooms",
             Body::Rooms { .. } => "rooms",
             Body::Moved { .. } => "moved",
@@ -758,6 +782,14 @@ mod mixed_versions {
                 incarnation: 5,
                 rooms: vec![],
             },
+            Body::AdoptFrom {
+                corr: 1,
+                from: "new".into(),
+                incarnation: 5,
+                room: "new.r".into(),
+                epoch: 2,
+                snapshot: vec![1],
+            },
         ] {
             let w = Envelope::encode(body);
             assert!(postcard::from_bytes::<v0::Envelope>(&w.0).is_err());
@@ -1123,6 +1155,17 @@ mod frozen {
                         epoch: 2,
                         snapshot: vec![9],
                     }],
+                },
+            ),
+            (
+                "AdoptFrom",
+                Body::AdoptFrom {
+                    corr: 7,
+                    from: "n1".into(),
+                    incarnation: 77,
+                    room: "n1.r1".into(),
+                    epoch: 3,
+                    snapshot: vec![9],
                 },
             ),
         ]
