@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ractor::ActorId;
 use ractor_cluster::NodeEventSubscription;
 use ractor_cluster::node::NodeServerSessionInformation;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 /// How long refusals must have gone on, with no peer admitting this node, before the node counts
 /// as cut off from its cluster.
@@ -52,6 +52,10 @@ struct State {
     refusers: HashMap<String, Refuser>,
     /// Addresses that turned out to reach this node itself.
     to_self: HashSet<String>,
+    /// Some peer admitted this process once: its cookie and TLS are its cluster's, so refusals
+    /// now are more likely a network interruption (a partition ends dials before they
+    /// authenticate) than a configuration error.
+    admitted_once: bool,
 }
 
 struct Refuser {
@@ -121,14 +125,27 @@ impl Admission {
         );
     }
 
-    /// Logs, at most once per [`LOG_EVERY`] per address, why a refuser keeps this node out.
-    fn log_refuser(peer: &str, r: &mut Refuser, now: Instant) {
+    /// Logs, at most once per [`LOG_EVERY`] per address, why a refuser keeps this node out: an
+    /// error while no peer has ever admitted this process (its configuration is not its
+    /// cluster's), a warning after one has.
+    fn log_refuser(peer: &str, r: &mut Refuser, now: Instant, admitted_once: bool) {
         if r.logged
             .is_some_and(|at| now.duration_since(at) < LOG_EVERY)
         {
             return;
         }
         r.logged = Some(now);
+        if admitted_once {
+            warn!(
+                peer,
+                detail = r.detail.as_str(),
+                how = ?r.how,
+                "cluster peers that admitted this node close its connections before they \
+                 authenticate (a network interruption, or the cluster's cookie or TLS changed); \
+                 until a peer admits it again, this node is not ready and hosts no rooms"
+            );
+            return;
+        }
         {
             let cause = match r.how {
                 Refusal::Cookie => "it refuses this node's cluster.cookie",
@@ -153,6 +170,7 @@ impl Admission {
     /// A session authenticated, or a peer is live: this node is let in.
     pub(crate) fn admitted(&self) {
         let mut s = self.state();
+        s.admitted_once = true;
         if !s.refusers.is_empty() {
             s.refusers.clear();
         }
@@ -163,12 +181,14 @@ impl Admission {
     pub(crate) fn cut_off(&self) -> bool {
         let now = Instant::now();
         let mut cut = false;
-        for (peer, r) in &mut self.state().refusers {
+        let mut s = self.state();
+        let admitted_once = s.admitted_once;
+        for (peer, r) in &mut s.refusers {
             if r.count >= REFUSALS
                 && now.duration_since(r.first) >= REFUSED_FOR
                 && now.duration_since(r.last) <= STALE_AFTER
             {
-                Self::log_refuser(peer, r, now);
+                Self::log_refuser(peer, r, now, admitted_once);
                 cut = true;
             }
         }
@@ -253,6 +273,23 @@ mod tests {
         a.admitted();
         assert!(!a.cut_off());
         assert!(a.state().refusers.is_empty());
+    }
+
+    #[test]
+    fn a_node_admitted_once_is_still_cut_off_by_refusals_and_remembers_it_was_admitted() {
+        let a = Admission::new("n1");
+        let peer = "127.0.0.1:1";
+        assert!(!a.state().admitted_once);
+        a.admitted();
+        for _ in 0..REFUSALS {
+            a.refused(peer, Refusal::Unnamed, "");
+        }
+        stand(&a, peer);
+        assert!(a.cut_off());
+        assert!(
+            a.state().admitted_once,
+            "the warning, not the error, is logged"
+        );
     }
 
     #[test]
