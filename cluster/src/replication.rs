@@ -185,10 +185,14 @@ impl Replicas {
     /// can reach it before heartbeats do). A snapshot sent by a retired incarnation of its host
     /// (the process is gone: restarted, or cut off and emptied) is taken however recent, and so
     /// is one without an incarnation from a host in `replaced`; one that the host's current
-    /// process sent is not (that process runs the room: it moved there).
+    /// process sent is not (that process runs the room: it moved there). A host in `departed`
+    /// said it leaves (the end of its drain): what it still sent is a room it could not move,
+    /// taken however recent (waiting for it to age let the drained node's next process come
+    /// back first, after which nothing took it: a room lost in the 10-minute soak).
     fn take_of(
         &self,
         dead: &HashSet<String>,
+        departed: &std::collections::BTreeSet<String>,
         replaced: &std::collections::BTreeSet<String>,
         fresh: Duration,
     ) -> Vec<(RoomId, Held)> {
@@ -209,6 +213,7 @@ impl Replicas {
             .filter(|(_, h)| {
                 gone(h)
                     || (replaced.contains(&h.host) && h.incarnation.is_none())
+                    || departed.contains(&h.host)
                     || (dead.contains(&h.host) && h.at.elapsed() >= fresh)
             })
             .map(|(r, _)| r.clone())
@@ -553,7 +558,7 @@ pub(crate) async fn guard(
         let replaced: std::collections::BTreeSet<String> = restarted.into_keys().collect();
         let stale = replicas.stale.load(std::sync::atomic::Ordering::Relaxed);
         if (!dead.is_empty() || stale || !replaced.is_empty()) && !replicas.is_empty() {
-            for (room, held) in replicas.take_of(&dead, &replaced, failure_timeout) {
+            for (room, held) in replicas.take_of(&dead, &departed, &replaced, failure_timeout) {
                 local
                     .revive(room, &held.host, held.epoch, held.snapshot)
                     .await;
@@ -606,34 +611,57 @@ mod tests {
     fn only_what_a_replaced_process_sent_is_adopted() {
         let r = Replicas::default();
         let (none, long) = (HashSet::new(), Duration::from_secs(10));
+        let gone = BTreeSet::new();
         let x = BTreeSet::from(["x".to_owned()]);
         r.keep("x".into(), Some(1), vec![replica("x.a", 3)]);
         r.keep("x".into(), Some(2), vec![replica("x.b", 5)]);
         r.retire("x", &[1]);
-        assert_eq!(rooms(r.take_of(&none, &x, long)), ["x.a"]);
+        assert_eq!(rooms(r.take_of(&none, &gone, &x, long)), ["x.a"]);
 
         // Sent by the old process before it went, read after: adopted at the next look.
         r.keep("x".into(), Some(1), vec![replica("x.c", 1)]);
         assert!(r.stale.load(Ordering::Relaxed));
-        assert_eq!(rooms(r.take_of(&none, &BTreeSet::new(), long)), ["x.c"]);
+        assert_eq!(
+            rooms(r.take_of(&none, &gone, &BTreeSet::new(), long)),
+            ["x.c"]
+        );
         assert!(!r.stale.load(Ordering::Relaxed));
 
         // The current process's snapshot stays, however often the guardian looks.
-        assert!(r.take_of(&none, &x, long).is_empty());
+        assert!(r.take_of(&none, &gone, &x, long).is_empty());
         assert_eq!(r.len(), 1);
 
         // A host that dies: everything it sent, once older than the fresh bound.
         let dead = HashSet::from(["x".to_owned()]);
-        assert!(r.take_of(&dead, &BTreeSet::new(), long).is_empty());
+        assert!(r.take_of(&dead, &gone, &BTreeSet::new(), long).is_empty());
         assert_eq!(
-            rooms(r.take_of(&dead, &BTreeSet::new(), Duration::ZERO)),
+            rooms(r.take_of(&dead, &gone, &BTreeSet::new(), Duration::ZERO)),
             ["x.b"]
         );
 
         // A node of protocol 8 sends no incarnation: all of a replaced host's snapshots, as before.
         r.keep("y".into(), None, vec![replica("y.a", 1)]);
         let y = BTreeSet::from(["y".to_owned()]);
-        assert_eq!(rooms(r.take_of(&none, &y, long)), ["y.a"]);
+        assert_eq!(rooms(r.take_of(&none, &gone, &y, long)), ["y.a"]);
+    }
+
+    /// A host that drained and left the cluster with a room it could not move: its backup takes
+    /// the room at once, however recent the snapshot (the guardian, seeing the host departed,
+    /// skipped a fresh one before; the drained node's next process came back within the failure
+    /// timeout, and nothing took the room after that).
+    #[test]
+    fn what_a_departed_host_sent_is_taken_however_recent() {
+        let r = Replicas::default();
+        let long = Duration::from_secs(10);
+        r.keep("x".into(), Some(1), vec![replica("x.a", 3)]);
+        r.keep("y".into(), Some(1), vec![replica("y.a", 3)]);
+        let departed = BTreeSet::from(["x".to_owned()]);
+        let dead = HashSet::from(["x".to_owned()]);
+        assert_eq!(
+            rooms(r.take_of(&dead, &departed, &BTreeSet::new(), long)),
+            ["x.a"]
+        );
+        assert_eq!(r.len(), 1);
     }
 
     #[test]
