@@ -10,7 +10,8 @@
 //!    requests that waited, and any that arrive late, are forwarded.
 //!
 //! A room whose target refuses it, or that finds no target, starts again here from the same
-//! snapshot (`warren_room_migrations_total{outcome="failed"}`); the drain then ends it with the node.
+//! snapshot (`warren_room_migrations_total{outcome="failed"}`); a drain tries it again a few times
+//! ([`RETRY_PASSES`]), then leaves it to its backup, which adopts it when the node leaves.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +32,12 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// How long a room has to hand over its final snapshot.
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Further passes a drain makes over the rooms that could not move, [`RETRY_PAUSE`] apart: a
+/// target refuses moves from a node it has just heard again for a failure timeout (2 s by
+/// default), and a room left to its backup pauses its players longer than a move.
+const RETRY_PASSES: u32 = 5;
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
 /// What a drain's migration did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Migrated {
@@ -43,17 +50,27 @@ pub struct Migrated {
 /// Moves every room hosted here to other ready nodes, one at a time, until `deadline`.
 pub async fn migrate_all(ctx: &Arc<NodeCtx>, deadline: Instant) -> Migrated {
     let mut out = Migrated::default();
-    for room in ctx.directory.ids() {
-        if Instant::now() >= deadline {
-            out.stayed += 1;
-            continue;
+    let mut left = ctx.directory.ids();
+    for pass in 0..=RETRY_PASSES {
+        // Rooms that closed meanwhile are not left behind.
+        left.retain(|r| ctx.directory.entry(r).is_some());
+        if pass > 0 {
+            if left.is_empty() || Instant::now() + RETRY_PAUSE >= deadline {
+                break;
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
         }
-        if migrate(ctx, &room).await {
-            out.moved += 1;
-        } else {
-            out.stayed += 1;
+        let mut stayed = Vec::new();
+        for room in left {
+            if Instant::now() < deadline && migrate(ctx, &room).await {
+                out.moved += 1;
+            } else {
+                stayed.push(room);
+            }
         }
+        left = stayed;
     }
+    out.stayed = left.len() as u32;
     out
 }
 

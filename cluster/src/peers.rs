@@ -415,7 +415,9 @@ impl Peers for ClusterPeers {
             .view
             .members()
             .into_iter()
-            .filter(|m| m.state == MemberState::Ready)
+            // A node just heard again after a silence would refuse a room moved from here for a
+            // failure timeout (`ClusterView::is_current`): rooms go elsewhere meanwhile.
+            .filter(|m| m.state == MemberState::Ready && !m.settling)
             .map(|m| Candidate {
                 node: NodeId::new(m.id),
                 rooms: m.rooms,
