@@ -135,10 +135,12 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
         .unwrap_or_else(|_| (Vec::new(), entry.game.to_string(), entry.state_version));
     // Only a node that restores the room's state version may take it (a rolling upgrade of the
     // game: a room written by the new build never goes to a node of the old one).
+    // A node just heard again would refuse the room for a failure timeout
+    // (`ClusterView::is_current`): it goes elsewhere meanwhile.
     let others: Vec<_> = peers
         .candidates()
         .into_iter()
-        .filter(|c| c.node != ctx.node)
+        .filter(|c| c.node != ctx.node && !c.settling)
         .collect();
     let candidates: Vec<_> = others
         .iter()
@@ -242,6 +244,7 @@ pub async fn rebalance(ctx: Arc<NodeCtx>) {
         let mine = ctx.directory.len() as u64;
         sent.retain(|(at, _)| at.elapsed() < SETTLE);
         let mut candidates = peers.candidates();
+        candidates.retain(|c| !c.settling);
         for c in &mut candidates {
             c.rooms += sent.iter().filter(|(_, n)| *n == c.node).count() as u32;
         }

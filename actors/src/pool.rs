@@ -375,20 +375,31 @@ impl PoolState {
     fn settle(&self, me: &ActorRef<PoolMsg>, group: Vec<(TicketId, Ticket, u64)>) {
         let (ctx, key, me) = (self.ctx.clone(), self.key.clone(), me.clone());
         tokio::spawn(async move {
-            let back = settle(&ctx, &key, group).await;
-            if !back.is_empty() {
+            let (back, later) = settle(&ctx, &key, group).await;
+            if back.is_empty() {
+                return;
+            }
+            if later {
+                // No room could be made for them: matched again at once, they would be refused
+                // again (thousands of times a second while a node drained, in the chaos soak).
+                drop(me.send_after(RETRY_CREATE, move || PoolMsg::Enqueue(back)));
+            } else {
                 let _ = me.cast(PoolMsg::Enqueue(back));
             }
         });
     }
 }
 
-/// Claims, places, creates and confirms one match; returns the tickets to queue again.
+/// How long the tickets of a match whose room could not be made wait before they queue again.
+const RETRY_CREATE: Duration = Duration::from_millis(250);
+
+/// Claims, places, creates and confirms one match; returns the tickets to queue again, and
+/// whether to queue them only after [`RETRY_CREATE`] (no room could be made for them).
 async fn settle(
     ctx: &Arc<NodeCtx>,
     key: &PoolKey,
     group: Vec<(TicketId, Ticket, u64)>,
-) -> Vec<TicketWire> {
+) -> (Vec<TicketWire>, bool) {
     let claim = ctx.new_id("m");
     let mut claimed = Vec::with_capacity(group.len());
     let mut refused = 0;
@@ -402,7 +413,7 @@ async fn settle(
     let label = key.label();
     if refused > 0 {
         debug!(pool = %label, refused, "stale tickets dropped from a match; the rest queue again");
-        return release(ctx, claimed, &claim).await;
+        return (release(ctx, claimed, &claim).await, false);
     }
     let homes: Vec<NodeId> = claimed.iter().map(|(_, t, _)| t.home.clone()).collect();
     // Only a node that runs the game may host its room.
@@ -410,7 +421,16 @@ async fn settle(
         .into_iter()
         .filter(|c| c.runs(key.game.as_str()))
         .collect();
-    let node = place(&homes, &runs).unwrap_or_else(|| ctx.node.clone());
+    let node = match place(&homes, &runs) {
+        Some(node) => node,
+        None if ctx.is_serving() => ctx.node.clone(),
+        // Draining or cut off, with no ready node that runs the game in sight: this node would
+        // refuse the room too. The pool hands its tickets over as its drain goes on.
+        None => {
+            debug!(pool = %label, "no node to make a matched room on; the tickets wait");
+            return (release(ctx, claimed, &claim).await, true);
+        }
+    };
     let players: Vec<SeatPlan> = claimed
         .iter()
         .map(|(_, t, _)| (t.player.clone(), t.name.clone(), t.home.clone()))
@@ -419,7 +439,7 @@ async fn settle(
         Ok(room) => room,
         Err(why) => {
             warn!(pool = %label, node = %node, error = %why, "match formed but its room could not be created; tickets queued again");
-            return release(ctx, claimed, &claim).await;
+            return (release(ctx, claimed, &claim).await, true);
         }
     };
     debug!(pool = %label, room = %room, "match formed");
@@ -439,7 +459,7 @@ async fn settle(
         };
         notify(ctx, &t.home, t.player, note).await;
     }
-    Vec::new()
+    (Vec::new(), false)
 }
 
 fn candidates(ctx: &NodeCtx) -> Vec<Candidate> {
@@ -451,6 +471,7 @@ fn candidates(ctx: &NodeCtx) -> Vec<Candidate> {
             rooms: ctx.directory.len() as u32,
             version: ctx.version.clone(),
             games: Some(Arc::new(ctx.games.readable_versions())),
+            settling: false,
         }],
     }
 }

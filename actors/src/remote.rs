@@ -358,8 +358,7 @@ pub trait Peers: Send + Sync + 'static {
     fn list_rooms(&self, game: Option<GameName>) -> BoxFuture<Vec<RoomSummary>>;
     /// The node owning the pool with ring key `key`: `None` while no node is ready.
     fn pool_owner(&self, key: &str) -> Option<NodeId>;
-    /// Ready, reachable nodes (this one included when ready) and the rooms each hosts; not those
-    /// just heard again after a silence (a move from here would be refused for a while).
+    /// Ready, reachable nodes (this one included when ready) and the rooms each hosts.
     fn candidates(&self) -> Vec<Candidate>;
     /// Whether `node` is a reachable member.
     fn reachable(&self, node: &NodeId) -> bool;

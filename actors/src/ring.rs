@@ -120,6 +120,9 @@ pub struct Candidate {
     /// The games it runs with the state versions each restores; `None` when it did not say
     /// (see [`crate::game::node_reads`]).
     pub games: Option<std::sync::Arc<crate::game::GameVersions>>,
+    /// Just heard again after a silence: it refuses rooms moved to it for a failure timeout
+    /// (rooms are created there as anywhere else).
+    pub settling: bool,
 }
 
 impl Candidate {
@@ -232,6 +235,7 @@ mod tests {
             node: n.into(),
             rooms,
             version: "0.1.0".into(),
+            settling: false,
         };
         let cands = [c("n1", 5), c("n2", 1), c("n3", 9)];
         let h = |v: &[&str]| v.iter().map(|s| NodeId::from(*s)).collect::<Vec<_>>();
@@ -249,6 +253,7 @@ mod tests {
             node: n.into(),
             rooms,
             version: version.into(),
+            settling: false,
         };
         let h = |v: &[&str]| v.iter().map(|s| NodeId::from(*s)).collect::<Vec<_>>();
         let mixed = [
@@ -292,6 +297,7 @@ mod tests {
             rooms: 0,
             version: "0.1.0".into(),
             games: games.map(|g| Arc::new(g.into_iter().map(|(n, v)| (n.to_owned(), v)).collect())),
+            settling: false,
         };
         let v1 = with("a", Some(vec![("eights", vec![1])]));
         let v2 = with("b", Some(vec![("eights", vec![1, 2])]));

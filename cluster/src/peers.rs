@@ -415,14 +415,13 @@ impl Peers for ClusterPeers {
             .view
             .members()
             .into_iter()
-            // A node just heard again after a silence would refuse a room moved from here for a
-            // failure timeout (`ClusterView::is_current`): rooms go elsewhere meanwhile.
-            .filter(|m| m.state == MemberState::Ready && !m.settling)
+            .filter(|m| m.state == MemberState::Ready)
             .map(|m| Candidate {
                 node: NodeId::new(m.id),
                 rooms: m.rooms,
                 version: m.version,
                 games: m.games,
+                settling: m.settling,
             })
             .collect()
     }
