@@ -18,6 +18,19 @@ def free_port():
     return p
 
 
+def free_ports(n):
+    """`n` distinct free loopback ports (all held open while picked, so none repeats)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
 def start(i, http, cluster, seeds, secret, stderr=subprocess.DEVNULL, **env):
     """Starts node n{i}; `env` adds WARREN_* variables (e.g. WARREN_LOG__LEVEL="info")."""
     full = dict(os.environ, WARREN_NODE__ID=f"n{i}", WARREN_HTTP__LISTEN=f"127.0.0.1:{http}",
