@@ -11,7 +11,7 @@
 //!
 //! A room whose target refuses it, or that finds no target, starts again here from the same
 //! snapshot (`warren_room_migrations_total{outcome="failed"}`); a drain tries it again a few times
-//! ([`RETRY_PASSES`]), then leaves it to its backup, which adopts it when the node leaves.
+//! (`RETRY_PASSES`), then leaves it to its backup, which adopts it when the node leaves.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
