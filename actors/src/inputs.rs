@@ -11,6 +11,11 @@
 //!
 //! A box that is closed (the room moved, stopped or restarted) refuses inputs; the socket task
 //! then sends them the ordinary way, through the session, which finds the room where it is now.
+//!
+//! A full box (a room far behind) also refuses them, and they go to the room's mailbox. The room
+//! empties its box before it handles a message, so an input pushed into the box after one went to
+//! the mailbox would be applied first: until the room has applied every input that went to its
+//! mailbox, the box refuses the later ones too, and they follow the others there.
 
 use std::sync::{Arc, Mutex};
 
@@ -35,6 +40,8 @@ pub struct QueuedInput {
 struct Queue {
     pending: Vec<QueuedInput>,
     closed: bool,
+    /// Inputs refused for a full box, sent to the room's mailbox, and not yet applied.
+    overflowed: usize,
 }
 
 /// The inputs queued for one realtime room.
@@ -44,14 +51,39 @@ pub struct InputBox {
 }
 
 impl InputBox {
-    /// Queues an input; gives it back when the box is closed or full.
+    /// Queues an input; gives it back when the box is closed or full, or while inputs it refused
+    /// for being full wait in the room's mailbox.
     pub fn push(&self, input: QueuedInput) -> Result<(), QueuedInput> {
         let mut q = lock(&self.queue);
-        if q.closed || q.pending.len() >= CAPACITY {
+        if q.closed || q.overflowed > 0 || q.pending.len() >= CAPACITY {
             return Err(input);
         }
         q.pending.push(input);
         Ok(())
+    }
+
+    /// [`Self::push`] for a sender that puts a refused input in the room's mailbox: gives it back
+    /// with `true` when it must go there (the box is full, or others went there before it and the
+    /// room has not applied them yet), counted until the room says it applied it
+    /// ([`Self::overflow_applied`]); with `false` when the box is closed.
+    pub fn push_or_overflow(&self, input: QueuedInput) -> Result<(), (QueuedInput, bool)> {
+        let mut q = lock(&self.queue);
+        if q.closed {
+            return Err((input, false));
+        }
+        if q.overflowed > 0 || q.pending.len() >= CAPACITY {
+            q.overflowed += 1;
+            return Err((input, true));
+        }
+        q.pending.push(input);
+        Ok(())
+    }
+
+    /// The room applied one input that [`Self::push_or_overflow`] sent to its mailbox (or the
+    /// sender could not put it there): once none waits, the box takes inputs again.
+    pub fn overflow_applied(&self) {
+        let mut q = lock(&self.queue);
+        q.overflowed = q.overflowed.saturating_sub(1);
     }
 
     /// Moves what is queued into `into` (which the caller keeps, to reuse its allocation).
@@ -116,6 +148,30 @@ mod tests {
             seq: Some(seq),
             data: JsonObject::parse("{}").unwrap(),
         }
+    }
+
+    /// Once an input went to the room's mailbox for a full box, later ones follow it there until
+    /// the room has applied it, even after the room emptied the box.
+    #[test]
+    fn past_a_full_box_inputs_follow_the_overflow_until_the_room_applied_it() {
+        let b = InputBox::default();
+        for s in 0..CAPACITY as u64 {
+            assert!(b.push_or_overflow(input(s)).is_ok());
+        }
+        assert!(matches!(b.push_or_overflow(input(5000)), Err((_, true))));
+        let mut taken = Vec::new();
+        b.take(&mut taken);
+        assert_eq!(taken.len(), CAPACITY);
+        // Room in the box again, but input 5000 waits in the mailbox: 5001 goes there too.
+        assert!(b.push(input(5001)).is_err());
+        assert!(matches!(b.push_or_overflow(input(5001)), Err((_, true))));
+        b.overflow_applied();
+        assert!(b.push(input(5002)).is_err());
+        b.overflow_applied();
+        assert!(b.push(input(5002)).is_ok());
+        // A closed box is not an overflow: nothing to count.
+        b.close(&mut taken);
+        assert!(matches!(b.push_or_overflow(input(5003)), Err((_, false))));
     }
 
     #[test]

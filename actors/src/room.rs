@@ -395,6 +395,11 @@ impl Actor for Room {
                 reply,
             } => {
                 let r = st.input(&player, seq, &data);
+                // A one-way input in a realtime room's mailbox came there because its box was
+                // full (`router::take_input`): the box takes inputs again once none is left.
+                if let (None, Some(b)) = (&reply, &st.inputs) {
+                    b.overflow_applied();
+                }
                 match (reply, r) {
                     (Some(reply), r) => {
                         let _ = reply.send(r);

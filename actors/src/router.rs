@@ -196,14 +196,26 @@ pub async fn input(
 /// back when the room is not running here (frozen for a move, restarting, moved on): the caller
 /// runs it as an operation then, which waits for the room and follows it.
 pub fn take_input(ctx: &NodeCtx, room: &RoomId, mut input: QueuedInput) -> Result<(), QueuedInput> {
+    // A realtime room's full box: the input goes to the room's mailbox, and later ones follow it
+    // there until the room has applied it (`InputBox::push_or_overflow`).
+    let mut overflow = None;
     if let Some(b) = ctx.directory.inputs(room) {
-        match b.push(input) {
+        match b.push_or_overflow(input) {
             Ok(()) => return Ok(()),
-            Err(back) => input = back,
+            Err((back, counted)) => {
+                input = back;
+                overflow = counted.then_some(b);
+            }
         }
     }
+    let not_sent = |input| {
+        if let Some(b) = &overflow {
+            b.overflow_applied();
+        }
+        Err(input)
+    };
     let Some(actor) = ctx.directory.actor(room) else {
-        return Err(input);
+        return not_sent(input);
     };
     let msg = RoomMsg::Input {
         player: input.player,
@@ -215,7 +227,7 @@ pub fn take_input(ctx: &NodeCtx, room: &RoomId, mut input: QueuedInput) -> Resul
         Ok(()) => Ok(()),
         Err(ractor::MessagingErr::SendErr(RoomMsg::Input {
             player, seq, data, ..
-        })) => Err(QueuedInput { player, seq, data }),
+        })) => not_sent(QueuedInput { player, seq, data }),
         // Not a message the room gives back: cannot happen for the room's own type.
         Err(_) => Ok(()),
     }

@@ -3,6 +3,7 @@
 //! counts inputs and panics on `{"action":"panic"}`, so the tests can watch a room restart from its
 //! snapshot, counts inputs whose `seq` came after a higher one (inputs out of order), and stalls
 //! its room on `{"action":"stall","ms":n}`, so the tests can queue messages behind a busy room.
+//! With `{"tick_ms":n}` its room is a realtime one (one-way inputs through the input box).
 //! Built only with the `test-hooks` feature; no release build contains it.
 
 // A binary links every dependency of the package; the lint is for the library.
@@ -28,6 +29,9 @@ pub struct Crash {
     count: u64,
     last_seq: u64,
     out_of_order: u64,
+    /// Realtime: ticks this many ms apart, and takes one-way inputs through its input box.
+    #[serde(default)]
+    tick_ms: Option<u64>,
 }
 
 /// `create_room` params.
@@ -36,6 +40,9 @@ pub struct Crash {
 pub struct CrashParams {
     #[serde(default = "two")]
     seats: u32,
+    /// A realtime room, ticking this many ms apart (10 to 1,000); turn-based without it.
+    #[serde(default)]
+    tick_ms: Option<u64>,
 }
 
 fn two() -> u32 {
@@ -88,11 +95,19 @@ impl Game for Crash {
             count: 0,
             last_seq: 0,
             out_of_order: 0,
+            tick_ms: match p.tick_ms {
+                Some(ms) => Some(ParamsError::check_range("tick_ms", ms, 10..=1000)?),
+                None => None,
+            },
         })
     }
 
     fn seats(&self) -> u32 {
         self.seats
+    }
+
+    fn tick_interval(&self) -> Option<std::time::Duration> {
+        self.tick_ms.map(std::time::Duration::from_millis)
     }
 
     fn on_input(

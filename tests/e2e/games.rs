@@ -236,6 +236,38 @@ async fn realtime_inputs_keep_their_order_among_the_players_other_frames() {
     assert!(st["state"]["players"].get("b").is_some(), "{st}");
 }
 
+/// A realtime room far behind (stalled by its game) fills its input box; the inputs past it go to
+/// the room's mailbox, and the later ones must not overtake them through the box once the room
+/// empties it. 3,000 one-way inputs over about 3 s, a 1.5 s stall at their start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_inputs_past_a_full_input_box_keep_their_order() {
+    let node = Node::start(&[
+        ("WARREN_LIMITS__MESSAGES_PER_SEC", "100000"),
+        ("WARREN_LIMITS__MESSAGE_BURST", "100000"),
+    ])
+    .await;
+    let mut p = node.connect("p").await;
+    let room = p
+        .create_room("crash", json!({"seats":1,"tick_ms":50}))
+        .await;
+    assert!(!room.is_empty());
+    p.send(json!({"type":"input","data":{"action":"stall","ms":1500}}))
+        .await;
+    let total: u64 = 3000;
+    // About 3 s of inputs: the box fills during the stall, and they go on after it ends.
+    for seq in 1..=total {
+        p.send(json!({"type":"input","seq":seq,"data":{"action":"count"}}))
+            .await;
+        if seq % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let st = p
+        .until(|m| m["type"] == "state" && m["state"]["count"] == total)
+        .await;
+    assert_eq!(st["state"]["out_of_order"], 0, "inputs out of order: {st}");
+}
+
 /// A realtime room whose players have all dropped (their seats kept for the reconnect grace)
 /// stops ticking until one of them is back: an abandoned arena costs nothing for the grace period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
