@@ -116,6 +116,21 @@ pub enum RoomHostMsg {
 // Local-only: never crosses nodes (the cluster layer carries its own envelopes).
 impl ractor::Message for RoomHostMsg {}
 
+/// With the `test-hooks` feature only: how many more rooms moving here from other nodes this node
+/// refuses, so end-to-end tests can watch a move fail and be tried again.
+#[cfg(feature = "test-hooks")]
+pub static REFUSE_MOVES_FOR_TEST: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(0);
+
+/// Takes one of the refusals [`REFUSE_MOVES_FOR_TEST`] still holds.
+#[cfg(feature = "test-hooks")]
+fn take_refusal() -> bool {
+    use std::sync::atomic::Ordering;
+    REFUSE_MOVES_FOR_TEST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
 /// The room host actor.
 pub struct RoomHost;
 
@@ -503,6 +518,10 @@ impl RoomHostState {
         after_death: bool,
     ) -> Result<(), AdoptError> {
         let here = self.ctx.directory.hosts(&room);
+        #[cfg(feature = "test-hooks")]
+        if !after_death && !here && take_refusal() {
+            return Err(AdoptError::new("refused by a test hook"));
+        }
         // A copy already runs here: one this node adopted from a replica while the node now
         // moving the room to it looked dead (cut off, or restarted) and froze it for the move.
         // Left running beside the adopted one, both ticked and sent states to the players. A

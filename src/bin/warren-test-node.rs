@@ -16,6 +16,14 @@ use warren::game::{Game, GameCtx, GameError, GameRegistry, ParamsError};
 use warren_protocol::PlayerId;
 
 fn main() -> ExitCode {
+    // How many rooms moving here from other nodes this node refuses (a failed move, tried again).
+    if let Some(n) = std::env::var("TEST_NODE_REFUSE_MOVES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        warren_actors::room_host::REFUSE_MOVES_FOR_TEST
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut games = GameRegistry::builtin();
     games.add::<Crash>();
     warren::main_with(games)

@@ -178,13 +178,34 @@ async fn a_dice_round_survives_its_host_draining_with_turns_totals_and_versions(
 /// one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_way_inputs_sent_while_the_room_moves_arrive_in_order() {
+    inputs_in_order_through_a_drain("0").await;
+}
+
+/// The same, when the drain's first move of the room is refused (a target just heard again after
+/// a silence refuses moves for a failure timeout): the room runs again on its old node, and the
+/// drain moves it on its next pass. The inputs that waited for the failed move and those sent
+/// after it still reach the room in the order sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_way_inputs_sent_while_a_move_fails_and_is_tried_again_arrive_in_order() {
+    inputs_in_order_through_a_drain("1").await;
+}
+
+/// 3,000 one-way inputs from a player on `n1` to a room on `n3`, which drains after 300 of them;
+/// `n1` and `n2` refuse the first `refusals` moves sent to them.
+async fn inputs_in_order_through_a_drain(refusals: &str) {
     let env = [
         ("WARREN_LIMITS__MESSAGES_PER_SEC", "100000"),
         ("WARREN_LIMITS__MESSAGE_BURST", "100000"),
+        ("TEST_NODE_REFUSE_MOVES", refusals),
+        (
+            "WARREN_LOG__LEVEL",
+            "warn,warren=info,warren_actors=info,warren_cluster=info",
+        ),
     ];
     let n1 = crate::cluster::start_env("n1", 0, "", crate::cluster::COOKIE, &env).await;
     let n2 = crate::cluster::start_env("n2", 0, &n1.cluster, crate::cluster::COOKIE, &env).await;
-    let n3 = crate::cluster::start_env("n3", 0, &n1.cluster, crate::cluster::COOKIE, &env).await;
+    let mut n3 =
+        crate::cluster::start_env("n3", 0, &n1.cluster, crate::cluster::COOKIE, &env).await;
     let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
     for n in [&n1, &n2, &n3] {
         crate::cluster::wait_for(n, &all, Duration::from_secs(15)).await;
@@ -204,16 +225,45 @@ async fn one_way_inputs_sent_while_the_room_moves_arrive_in_order() {
         if seq % 200 == 0 {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+        // With a refusal, the inputs go on past the drain's second pass (half a second later).
+        if refusals != "0" && seq % 20 == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     // Every input counted, wherever the room is now.
     p.until(|m| m["type"] == "room_event" && m["event"]["count"] == total)
         .await;
+    assert!(
+        n3.wait_exit(Duration::from_secs(30)).await.is_some(),
+        "n3 did not finish its drain"
+    );
     p.clear();
     p.ok(json!({"type":"join_room","room":room})).await;
     let rs = p.until_type("room_state").await;
     assert_ne!(rs["node"], "n3", "the room did not move: {rs}");
     assert_eq!(rs["state"]["count"], total, "{rs}");
-    assert_eq!(rs["state"]["out_of_order"], 0, "inputs out of order: {rs}");
+    // Seen once in CI (593 of 3,000) and never again here: the nodes' account of the move is
+    // printed with the failure.
+    let story: Vec<String> = [&n1, &n2, &n3]
+        .iter()
+        .flat_map(|n| {
+            n.logs()
+                .lines()
+                .filter(|l| {
+                    ["migrat", "move", "refused", "unreachable", "adopt", "heard"]
+                        .iter()
+                        .any(|k| l.contains(k))
+                })
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        rs["state"]["out_of_order"],
+        0,
+        "inputs out of order: {rs}\n{}",
+        story.join("\n")
+    );
     drop(host);
 }
 
