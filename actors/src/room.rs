@@ -489,19 +489,15 @@ impl Actor for Room {
                 if !called {
                     // Called for again: a session that was busy (waiting for another room) or
                     // out of sight at the adoption has a second grace to answer.
-                    st.call_players(vec![player.clone()]);
-                    let grace =
-                        Duration::from_millis(st.env.settings.load().rooms.reconnect_grace_ms);
-                    drop(myself.send_after(grace, move || RoomMsg::Unclaimed {
-                        player,
+                    let p = player.clone();
+                    st.call_again(&myself, player, move || RoomMsg::Unclaimed {
+                        player: p,
                         called: true,
-                    }));
+                    });
                     return Ok(());
                 }
                 info!(room = %st.id, player = %player, "seat that no session claimed after the room's adoption released");
-                let _ = st.leave(&player);
-                if st.seats.is_empty() {
-                    myself.stop(Some("empty".into()));
+                if st.release_unclaimed(&myself, &player) {
                     return Ok(());
                 }
             }
@@ -522,20 +518,16 @@ impl Actor for Room {
                         && st.env.peers().is_some_and(|p| p.reachable(&home))
                     {
                         debug!(room = %st.id, player = %player, home = %home, "the node of a seat's lost session is reachable again; calling for the player");
-                        st.call_players(vec![player.clone()]);
-                        let grace =
-                            Duration::from_millis(st.env.settings.load().rooms.reconnect_grace_ms);
-                        drop(myself.send_after(grace, move || RoomMsg::OrphanGrace {
-                            player,
+                        let p = player.clone();
+                        st.call_again(&myself, player, move || RoomMsg::OrphanGrace {
+                            player: p,
                             home,
                             called: true,
-                        }));
+                        });
                         return Ok(());
                     }
                     info!(room = %st.id, player = %player, "seat of a player whose node died released");
-                    let _ = st.leave(&player);
-                    if st.seats.is_empty() {
-                        myself.stop(Some("empty".into()));
+                    if st.release_unclaimed(&myself, &player) {
                         return Ok(());
                     }
                 }

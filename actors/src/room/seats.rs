@@ -318,6 +318,33 @@ impl RoomState {
         peers.seat_waiting(&self.id, &at, &orphans);
     }
 
+    /// Calls for `player` once more ([`Self::call_players`]), and sends the room `then` after
+    /// the reconnect grace: a seat kept in doubt has that long to be claimed.
+    pub(super) fn call_again(
+        &self,
+        myself: &ActorRef<RoomMsg>,
+        player: PlayerId,
+        then: impl FnOnce() -> RoomMsg + Send + 'static,
+    ) {
+        self.call_players(vec![player]);
+        let grace = Duration::from_millis(self.env.settings.load().rooms.reconnect_grace_ms);
+        drop(myself.send_after(grace, then));
+    }
+
+    /// Releases a seat nobody claimed; true when it was the last, and the room stops.
+    pub(super) fn release_unclaimed(
+        &mut self,
+        myself: &ActorRef<RoomMsg>,
+        player: &PlayerId,
+    ) -> bool {
+        let _ = self.leave(player);
+        if self.seats.is_empty() {
+            myself.stop(Some("empty".into()));
+            return true;
+        }
+        false
+    }
+
     pub(super) fn set_connected(&mut self, player: &PlayerId, connected: bool) {
         let Some(i) = self.seat_of(player) else {
             return;
