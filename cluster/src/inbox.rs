@@ -14,7 +14,7 @@ use tracing::info;
 use warren_actors::inputs::QueuedInput;
 use warren_actors::local::{Answer, LocalNode};
 use warren_actors::remote::AdoptError;
-use warren_protocol::{NodeId, Outbound, PlayerId};
+use warren_protocol::{NodeId, Outbound, PlayerId, RoomId};
 
 use crate::wire::{Body, Envelope, Wire};
 
@@ -46,6 +46,15 @@ fn reply_to(from: &str, body: Body) {
     if let Some(inbox) = inbox_of(from) {
         send(&inbox, body);
     }
+}
+
+/// Adopts a room another node moves here, off the inbox's loop, and answers `from`.
+fn adopt(local: &LocalNode, corr: u64, from: String, room: RoomId, epoch: u64, snapshot: Vec<u8>) {
+    let local = local.clone();
+    tokio::spawn(async move {
+        let result = local.adopt(room, epoch, snapshot).await;
+        reply_to(&from, Body::Adopted { corr, result });
+    });
 }
 
 pub(crate) fn inbox_of(node: &str) -> Option<ActorRef<Wire>> {
@@ -135,13 +144,7 @@ impl Actor for NodeInbox {
                 room,
                 epoch,
                 snapshot,
-            } => {
-                let local = local.clone();
-                tokio::spawn(async move {
-                    let result = local.adopt(room, epoch, snapshot).await;
-                    reply_to(&from, Body::Adopted { corr, result });
-                });
-            }
+            } => adopt(local, corr, from, room, epoch, snapshot),
             Body::AdoptFrom {
                 corr,
                 from,
@@ -163,11 +166,7 @@ impl Actor for NodeInbox {
                     reply_to(&from, Body::Adopted { corr, result });
                     return Ok(());
                 }
-                let local = local.clone();
-                tokio::spawn(async move {
-                    let result = local.adopt(room, epoch, snapshot).await;
-                    reply_to(&from, Body::Adopted { corr, result });
-                });
+                adopt(local, corr, from, room, epoch, snapshot);
             }
             Body::Adopted { corr, result } => st.peers.complete(corr, Reply::Adopted(result)),
             Body::FindSeat { corr, from, player } => {
