@@ -43,23 +43,16 @@ impl SessionState {
     /// the player played on, or doubts the seat); one that has moved on, or whose player left that
     /// room, leaves it to be released after the grace period.
     pub(super) async fn seat_waiting(&mut self, room: RoomId, at: Location) {
-        if self.room.as_ref() == Some(&room) && self.conn.is_some() {
-            debug!(session = %self.id, player = %self.player, room = %room, "the room lost sight of this session, or asks whether it holds the seat; reattaching");
-            self.ctx.directory.learn(&room, at);
-            let op = RoomOp::Reconnected {
-                player: self.player.clone(),
-                home: self.ctx.node.clone(),
-            };
-            self.room_notify(&room, op).await;
-            return;
-        }
         if self.room.as_ref() == Some(&room) {
-            // Seated there, its player away within this session's grace: the seat stays until
-            // the grace ends (`GraceOver`) or the player resumes.
             self.ctx.directory.learn(&room, at);
-            let op = RoomOp::Disconnected {
-                player: self.player.clone(),
-                home: self.ctx.node.clone(),
+            let (player, home) = (self.player.clone(), self.ctx.node.clone());
+            let op = if self.conn.is_some() {
+                debug!(session = %self.id, player = %self.player, room = %room, "the room lost sight of this session, or asks whether it holds the seat; reattaching");
+                RoomOp::Reconnected { player, home }
+            } else {
+                // Seated there, its player away within this session's grace: the seat stays
+                // until the grace ends (`GraceOver`) or the player resumes.
+                RoomOp::Disconnected { player, home }
             };
             self.room_notify(&room, op).await;
             return;
