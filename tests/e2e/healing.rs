@@ -36,10 +36,7 @@ use crate::common::eventually;
 async fn killing_the_host_brings_a_dice_round_back_on_its_backup_with_turns_and_totals() {
     let nodes = trio().await;
     let mut a = nodes[0].connect("a").await;
-    let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = a.create_room("dice", json!({})).await;
     assert!(room.starts_with("n1."), "{room}");
     let mut b = nodes[1].connect("b").await;
     b.ok(json!({"type":"join_room","room":room})).await;
@@ -112,10 +109,7 @@ async fn a_node_restarted_within_the_failure_timeout_has_its_rooms_adopted() {
         wait_for(n, &all, Duration::from_secs(15)).await;
     }
     let mut a = n3.connect("a").await;
-    let room = a.ok(json!({"type":"create_room","game":"dice"})).await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = a.create_room("dice", json!({})).await;
     assert!(room.starts_with("n3."), "{room}");
     let mut b = n1.connect("b").await;
     b.ok(json!({"type":"join_room","room":room})).await;
@@ -276,21 +270,13 @@ async fn a_partition_leaves_one_host_per_room_the_minority_stops_and_the_majorit
     // An arena room on the node about to be cut off, with players on all three nodes, and a dice
     // room on the majority side with a player on the cut-off node.
     let mut pa = n1.connect("pa").await;
-    let r1 = pa
-        .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
-        .await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let r1 = pa.create_room("arena", json!({"tick_hz":20})).await;
     let mut pb = n2.connect("pb").await;
     pb.ok(json!({"type":"join_room","room":r1})).await;
     let mut pc = n3.connect("pc").await;
     pc.ok(json!({"type":"join_room","room":r1})).await;
     let mut pd = n2.connect("pd").await;
-    let r2 = pd.ok(json!({"type":"create_room","game":"dice"})).await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let r2 = pd.create_room("dice", json!({})).await;
     let mut pe = n1.connect("pe").await;
     pe.ok(json!({"type":"join_room","room":r2})).await;
     for seq in 1..=3 {
@@ -391,10 +377,7 @@ async fn rooms_spread_onto_a_node_that_joins() {
     for i in 0..6 {
         let node = if i % 2 == 0 { &n1 } else { &n2 };
         let mut c = node.connect(&format!("p{i}")).await;
-        let room = c.ok(json!({"type":"create_room","game":"dice"})).await["room"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let room = c.create_room("dice", json!({})).await;
         players.push((c, room));
     }
     assert_eq!(hosted(&[&n1, &n2]).await, vec![3, 3]);
@@ -481,12 +464,7 @@ async fn a_seat_whose_node_was_only_out_of_sight_stays_with_its_player() {
     }
     // An arena room on n2, with a player on n2 and one on n1.
     let mut pb = n2.connect("pb").await;
-    let room = pb
-        .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
-        .await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = pb.create_room("arena", json!({"tick_hz":20})).await;
     assert!(room.starts_with("n2."), "{room}");
     let mut pa = n1.connect("pa").await;
     pa.ok(json!({"type":"join_room","room":room})).await;
@@ -615,12 +593,7 @@ async fn a_link_lost_between_two_nodes_that_a_third_still_hears_moves_no_room() 
     let mut rooms = Vec::new();
     let player = async |at: usize, i: usize| {
         let mut p = guest_at(http[at], &format!("cut{i}")).await;
-        let room = p
-            .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
-            .await["room"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let room = p.create_room("arena", json!({"tick_hz":20})).await;
         assert!(room.starts_with(&format!("n{}.", at + 1)), "{room}");
         (p, room)
     };
@@ -730,12 +703,7 @@ async fn a_seat_found_on_another_node_is_reached_there_not_through_the_node_its_
     }
     // An arena room made on n1 whose players are on n2; its maker leaves.
     let mut maker = n1.connect("maker").await;
-    let room = maker
-        .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
-        .await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = maker.create_room("arena", json!({"tick_hz":20})).await;
     assert!(room.starts_with("n1."), "{room}");
     let mut a = n2.connect("a").await;
     a.ok(json!({"type":"join_room","room":room})).await;
@@ -797,12 +765,7 @@ async fn a_room_whose_move_fails_after_its_node_cut_itself_off_is_not_run_there_
         guest_at(http[0], "mover0").await,
         guest_at(http[1], "mover1").await,
     ];
-    let room = players[0]
-        .ok(json!({"type":"create_room","game":"dice"}))
-        .await["room"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = players[0].create_room("dice", json!({})).await;
     assert!(room.starts_with("n1."), "{room}");
     players[1].ok(json!({"type":"join_room","room":room})).await;
 
@@ -868,12 +831,7 @@ async fn seats_left_before_a_host_died_go_with_the_room_its_backup_adopts() {
     let mut backed = Vec::new();
     for i in 0..24 {
         let mut creator = guest_at(http[0], &format!("maker{i}")).await;
-        let room = creator
-            .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":20}}))
-            .await["room"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let room = creator.create_room("arena", json!({"tick_hz":20})).await;
         assert!(room.starts_with("n1."), "{room}");
         let mut on_n2 = false;
         for _ in 0..20 {
@@ -990,10 +948,7 @@ async fn a_move_sent_before_its_node_was_cut_off_and_delivered_late_is_refused()
     let mut players = Vec::new();
     for i in 0..24 {
         let mut maker = guest_at(http[0], &format!("mover{i}")).await;
-        let r = maker.ok(json!({"type":"create_room","game":"dice"})).await["room"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let r = maker.create_room("dice", json!({})).await;
         let mut backup = None;
         for _ in 0..40 {
             backup = backup_of(&r).await;
