@@ -123,14 +123,14 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
             done = &mut migrate => info!(rooms, moved = done.moved, stayed = done.stayed, "rooms migrated"),
         }
     }
-    ctx.sessions.close_all(CloseCode::Draining);
+    ctx.sessions.close_all_answered(CloseCode::Draining);
     let outcome = loop {
         if lc.edge.connections.load(Ordering::Acquire) == 0 && ctx.inputs_waiting() == 0 {
             info!("drained: no connection left");
             break Outcome::Drained;
         }
         // Connections that arrived with a resume token during the drain are closed as they attach.
-        ctx.sessions.close_all(CloseCode::Draining);
+        ctx.sessions.close_all_answered(CloseCode::Draining);
         tokio::select! {
             _ = term.recv() => { warn!("second SIGTERM: exiting now"); break Outcome::Forced; }
             _ = int.recv() => { warn!("second SIGINT: exiting now"); break Outcome::Forced; }

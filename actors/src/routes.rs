@@ -81,6 +81,20 @@ impl Sessions {
             r.conn.close(code);
         }
     }
+
+    /// Closes every live connection with `code` once its session has answered the requests it
+    /// received before (`SessionMsg::Close`): a request is never left in doubt to take effect
+    /// after its player resumed elsewhere. A connection whose session is gone closes at once.
+    pub fn close_all_answered(&self, code: CloseCode) {
+        for r in read(&self.routes).values() {
+            if r.session()
+                .cast(crate::session::SessionMsg::Close(code))
+                .is_err()
+            {
+                r.conn.close(code);
+            }
+        }
+    }
 }
 
 /// The one handle that writes the table: the session host's.

@@ -64,6 +64,11 @@ pub enum SessionMsg {
     },
     /// Connection `conn_id` ended.
     ConnClosed(u64),
+    /// Close the connection with `code` (the node drains), once every request it sent before
+    /// has been answered: a request still waiting for its room (frozen for its move) when the
+    /// connection closed was applied later, after the player had resumed on another node and
+    /// played on from there.
+    Close(CloseCode),
     /// The grace period started at `gen` is over.
     GraceOver(u64),
     /// A pool wants the player's ticket for a match: answers true, and holds the ticket for that
@@ -256,6 +261,13 @@ impl SessionState {
             }
             SessionMsg::ConnClosed(conn_id) => {
                 if st.conn.as_ref().is_some_and(|c| c.id == conn_id) {
+                    st.detach(&me).await;
+                }
+            }
+            SessionMsg::Close(code) => {
+                // Frames the connection sends after this are not taken (it is detached now).
+                if let Some(c) = &st.conn {
+                    c.close(code);
                     st.detach(&me).await;
                 }
             }

@@ -267,6 +267,37 @@ async fn inputs_in_order_through_a_drain(refusals: &str) {
     drop(host);
 }
 
+/// A request still waiting for its room (frozen for the drain's move) when the drain closes its
+/// node's connections is answered first, and its connection closes after. Closed at once, the
+/// player resumed on another node with the request in doubt, played on, and the request took
+/// effect after those later moves (the eights drain test: "not your turn" one move later, in
+/// about one run in ten).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waiting_for_its_moving_room_is_answered_before_the_drain_closes_the_connection()
+{
+    let mut nodes = trio().await;
+    let mut p = nodes[2].connect("p").await;
+    let room = p.create_room("crash", json!({"seats":1})).await;
+    assert!(room.starts_with("n3."), "{room}");
+    p.until_type("room_state").await;
+    // The room is busy: the drain's freeze waits behind the stall, and the request, sent once the
+    // room is marked moving, waits for the move.
+    p.send(json!({"type":"input","data":{"action":"stall","ms":1500}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    nodes[2].signal("TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = p
+        .request(json!({"type":"input","seq":1,"data":{"action":"count"}}))
+        .await;
+    assert_eq!(r["type"], "ok", "{r}");
+    assert_eq!(p.close_code().await, 4001);
+    assert!(
+        nodes[2].wait_exit(Duration::from_secs(30)).await.is_some(),
+        "n3 did not exit"
+    );
+}
+
 /// A room that closes (its last player left) in the instant its node begins to move it away: the
 /// move finds it stopped. The room must not outlive its close: not kept in the node's directory,
 /// and not revived by its backup when the drained node exits.
