@@ -23,6 +23,7 @@ pub mod inbox;
 pub mod membership;
 pub mod peers;
 pub mod replication;
+pub mod swim;
 pub mod tls;
 pub mod wire;
 
