@@ -55,7 +55,11 @@ pub(crate) async fn run(
             .members()
             .into_iter()
             .skip(1)
-            .filter(|m| m.state != MemberState::Unreachable)
+            // Reachable through others (SWIM's indirect probes) is not linked: a dropped link to a
+            // live member is dialed again.
+            .filter(|m| {
+                m.state != MemberState::Unreachable && crate::inbox::inbox_of(&m.id).is_some()
+            })
             .map(|m| m.advertise)
             .collect();
         let live_addrs: HashSet<SocketAddr> = live.iter().filter_map(|a| a.parse().ok()).collect();

@@ -235,7 +235,14 @@ impl Actor for NodeInbox {
                 reply_to(&from, Body::HostedAt { corr, at });
             }
             Body::HostedAt { corr, at } => st.peers.complete(corr, Reply::HostedAt(at)),
-            Body::Tick | Body::Heartbeat(_) | Body::Leaving { .. } => {}
+            Body::Tick
+            | Body::Heartbeat(_)
+            | Body::Leaving { .. }
+            | Body::Swim(_)
+            | Body::SwimStatus(_)
+            | Body::SwimTimer(_)
+            | Body::SwimAsk { .. }
+            | Body::SwimVia { .. } => {}
         }
         Ok(())
     }

@@ -1,25 +1,57 @@
-//! `Membership`: this node's view of the cluster. It heartbeats its status to the `Membership` of
-//! every connected peer (found through a `pg` group that ractor_cluster keeps in sync), and marks a
-//! peer `unreachable` when no heartbeat arrived for `cluster.failure_timeout_ms`, whether or not
-//! a TCP reset arrived (a vanished host sends none).
+//! `Membership`: this node's view of the cluster.
+//!
+//! Between nodes of this build (cluster protocol 11 on), membership is SWIM ([`crate::swim`]):
+//! each node probes one member per period, asks others to probe it indirectly when it does not
+//! answer, and declares it unreachable when the suspicion is not refuted; node status (ready or
+//! draining, version, rooms, …) rides on the same messages. A node's cost is the same at 8 nodes
+//! as at 64. SWIM's messages travel over the cluster's authenticated links to the membership
+//! actor's own `pg` group ([`swim_group`]).
+//!
+//! Nodes of an older build speak heartbeats: they send their status to the `Membership` of every
+//! connected peer (the [`GROUP`] `pg` group) and mark a peer `unreachable` when none arrived for
+//! `cluster.failure_timeout_ms`. During a rolling upgrade this node heartbeats those, and only
+//! those (members of [`GROUP`] in no [`swim_group`]), and takes their heartbeats as before.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use warren_actors::ring::Ring;
 use warren_protocol::NodeId;
 
 use warren_actors::game::{GameVersions, node_reads};
 
-use crate::wire::{Body, CLUSTER_PROTOCOL, Envelope, HeartbeatTail, NodeState, NodeStatus, Wire};
+use crate::swim::{self, Event, NodeIdentity, Swim};
+use crate::wire::{
+    Body, CLUSTER_PROTOCOL, Envelope, HeartbeatTail, NodeState, NodeStatus, SwimStatus, Wire,
+};
 
 /// The `pg` group every node's membership actor joins.
 pub const GROUP: &str = "warren.membership";
+
+const SWIM_PREFIX: &str = "warren.membership.swim/";
+
+/// The `pg` group of node `node`'s membership actor when its build speaks SWIM: SWIM's messages
+/// for it go there.
+pub fn swim_group(node: &str) -> String {
+    format!("{SWIM_PREFIX}{node}")
+}
+
+/// The nodes whose membership actors speak SWIM, by their groups.
+fn swim_nodes() -> Vec<String> {
+    pg::which_groups()
+        .into_iter()
+        .filter_map(|g| g.strip_prefix(SWIM_PREFIX).map(str::to_owned))
+        .collect()
+}
+
+/// How often, at most, a change of the rooms and sessions counts alone goes out on SWIM (a change
+/// of state, incarnation or games goes at once).
+const COUNTS_EVERY: Duration = Duration::from_secs(1);
 
 /// What the node reports about itself, read at every heartbeat.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -332,6 +364,8 @@ struct Peer {
     reachable: bool,
     /// When it was last heard again after being unreachable.
     back_at: Option<Instant>,
+    /// Known through SWIM (reachable while SWIM has it active), not heartbeats.
+    swim: bool,
 }
 
 /// The membership actor.
@@ -344,6 +378,19 @@ pub struct MembershipState {
     /// Addresses peers gossiped (their reachable peers'), and when last heard: one no peer has
     /// named for [`GOSSIP_TTL`] is dropped, so a dead node's address is not dialed for ever.
     gossip: HashMap<String, Instant>,
+    swim: Swim,
+    /// SWIM's timers waiting, by the key their message carries.
+    timers: HashMap<u64, foca::Timer<NodeIdentity>>,
+    next_timer: u64,
+    /// Nodes in a SWIM group that SWIM does not have active, and when this node last announced
+    /// itself to each.
+    announced: HashMap<String, Instant>,
+    /// Members whose status has not arrived, and when this node last asked each for it.
+    asked: HashMap<String, Instant>,
+    /// The status last put on SWIM, and when.
+    said: Option<(SwimStatus, Instant)>,
+    /// [`Swim::status_version`] when the view last took SWIM's statuses in.
+    synced: u64,
 }
 
 /// How long a gossiped address is kept after the last peer named it.
@@ -368,22 +415,42 @@ impl Actor for Membership {
         args: MembershipArgs,
     ) -> Result<MembershipState, ActorProcessingErr> {
         pg::join(GROUP.to_owned(), vec![me.get_cell()]);
+        pg::join(swim_group(&args.node), vec![me.get_cell()]);
         // Ten heartbeats (and re-evaluations) per timeout: a few lost ones do not make a peer
         // unreachable, and a dead one is noticed within a tenth of the timeout after it expires.
         let every = (args.failure_timeout / 10).max(Duration::from_millis(20));
         me.send_interval(every, || Envelope::encode(Body::Tick));
-        let st = MembershipState {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let identity = NodeIdentity {
+            id: args.node.clone(),
+            advertise: args.advertise.clone(),
+            started,
+            bump: 0,
+        };
+        let swim = Swim::new(identity, swim::config(args.failure_timeout), rand::random());
+        let mut st = MembershipState {
             args,
             peers: HashMap::new(),
             gossip: Default::default(),
+            swim,
+            timers: HashMap::new(),
+            next_timer: 0,
+            announced: HashMap::new(),
+            asked: HashMap::new(),
+            said: None,
+            synced: 0,
         };
+        st.say();
+        st.drive(&me);
         st.publish();
         Ok(st)
     }
 
     async fn handle(
         &self,
-        _me: ActorRef<Wire>,
+        me: ActorRef<Wire>,
         msg: Wire,
         st: &mut MembershipState,
     ) -> Result<(), ActorProcessingErr> {
@@ -391,11 +458,48 @@ impl Actor for Membership {
             return Ok(());
         };
         match env.body {
-            Body::Tick => st.tick(),
+            Body::Tick => st.tick(&me),
             Body::Heartbeat(status) => {
                 let games = Envelope::heartbeat_tail(&msg).map(|t| t.games);
                 let incarnation = Envelope::heartbeat_incarnation(&msg);
-                st.heard(status, env.proto, games, incarnation);
+                st.heard(status, env.proto, games, incarnation, false);
+                st.publish();
+            }
+            Body::Swim(bytes) => {
+                if let Err(e) = st.swim.handle_data(&bytes) {
+                    debug!(error = %e, "SWIM message not taken");
+                }
+                st.drive(&me);
+            }
+            Body::SwimStatus(bytes) => {
+                if let Err(e) = st.swim.handle_status(&bytes) {
+                    debug!(error = %e, "SWIM status not taken");
+                }
+                st.drive(&me);
+            }
+            Body::SwimVia { to, bytes } => {
+                if to == st.args.node {
+                    if let Err(e) = st.swim.handle_data(&bytes) {
+                        debug!(error = %e, "SWIM message not taken");
+                    }
+                    st.drive(&me);
+                } else {
+                    send_to(&to, Body::Swim(bytes));
+                }
+            }
+            Body::SwimAsk { from } => {
+                let own = st.swim.own_status();
+                if !own.is_empty() {
+                    send_to(&from, Body::SwimStatus(own.to_vec()));
+                }
+            }
+            Body::SwimTimer(key) => {
+                if let Some(timer) = st.timers.remove(&key) {
+                    if let Err(e) = st.swim.handle_timer(timer) {
+                        debug!(error = %e, "SWIM timer failed");
+                    }
+                    st.drive(&me);
+                }
             }
             Body::Leaving { node } => st.left(node),
             // Inbox traffic sent to the wrong actor: count it like any other undeliverable message.
@@ -411,6 +515,19 @@ impl Actor for Membership {
 
 impl MembershipState {
     fn me(&self) -> NodeStatus {
+        NodeStatus {
+            known: self
+                .peers
+                .values()
+                .filter(|p| p.reachable)
+                .map(|p| p.status.advertise.clone())
+                .collect(),
+            ..self.bare()
+        }
+    }
+
+    /// This node's status without the addresses it reaches.
+    fn bare(&self) -> NodeStatus {
         let s = (self.args.status)();
         NodeStatus {
             id: self.args.node.clone(),
@@ -423,28 +540,217 @@ impl MembershipState {
             version: self.args.version.clone(),
             rooms: s.rooms,
             sessions: s.sessions,
-            known: self
-                .peers
-                .values()
-                .filter(|p| p.reachable)
-                .map(|p| p.status.advertise.clone())
-                .collect(),
+            known: Vec::new(),
         }
     }
 
-    fn tick(&mut self) {
-        let tail = HeartbeatTail {
+    /// Puts this node's status on SWIM when it changed (counts alone: every [`COUNTS_EVERY`]).
+    fn say(&mut self) {
+        let now = SwimStatus {
+            proto: CLUSTER_PROTOCOL,
+            status: self.bare(),
             games: self.args.games.clone(),
+            incarnation: self.args.view.incarnation(),
         };
-        let beat = Envelope::encode_heartbeat(self.me(), &tail, self.args.view.incarnation());
-        for cell in pg::get_members(&GROUP.to_owned()) {
-            if !cell.get_id().is_local() {
+        let due = match &self.said {
+            None => true,
+            Some((old, at)) => {
+                old.status.state != now.status.state
+                    || old.incarnation != now.incarnation
+                    || old.games != now.games
+                    || old.status.version != now.status.version
+                    || ((old.status.rooms, old.status.sessions)
+                        != (now.status.rooms, now.status.sessions)
+                        && at.elapsed() >= COUNTS_EVERY)
+            }
+        };
+        if !due {
+            return;
+        }
+        match postcard::to_allocvec(&now)
+            .map_err(|e| e.to_string())
+            .and_then(|body| self.swim.set_status(body).map_err(|e| e.to_string()))
+        {
+            Ok(()) => self.said = Some((now, Instant::now())),
+            Err(e) => warn!(error = %e, "this node's status could not go out on SWIM"),
+        }
+    }
+
+    /// Carries out what SWIM asked for, and takes what changed into the view.
+    fn drive(&mut self, me: &ActorRef<Wire>) {
+        let out = self.swim.take_output();
+        for (to, bytes) in out.sends {
+            if linked(&to.id) {
+                send_to(&to.id, Body::Swim(bytes));
+            } else {
+                self.relay(&to.id, bytes);
+            }
+        }
+        for (to, bytes) in out.statuses {
+            send_to(&to.id, Body::SwimStatus(bytes));
+        }
+        for (timer, after) in out.timers {
+            let key = self.next_timer;
+            self.next_timer += 1;
+            self.timers.insert(key, timer);
+            me.send_after(after, move || Envelope::encode(Body::SwimTimer(key)));
+        }
+        for e in &out.events {
+            match e {
+                Event::Rejoined(id) => {
+                    warn!(
+                        bump = id.bump,
+                        "this node's peers declared it unreachable: it rejoined under a new identity"
+                    );
+                }
+                Event::Down(id) => debug!(peer = %id.id, "SWIM: member down"),
+                Event::Up(id) => debug!(peer = %id.id, "SWIM: member up"),
+                Event::Renamed { old, new } => {
+                    debug!(peer = %new.id, old = ?(old.started, old.bump), new = ?(new.started, new.bump), "SWIM: member renamed");
+                }
+                Event::Alone | Event::Joined => debug!(event = ?e, "SWIM"),
+            }
+        }
+        if !out.events.is_empty() || self.swim.status_version() != self.synced {
+            self.sync();
+            self.publish();
+        }
+    }
+
+    /// Takes SWIM's members and their statuses into the peers: a member SWIM has active (alive or
+    /// suspect) and whose status arrived is reachable; one it no longer has is unreachable.
+    fn sync(&mut self) {
+        self.synced = self.swim.status_version();
+        let active: HashSet<String> = self.swim.members().map(|(m, _)| m.id.clone()).collect();
+        let now = Instant::now();
+        for id in &active {
+            let Some(body) = self.swim.status_of(id) else {
+                continue;
+            };
+            let s: SwimStatus = match postcard::from_bytes(&body) {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(peer = %id, error = %e, "unreadable SWIM status");
+                    continue;
+                }
+            };
+            if let Some(p) = self.peers.get_mut(id)
+                && p.swim
+                && p.reachable
+                && p.status == s.status
+                && p.proto == s.proto
+                && p.incarnation == Some(s.incarnation)
+                && p.games.as_deref() == Some(&s.games)
+            {
+                p.last = now;
+                continue;
+            }
+            self.heard(s.status, s.proto, Some(s.games), Some(s.incarnation), true);
+        }
+        for (id, p) in &mut self.peers {
+            if p.swim && p.reachable && !active.contains(id) {
+                warn!(peer = %id, "peer unreachable: SWIM declared it down");
+                p.reachable = false;
+            }
+        }
+    }
+
+    /// Sends SWIM's bytes for node `to`, to which no link is up, through a few linked members.
+    fn relay(&mut self, to: &str, bytes: Vec<u8>) {
+        use rand::seq::IteratorRandom;
+        let linked = self
+            .peers
+            .iter()
+            .filter(|(id, p)| p.swim && p.reachable && id.as_str() != to && linked(id))
+            .map(|(id, _)| id.clone())
+            .choose_multiple(&mut rand::rng(), RELAYS);
+        for via in linked {
+            send_to(
+                &via,
+                Body::SwimVia {
+                    to: to.to_owned(),
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+    }
+
+    /// Announces this node to the SWIM-speaking nodes it is linked to and SWIM does not have, and
+    /// asks the members whose status has not arrived for it.
+    fn announce(&mut self) {
+        let active: HashSet<String> = self.swim.members().map(|(m, _)| m.id.clone()).collect();
+        let again = self.args.failure_timeout / 2;
+        for id in &active {
+            if self.swim.status_of(id).is_some()
+                || self.asked.get(id).is_some_and(|at| at.elapsed() < again)
+            {
+                continue;
+            }
+            self.asked.insert(id.clone(), Instant::now());
+            send_to(
+                id,
+                Body::SwimAsk {
+                    from: self.args.node.clone(),
+                },
+            );
+        }
+        self.asked.retain(|id, _| active.contains(id));
+        let nodes = swim_nodes();
+        self.announced.retain(|id, _| nodes.contains(id));
+        for id in nodes {
+            if id == self.args.node || active.contains(&id) {
+                continue;
+            }
+            if self
+                .announced
+                .get(&id)
+                .is_some_and(|at| at.elapsed() < again)
+            {
+                continue;
+            }
+            self.announced.insert(id.clone(), Instant::now());
+            // foca takes an announce addressed to any identity under the receiver's id.
+            let to = NodeIdentity {
+                id,
+                advertise: String::new(),
+                started: 0,
+                bump: 0,
+            };
+            if let Err(e) = self.swim.announce(to) {
+                debug!(error = %e, "SWIM announce failed");
+            }
+        }
+    }
+
+    fn tick(&mut self, me: &ActorRef<Wire>) {
+        // Heartbeats go to the nodes of older builds only: the members of the heartbeat group
+        // outside every SWIM group.
+        let swimmers: HashSet<ractor::ActorId> = swim_nodes()
+            .iter()
+            .flat_map(|n| pg::get_members(&swim_group(n)))
+            .map(|c| c.get_id())
+            .collect();
+        let legacy: Vec<ractor::ActorCell> = pg::get_members(&GROUP.to_owned())
+            .into_iter()
+            .filter(|c| !c.get_id().is_local() && !swimmers.contains(&c.get_id()))
+            .collect();
+        if !legacy.is_empty() {
+            let tail = HeartbeatTail {
+                games: self.args.games.clone(),
+            };
+            let beat = Envelope::encode_heartbeat(self.me(), &tail, self.args.view.incarnation());
+            for cell in legacy {
+                crate::inbox::count_sent("heartbeat", &beat);
                 let peer: ActorRef<Wire> = cell.into();
                 let _ = peer.cast(beat.clone());
             }
         }
+        self.say();
+        self.announce();
+        self.drive(me);
+        self.sync();
         let timeout = self.args.failure_timeout;
-        for (id, p) in &mut self.peers {
+        for (id, p) in self.peers.iter_mut().filter(|(_, p)| !p.swim) {
             let reachable = p.last.elapsed() < timeout;
             if p.reachable && !reachable {
                 warn!(peer = %id, silent_ms = p.last.elapsed().as_millis() as u64, "peer unreachable");
@@ -486,6 +792,7 @@ impl MembershipState {
         proto: u32,
         games: Option<GameVersions>,
         incarnation: Option<u64>,
+        swim: bool,
     ) {
         if self.args.view.departed().contains(&status.id) {
             // A heartbeat sent before the node's farewell; a node that comes back is ready again.
@@ -564,9 +871,9 @@ impl MembershipState {
                 last: Instant::now(),
                 reachable: true,
                 back_at,
+                swim,
             },
         );
-        self.publish();
     }
 
     fn publish(&self) {
@@ -616,6 +923,13 @@ impl MembershipState {
         }
         let mut candidates: Vec<String> = self.gossip.keys().cloned().collect();
         candidates.extend(self.peers.values().map(|p| p.status.advertise.clone()));
+        // Members SWIM told of, before their statuses arrive: a link to them completes the mesh.
+        candidates.extend(
+            self.swim
+                .members()
+                .map(|(m, _)| m.advertise.clone())
+                .filter(|a| !a.is_empty() && *a != self.args.advertise),
+        );
         candidates.sort();
         candidates.dedup();
         self.args.view.set(members, candidates);
@@ -647,6 +961,35 @@ fn view_of(
         settling: false,
     }
 }
+
+/// Whether a link to node `id`'s membership actor is up.
+fn linked(id: &str) -> bool {
+    pg::get_members(&swim_group(id))
+        .iter()
+        .any(|c| !c.get_id().is_local())
+}
+
+/// Sends `body` to node `id`'s membership actor; whether a link to it is up.
+fn send_to(id: &str, body: Body) -> bool {
+    let cells: Vec<ractor::ActorCell> = pg::get_members(&swim_group(id))
+        .into_iter()
+        .filter(|c| !c.get_id().is_local())
+        .collect();
+    if cells.is_empty() {
+        return false;
+    }
+    let kind = body.kind();
+    let w = Envelope::encode(body);
+    for cell in cells {
+        crate::inbox::count_sent(kind, &w);
+        let peer: ActorRef<Wire> = cell.into();
+        let _ = peer.cast(w.clone());
+    }
+    true
+}
+
+/// How many linked nodes SWIM's bytes for an unlinked member are sent through.
+const RELAYS: usize = 2;
 
 /// Tells every reachable node's membership that this node leaves the cluster (the end of a drain),
 /// so that it stops counting towards the cluster's size.

@@ -103,6 +103,8 @@ pub struct StatusError(#[from] postcard::Error);
 #[derive(Default)]
 struct StatusTable {
     latest: HashMap<String, ((u64, u64), Vec<u8>)>,
+    /// Raised by every status kept.
+    version: u64,
 }
 
 impl StatusTable {
@@ -118,6 +120,7 @@ impl StatusTable {
             return Ok(None);
         }
         self.latest.insert(item.node.clone(), (order, item.body));
+        self.version += 1;
         Ok(Some(StatusKey {
             node: item.node,
             order,
@@ -316,6 +319,11 @@ impl Swim {
         Ok(())
     }
 
+    /// This node's status as it travels (empty until [`Swim::set_status`]), for a member that asks.
+    pub fn own_status(&self) -> &[u8] {
+        &self.status
+    }
+
     /// A status a member sent this node directly (it came up after that status went out).
     pub fn handle_status(&mut self, data: &[u8]) -> Result<(), SwimError> {
         lock(&self.statuses)
@@ -376,6 +384,11 @@ impl Swim {
     /// The newest status heard of node `id` (this node's own included).
     pub fn status_of(&self, id: &str) -> Option<Vec<u8>> {
         lock(&self.statuses).latest.get(id).map(|(_, b)| b.clone())
+    }
+
+    /// A number raised by every newer status heard: unchanged, no status changed.
+    pub fn status_version(&self) -> u64 {
+        lock(&self.statuses).version
     }
 
     /// Takes what foca asked for since the last call.

@@ -29,7 +29,15 @@ use warren_protocol::{GameName, JsonObject, PlayerId, RoomId, RoomSummary, Ticke
 /// - 9: `ReplicateFrom`: snapshots carry the incarnation of the process that sent them.
 /// - 10: `AdoptFrom`: a room's move carries the incarnation of the process that froze it, and the
 ///   target refuses a move from a process it does not see as that node's current one.
-pub const CLUSTER_PROTOCOL: u32 = 10;
+/// - 11: membership on SWIM ([`crate::swim`]): `Swim` carries foca's messages, `SwimStatus` a
+///   node's [`SwimStatus`] sent directly (`SwimAsk` asks for it), and `SwimVia` passes SWIM's bytes on through a node linked to their
+///   receiver. Nodes of this protocol send no heartbeats to each
+///   other; they still heartbeat the nodes of older protocols (a rolling upgrade), which they
+///   tell apart by the group they join ([`crate::membership::swim_group`]).
+pub const CLUSTER_PROTOCOL: u32 = 11;
+
+/// The protocol that added [`Body::Swim`] and [`Body::SwimStatus`].
+pub const PROTO_SWIM: u32 = 11;
 
 /// The protocol that added [`Body::AdoptFrom`].
 pub const PROTO_ADOPT_INCARNATION: u32 = 10;
@@ -329,6 +337,42 @@ pub enum Body {
         /// Its snapshot (postcard).
         snapshot: Vec<u8>,
     },
+    /// SWIM membership bytes (foca's), for the receiver's membership actor (protocol 11).
+    Swim(Vec<u8>),
+    /// The sender's status ([`SwimStatus`] inside SWIM's status item), sent directly to a member
+    /// that came up after the status went out on SWIM's dissemination (protocol 11).
+    SwimStatus(Vec<u8>),
+    /// Local timer: SWIM's timer `key` is due (a key this node did not set is ignored).
+    SwimTimer(u64),
+    /// Node `from` has the receiver among SWIM's members but not its status: answer with
+    /// `SwimStatus` (protocol 11; the direct status sent when a member comes up is lost when no
+    /// link to it is up yet).
+    SwimAsk {
+        /// The node asking.
+        from: String,
+    },
+    /// SWIM bytes for node `to`, sent through the receiver because the sender has no link to
+    /// `to` yet (a node that just joined links to its members one by one): the receiver passes
+    /// them on if it has one (protocol 11).
+    SwimVia {
+        /// The node they are for.
+        to: String,
+        /// foca's bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// What a node of protocol 11 says of itself on SWIM's dissemination: what its heartbeats said.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwimStatus {
+    /// Its [`CLUSTER_PROTOCOL`].
+    pub proto: u32,
+    /// Its status (`known` is empty: SWIM spreads the members).
+    pub status: NodeStatus,
+    /// The games it runs, with the state versions each restores.
+    pub games: warren_actors::game::GameVersions,
+    /// Its incarnation (see [`PROTO_INCARNATION`]).
+    pub incarnation: u64,
 }
 
 /// One room's snapshot, as it travels to its backup.
@@ -404,6 +448,11 @@ impl Body {
             Body::WhereIs { .. } => "where_is",
             Body::HostedAt { .. } => "hosted_at",
             Body::Input { .. } => "input",
+            Body::Swim(_) => "swim",
+            Body::SwimStatus(_) => "swim_status",
+            Body::SwimTimer(_) => "swim_timer",
+            Body::SwimAsk { .. } => "swim_ask",
+            Body::SwimVia { .. } => "swim_via",
         }
     }
 }
@@ -1166,6 +1215,17 @@ mod frozen {
                     room: "n1.r1".into(),
                     epoch: 3,
                     snapshot: vec![9],
+                },
+            ),
+            ("Swim", Body::Swim(vec![1, 2])),
+            ("SwimStatus", Body::SwimStatus(vec![3])),
+            ("SwimTimer", Body::SwimTimer(5)),
+            ("SwimAsk", Body::SwimAsk { from: "n1".into() }),
+            (
+                "SwimVia",
+                Body::SwimVia {
+                    to: "n3".into(),
+                    bytes: vec![4],
                 },
             ),
         ]
