@@ -391,6 +391,8 @@ pub struct MembershipState {
     said: Option<(SwimStatus, Instant)>,
     /// [`Swim::status_version`] when the view last took SWIM's statuses in.
     synced: u64,
+    /// When this node last announced itself to its members while SWIM was not connected.
+    reannounced: Option<Instant>,
 }
 
 /// How long a gossiped address is kept after the last peer named it.
@@ -441,6 +443,7 @@ impl Actor for Membership {
             asked: HashMap::new(),
             said: None,
             synced: 0,
+            reannounced: None,
         };
         st.say();
         st.drive(&me);
@@ -695,6 +698,13 @@ impl MembershipState {
             );
         }
         self.asked.retain(|id, _| active.contains(id));
+        // Rejoined and not yet answered (the first announce can be lost): again.
+        if self.reannounced.is_none_or(|at| at.elapsed() >= again) {
+            self.reannounced = Some(Instant::now());
+            if let Err(e) = self.swim.reannounce() {
+                debug!(error = %e, "SWIM announce failed");
+            }
+        }
         let nodes = swim_nodes();
         self.announced.retain(|id, _| nodes.contains(id));
         for id in nodes {

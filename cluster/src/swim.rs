@@ -252,6 +252,9 @@ impl From<foca::Error> for SwimError {
     }
 }
 
+/// How many members a node that is not connected announces itself to at a time.
+const REANNOUNCE_TO: usize = 3;
+
 /// One node's SWIM membership: a foca instance and what it asked for since it was last taken.
 pub struct Swim {
     foca: Foca<NodeIdentity, PostcardCodec, StdRng, Statuses>,
@@ -260,6 +263,9 @@ pub struct Swim {
     /// This node's status as it travels (empty until set), and its counter.
     status: Vec<u8>,
     seq: u64,
+    /// Whether foca probes (it knows an active member that knows this node's identity). Off
+    /// after a rejoin until a member answers the new identity.
+    connected: bool,
 }
 
 impl Swim {
@@ -279,6 +285,7 @@ impl Swim {
             statuses,
             status: Vec::new(),
             seq: 0,
+            connected: false,
         }
     }
 
@@ -333,8 +340,26 @@ impl Swim {
     }
 
     /// Members that came up since the last look get this node's status directly: the broadcast
-    /// that carried it may have been sent its last time before they joined.
+    /// that carried it may have been sent its last time before they joined. A rejoin announces
+    /// the new identity at once ([`Swim::reannounce`]).
     fn after_events(&mut self) {
+        let mut rejoined = false;
+        for e in &self.out.events {
+            match e {
+                Event::Joined => self.connected = true,
+                Event::Alone => self.connected = false,
+                Event::Rejoined(_) => {
+                    self.connected = false;
+                    rejoined = true;
+                }
+                _ => {}
+            }
+        }
+        if rejoined {
+            // Best effort: the owner's periodic [`Swim::reannounce`] tries again while this node
+            // is not connected.
+            let _ = self.announce_to_some();
+        }
         if self.status.is_empty() {
             return;
         }
@@ -351,6 +376,35 @@ impl Swim {
         for id in up {
             self.out.statuses.push((id, self.status.clone()));
         }
+    }
+
+    /// After a rejoin, foca takes no message addressed to anything but its new identity, which
+    /// its members learn only from a message it sends them, and it sends its gossip and probes to
+    /// their identities as it knows them. Members that rejoined at the same moment (one member
+    /// declared them all down) then drop each other's messages: they declare each other down, or,
+    /// rejoined from a message that left foca without a member to talk to, never probe again and
+    /// keep counting every member alive, the one that declared them down included. An announce
+    /// is taken under any identity of the receiver's id and answered to the new one, so a node
+    /// that rejoined announces itself to a few active members at once, and again, through this
+    /// method, while it is not connected. A no-op once connected.
+    pub fn reannounce(&mut self) -> Result<(), SwimError> {
+        if self.connected {
+            return Ok(());
+        }
+        self.announce_to_some()
+    }
+
+    fn announce_to_some(&mut self) -> Result<(), SwimError> {
+        use rand::seq::IteratorRandom;
+        let to: Vec<NodeIdentity> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id().clone())
+            .choose_multiple(&mut rand::rng(), REANNOUNCE_TO);
+        for id in to {
+            self.foca.announce(id, &mut self.out)?;
+        }
+        Ok(())
     }
 
     /// The link to member `id` closed: suspected, unless it proves alive within the suspicion

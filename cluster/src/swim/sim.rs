@@ -223,6 +223,31 @@ impl Sim {
         }
     }
 
+    /// Member `i` learns that it was declared down (foca's `TurnUndead`, or gossip of its own
+    /// down state): it rejoins under a new identity.
+    pub(super) fn told_down(&mut self, i: usize) {
+        let me = self.members[i].swim.identity().clone();
+        let m = &mut self.members[i].swim;
+        m.foca
+            .apply_many(
+                std::iter::once(foca::Member::new(me, 0, foca::State::Down)),
+                true,
+                &mut m.out,
+            )
+            .unwrap();
+        self.flush(i);
+    }
+
+    /// When member `by` last declared `id` down at or after `since`, if it did.
+    pub(super) fn down_since(&self, by: usize, id: usize, since: Duration) -> Option<Duration> {
+        let id = identity(id).id;
+        self.members[by]
+            .downs
+            .iter()
+            .find(|(d, t)| *d == id && *t >= since)
+            .map(|(_, t)| *t)
+    }
+
     /// When member `by` declared `id` down, if it did.
     pub(super) fn down_at(&self, by: usize, id: usize) -> Option<Duration> {
         let id = identity(id).id;
@@ -365,6 +390,29 @@ mod tests {
                     !sim.declared_any(by),
                     "seed {seed}: n{by} declared someone down"
                 );
+            }
+        }
+    }
+
+    /// Two members told at the same moment that they were declared down (the member that
+    /// declared them could not hear them for a while), and that member killed right then: the two
+    /// rejoin under new identities and must find each other again and keep probing, so that both
+    /// declare the killed member down within the failure timeout + 1 s.
+    #[test]
+    fn members_declared_down_together_rejoin_and_still_detect_a_death() {
+        for seed in 40..46 {
+            let mut sim = joined(3, seed);
+            let t = sim.now();
+            sim.told_down(1);
+            sim.told_down(2);
+            sim.kill(0, false);
+            sim.run_until(t + FT + Duration::from_secs(1));
+            for by in [1, 2] {
+                assert!(
+                    sim.down_since(by, 0, t).is_some(),
+                    "seed {seed}: n{by} still counts the killed n0 after FT + 1 s"
+                );
+                assert_eq!(sim.known(by), 1, "seed {seed}: n{by} lost the other");
             }
         }
     }
