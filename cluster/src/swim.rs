@@ -168,6 +168,9 @@ pub enum Event {
     Alone,
     /// Some active member knows this node's current identity.
     Joined,
+    /// A probe of this member got no answer, directly or through others (the member becomes
+    /// suspect, unless it already was or answered meanwhile).
+    ProbeFailed(NodeIdentity),
 }
 
 /// What foca asked for, to be carried out by the owner.
@@ -181,6 +184,8 @@ pub struct Output {
     pub events: Vec<Event>,
     /// This node's status for a member that came up (to its [`Swim::handle_status`]).
     pub statuses: Vec<(NodeIdentity, Vec<u8>)>,
+    /// The senders of the messages taken, one entry per message.
+    pub heard: Vec<String>,
 }
 
 impl Runtime<NodeIdentity> for Output {
@@ -195,8 +200,14 @@ impl Runtime<NodeIdentity> for Output {
             Notification::Rejoin(id) => Event::Rejoined(id.clone()),
             Notification::Idle => Event::Alone,
             Notification::Active => Event::Joined,
-            // Identities renew themselves: foca rejoins instead of going defunct.
-            Notification::Defunct => return,
+            Notification::ProbeFailed(_, id) => Event::ProbeFailed(id.clone()),
+            // Identities renew themselves: foca rejoins instead of going defunct. A message in is
+            // no event (its sender is noted), nor is one out.
+            Notification::DataReceived(h) => {
+                self.heard.push(h.src.id.clone());
+                return;
+            }
+            Notification::Defunct | Notification::DataSent(_) => return,
         };
         self.events.push(event);
     }
@@ -337,6 +348,14 @@ impl Swim {
             .take(data)
             .map_err(|e| SwimError(e.to_string()))?;
         Ok(())
+    }
+
+    /// The node whose status `data` is (a [`Body::SwimStatus`](crate::wire::Body) as it travels);
+    /// `None` when it is not one.
+    pub fn status_node(data: &[u8]) -> Option<String> {
+        postcard::from_bytes::<StatusItem>(data)
+            .ok()
+            .map(|s| s.node)
     }
 
     /// Members that came up since the last look get this node's status directly: the broadcast
