@@ -75,7 +75,7 @@ def main():
             path = os.path.join(tmp, f"n{i + 1}.log")
             logs[f"n{i + 1}"] = path
             procs.append(start(i + 1, http[i], cluster[i], seed, "faults", stderr=open(path, "w"),
-                               WARREN_LOG__LEVEL="warn"))
+                               WARREN_LOG__LEVEL=os.environ.get("FAULTS_LOG", "warn")))
         t0 = time.monotonic()
         while not all(sum(s == "ready" for s in view(h).values()) == n for h in http):
             if time.monotonic() - t0 > 120:
