@@ -648,6 +648,15 @@ impl MembershipState {
         {
             c.overtaken = true;
         }
+        // Back under a new identity, or heard again by a member: the status this node put on SWIM
+        // while it was cut off (a new incarnation, when it stopped hosting) went out to no one.
+        if out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Rejoined(_) | Event::Joined))
+        {
+            self.tell_status();
+        }
         for e in &out.events {
             match e {
                 Event::Rejoined(id) => {
@@ -664,6 +673,14 @@ impl MembershipState {
                 Event::Renamed { old, new } => {
                     debug!(peer = %new.id, old = ?(old.started, old.bump), new = ?(new.started, new.bump), "SWIM: member renamed");
                     self.unanswered.remove(&new.id);
+                    // Back after being declared down: its status may have changed meanwhile
+                    // (a node cut off draws a new incarnation), and that broadcast was lost.
+                    send_to(
+                        &new.id,
+                        Body::SwimAsk {
+                            from: self.args.node.clone(),
+                        },
+                    );
                 }
                 Event::ProbeFailed(id) => {
                     debug!(peer = %id.id, "SWIM: probe failed");
@@ -904,7 +921,25 @@ impl MembershipState {
             c.answered.insert(node.to_owned());
         }
         if self.unanswered.remove(node) {
+            if self.unanswered.is_empty() {
+                self.tell_status();
+            }
             self.publish();
+        }
+    }
+
+    /// Sends this node's status to every member directly. After a cut, the broadcast of the
+    /// status it changed meanwhile (a new incarnation) was spent on members that could not hear
+    /// it, and a member that holds an older status does not ask: in the chaos soak the majority
+    /// adopted a cut node's rooms 2.6 s after it was back, at its next status change, and its
+    /// players waited 3.6 s to be seated again.
+    fn tell_status(&self) {
+        let own = self.swim.own_status();
+        if own.is_empty() {
+            return;
+        }
+        for (m, _) in self.swim.members() {
+            send_to(&m.id, Body::SwimStatus(own.to_vec()));
         }
     }
 
