@@ -638,23 +638,20 @@ impl MembershipState {
             self.timers.insert(key, timer);
             me.send_after(after, move || Envelope::encode(Body::SwimTimer(key)));
         }
-        if let Some(c) = &mut self.check
-            && out.events.iter().any(|e| {
-                matches!(
-                    e,
-                    Event::Up(_) | Event::Renamed { .. } | Event::Rejoined(_) | Event::Joined
-                )
-            })
-        {
-            c.overtaken = true;
+        let back = out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Rejoined(_) | Event::Joined));
+        let came_up = out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Up(_) | Event::Renamed { .. }));
+        if let Some(c) = &mut self.check {
+            c.overtaken |= back || came_up;
         }
         // Back under a new identity, or heard again by a member: the status this node put on SWIM
         // while it was cut off (a new incarnation, when it stopped hosting) went out to no one.
-        if out
-            .events
-            .iter()
-            .any(|e| matches!(e, Event::Rejoined(_) | Event::Joined))
-        {
+        if back {
             self.tell_status();
         }
         for e in &out.events {
@@ -675,12 +672,7 @@ impl MembershipState {
                     self.unanswered.remove(&new.id);
                     // Back after being declared down: its status may have changed meanwhile
                     // (a node cut off draws a new incarnation), and that broadcast was lost.
-                    send_to(
-                        &new.id,
-                        Body::SwimAsk {
-                            from: self.args.node.clone(),
-                        },
-                    );
+                    self.ask(&new.id);
                 }
                 Event::ProbeFailed(id) => {
                     debug!(peer = %id.id, "SWIM: probe failed");
@@ -765,12 +757,7 @@ impl MembershipState {
                 continue;
             }
             self.asked.insert(id.clone(), Instant::now());
-            send_to(
-                id,
-                Body::SwimAsk {
-                    from: self.args.node.clone(),
-                },
-            );
+            self.ask(id);
         }
         self.asked.retain(|id, _| active.contains(id));
         // Rejoined and not yet answered (the first announce can be lost): again.
@@ -898,12 +885,7 @@ impl MembershipState {
             .map(|(id, _)| id.clone())
             .collect();
         for id in &asked {
-            send_to(
-                id,
-                Body::SwimAsk {
-                    from: self.args.node.clone(),
-                },
-            );
+            self.ask(id);
         }
         self.check = Some(ReachCheck {
             until: now + period,
@@ -911,6 +893,16 @@ impl MembershipState {
             answered: HashSet::new(),
             overtaken: false,
         });
+    }
+
+    /// Asks member `id` for its status (it answers with [`Body::SwimStatus`]).
+    fn ask(&self, id: &str) {
+        send_to(
+            id,
+            Body::SwimAsk {
+                from: self.args.node.clone(),
+            },
+        );
     }
 
     /// Member `node` answered (its status or any SWIM message from it arrived).
@@ -946,10 +938,7 @@ impl MembershipState {
     /// Ends the reach check once its time is up: fewer than half the cluster answered, and the
     /// members that did not are unreachable until heard again.
     fn end_check(&mut self) {
-        if self.check.as_ref().is_none_or(|c| Instant::now() < c.until) {
-            return;
-        }
-        let Some(c) = self.check.take() else {
+        let Some(c) = self.check.take_if(|c| Instant::now() >= c.until) else {
             return;
         };
         if c.overtaken {
