@@ -402,6 +402,9 @@ pub struct MembershipState {
     unanswered: HashSet<String>,
     /// The SWIM members a link was up to at the last tick.
     links: HashSet<String>,
+    /// The incarnation each departed node had when it said it leaves: a status of that process
+    /// arriving after its farewell (gossip lags behind the direct `Leaving`) is not a return.
+    left_as: HashMap<String, u64>,
 }
 
 /// A node that cannot reach most of its cluster must stop hosting before the majority adopts
@@ -478,6 +481,7 @@ impl Actor for Membership {
             checked: None,
             unanswered: HashSet::new(),
             links: HashSet::new(),
+            left_as: HashMap::new(),
         };
         st.say();
         st.drive(&me);
@@ -970,8 +974,14 @@ impl MembershipState {
     }
 
     fn left(&mut self, node: String) {
-        if self.peers.remove(&node).is_some_and(|p| p.reachable) {
-            info!(peer = %node, "peer left the cluster");
+        if let Some(p) = self.peers.remove(&node) {
+            if p.reachable {
+                info!(peer = %node, "peer left the cluster");
+            }
+            match p.incarnation {
+                Some(i) => self.left_as.insert(node.clone(), i),
+                None => self.left_as.remove(&node),
+            };
         }
         self.args
             .view
@@ -991,10 +1001,16 @@ impl MembershipState {
         swim: bool,
     ) {
         if self.args.view.departed().contains(&status.id) {
-            // A heartbeat sent before the node's farewell; a node that comes back is ready again.
-            if status.state == NodeState::Draining {
+            // A status sent before the node's farewell (the draining one, or an older one that
+            // gossip delivers after the farewell: in a scale-in of 8 of 32 nodes, members took
+            // a drained node back that way, and showed it unreachable once it exited); a node
+            // that comes back, as a new process, is ready again.
+            let same_process =
+                incarnation.is_some() && incarnation == self.left_as.get(&status.id).copied();
+            if status.state == NodeState::Draining || same_process {
                 return;
             }
+            self.left_as.remove(&status.id);
             self.args
                 .view
                 .departed
