@@ -13,6 +13,7 @@
 //! snapshot (`warren_room_migrations_total{outcome="failed"}`); a drain tries it again a few times
 //! (`RETRY_PASSES`), then leaves it to its backup, which adopts it when the node leaves.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,8 @@ pub struct Migrated {
 /// Moves every room hosted here to other ready nodes, one at a time, until `deadline`.
 pub async fn migrate_all(ctx: &Arc<NodeCtx>, deadline: Instant) -> Migrated {
     let mut out = Migrated::default();
+    // Nodes that answered they drain too: not tried again in this drain.
+    let mut draining = HashSet::new();
     let mut left = ctx.directory.ids();
     for pass in 0..=RETRY_PASSES {
         // Rooms that closed meanwhile are not left behind.
@@ -62,7 +65,7 @@ pub async fn migrate_all(ctx: &Arc<NodeCtx>, deadline: Instant) -> Migrated {
         }
         let mut stayed = Vec::new();
         for room in left {
-            if Instant::now() < deadline && migrate(ctx, &room).await {
+            if Instant::now() < deadline && move_room(ctx, &room, None, &mut draining).await {
                 out.moved += 1;
             } else {
                 stayed.push(room);
@@ -81,6 +84,20 @@ pub async fn migrate(ctx: &Arc<NodeCtx>, room: &RoomId) -> bool {
 
 /// Moves one room, to `target` when given; true when it runs on another node now.
 pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId>) -> bool {
+    move_room(ctx, room, target, &mut HashSet::new()).await
+}
+
+/// How many targets that answer they drain a move tries before the room runs here again.
+const DRAINING_TARGETS_MAX: usize = 8;
+
+/// `migrate_to`, never to a node in `draining`; a target that answers it drains joins it, and
+/// the frozen room goes to the next pick.
+async fn move_room(
+    ctx: &Arc<NodeCtx>,
+    room: &RoomId,
+    target: Option<NodeId>,
+    draining: &mut HashSet<NodeId>,
+) -> bool {
     let Some(peers) = ctx.peers() else {
         return false;
     };
@@ -155,14 +172,32 @@ pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId
             .collect();
         info!(room = %room, game = %game, state_version = version, nodes = ?cannot, "nodes that cannot restore this room's state version are not considered for it");
     }
-    let target = target.filter(|t| candidates.iter().any(|c| c.node == *t));
+    let mut target = target.filter(|t| candidates.iter().any(|c| c.node == *t));
     let epoch = entry.epoch + 1;
-    let result = match target.or_else(|| place(&homes, &candidates)) {
-        Some(target) => peers
-            .adopt(&target, room.clone(), epoch, bytes.clone())
-            .await
-            .map(|()| target),
-        None => Err(crate::remote::AdoptError::new("no ready node to move to")),
+    let mut refused = 0;
+    let result = loop {
+        let open: Vec<_> = candidates
+            .iter()
+            .filter(|c| !draining.contains(&c.node))
+            .cloned()
+            .collect();
+        let pick = target
+            .take()
+            .filter(|t| !draining.contains(t))
+            .or_else(|| place(&homes, &open));
+        let Some(to) = pick else {
+            break Err(crate::remote::AdoptError::new("no ready node to move to"));
+        };
+        match peers.adopt(&to, room.clone(), epoch, bytes.clone()).await {
+            Ok(()) => break Ok(to),
+            // It drains too, and its status has not reached this node yet.
+            Err(why) if why.is_draining() && refused < DRAINING_TARGETS_MAX => {
+                info!(room = %room, to = %to, "the move's target drains too; trying another node");
+                draining.insert(to);
+                refused += 1;
+            }
+            Err(why) => break Err(why),
+        }
     };
     match result {
         Ok(target) => {

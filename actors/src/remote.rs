@@ -292,7 +292,21 @@ impl AdoptError {
             message: message.into(),
         }
     }
+
+    /// The answer of a draining node to a room moved to it: several nodes draining at once (a
+    /// scale-in) pick each other before they hear of each other's drain.
+    pub fn draining() -> Self {
+        Self::new(DRAINING)
+    }
+
+    /// Whether the target refused because it drains (the mover tries another node).
+    pub fn is_draining(&self) -> bool {
+        self.message == DRAINING
+    }
 }
+
+/// [`AdoptError::draining`]'s message (it crosses nodes as its text).
+const DRAINING: &str = "the node is draining: it takes no room";
 
 /// Why a matchmade room could not be created on a node. It crosses nodes as its message, the
 /// layout the cluster protocol has always carried.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytestring::ByteString;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
-use tracing::info;
+use tracing::{debug, info};
 use warren_actors::inputs::QueuedInput;
 use warren_actors::local::{Answer, LocalNode};
 use warren_actors::remote::AdoptError;
@@ -49,7 +49,20 @@ fn reply_to(from: &str, body: Body) {
 }
 
 /// Adopts a room another node moves here, off the inbox's loop, and answers `from`.
+/// A draining node refuses: it would have to move the room again, and a room that arrives after
+/// its drain moved its own is left behind (in a scale-in of 8 of 32 nodes, one ran on two nodes).
 fn adopt(local: &LocalNode, corr: u64, from: String, room: RoomId, epoch: u64, snapshot: Vec<u8>) {
+    if local.is_draining() {
+        debug!(room = %room, from = %from, "a room moved here while this node drains; refused");
+        reply_to(
+            &from,
+            Body::Adopted {
+                corr,
+                result: Err(AdoptError::draining()),
+            },
+        );
+        return;
+    }
     let local = local.clone();
     tokio::spawn(async move {
         let result = local.adopt(room, epoch, snapshot).await;
