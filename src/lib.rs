@@ -451,6 +451,17 @@ fn run(
         server.await.context("http server failed")?;
         outcome.await.context("lifecycle task failed")
     })?;
+    // An orderly end before the runtime cancels what is left. The supervisor goes first: parts
+    // of the node ending now is no failure to report. Then the cluster's node server: its TCP
+    // listener, cancelled under it, was respawned and logged as an error (26 errors from one
+    // node in a scale-in test).
+    actors.block_on(async {
+        let wait = Some(std::time::Duration::from_millis(500));
+        sup.stop_and_wait(None, wait).await.ok();
+        if let Some(server) = ractor::registry::where_is(format!("{node}/node-server")) {
+            server.stop_and_wait(None, wait).await.ok();
+        }
+    });
     actors.shutdown_timeout(std::time::Duration::from_secs(1));
     info!(?outcome, "warren node stopped");
     Ok(outcome)
