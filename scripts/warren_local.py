@@ -7,7 +7,10 @@ import socket
 import subprocess
 import urllib.request
 
-BIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "warren")
+# WARREN_BIN: another build to measure (say target/debug/warren, what the end-to-end tests run).
+BIN = os.environ.get("WARREN_BIN") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "warren"
+)
 
 
 def free_port():
