@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Node, free_port};
+use crate::common::{Node, TEST_NODE, free_port};
 
 pub(crate) const COOKIE: &str = "e2e-cluster-cookie-0123456789";
 
@@ -22,6 +22,18 @@ pub(crate) async fn start_env(
     cookie: &str,
     extra: &[(&str, &str)],
 ) -> Node {
+    start_env_bin(TEST_NODE, id, cluster_port, seeds, cookie, extra).await
+}
+
+/// `start_env`, of node binary `bin`.
+pub(crate) async fn start_env_bin(
+    bin: &str,
+    id: &str,
+    cluster_port: u16,
+    seeds: &str,
+    cookie: &str,
+    extra: &[(&str, &str)],
+) -> Node {
     let listen = format!("127.0.0.1:{cluster_port}");
     let mut env = vec![
         ("WARREN_NODE__ID", id),
@@ -31,7 +43,7 @@ pub(crate) async fn start_env(
         ("WARREN_CLUSTER__FAILURE_TIMEOUT_MS", "1000"),
     ];
     env.extend_from_slice(extra);
-    Node::start(&env).await
+    Node::start_bin(bin, &env).await
 }
 
 /// `(id, state, rooms)` of every member as `node` sees it, itself first.

@@ -15,6 +15,8 @@ use warren_client::{ClientError, Connection, Frame};
 
 pub const SECRET: &str = "e2e-test-secret-0123456789";
 pub const WAIT: Duration = Duration::from_secs(20);
+/// The node with the built-in games and the test-only `crash` game.
+pub const TEST_NODE: &str = env!("CARGO_BIN_EXE_warren-test-node");
 
 /// A loopback port nothing listens on, for a node, a cluster listener or Prometheus.
 ///
@@ -152,21 +154,37 @@ impl Node {
         config: Option<&std::path::Path>,
     ) -> Node {
         match netns {
-            Some(ns) => Self::start_wrapped(&["ip", "netns", "exec", ns], host, env, config).await,
-            None => Self::start_wrapped(&[], host, env, config).await,
+            Some(ns) => {
+                Self::start_wrapped(&["ip", "netns", "exec", ns], TEST_NODE, host, env, config)
+                    .await
+            }
+            None => Self::start_wrapped(&[], TEST_NODE, host, env, config).await,
         }
     }
 
     /// Starts a node with open-files limits `soft` and `hard` (through util-linux's `prlimit`).
     pub async fn start_with_open_files(env: &[(&str, &str)], soft: u32, hard: u32) -> Node {
         let nofile = format!("--nofile={soft}:{hard}");
-        Self::start_wrapped(&["prlimit", &nofile, "--"], "127.0.0.1", env, None).await
+        Self::start_wrapped(
+            &["prlimit", &nofile, "--"],
+            TEST_NODE,
+            "127.0.0.1",
+            env,
+            None,
+        )
+        .await
+    }
+
+    /// Starts node binary `bin` (another build of Warren, say the previous release).
+    pub async fn start_bin(bin: &str, env: &[(&str, &str)]) -> Node {
+        Self::start_wrapped(&[], bin, "127.0.0.1", env, None).await
     }
 
     /// Starts a node as the last argument of command `wrapper` (which must exec it, so that the
     /// child's pid is the node's), or directly when `wrapper` is empty.
     async fn start_wrapped(
         wrapper: &[&str],
+        bin: &str,
         host: &str,
         env: &[(&str, &str)],
         config: Option<&std::path::Path>,
@@ -175,8 +193,6 @@ impl Node {
         static STARTED: AtomicU32 = AtomicU32::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let log = std::env::temp_dir().join(format!("warren-e2e-{}-{n}.log", std::process::id()));
-        // The node with the built-in games and the test-only `crash` game.
-        let bin = env!("CARGO_BIN_EXE_warren-test-node");
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -209,14 +225,19 @@ impl Node {
         let (http, cluster) = loop {
             let logs = std::fs::read_to_string(&log).unwrap_or_default();
             if let Some(line) = logs.lines().find(|l| l.contains("warren node ready")) {
+                // A text line (`http=ADDR cluster=ADDR`) or, with `log.format = "json"`, a
+                // JSON object with those fields.
+                let json: Value = serde_json::from_str(line).unwrap_or(Value::Null);
                 let field = |name: &str| {
-                    line.split_whitespace()
-                        .find_map(|w| w.strip_prefix(name))
-                        .map(str::to_owned)
+                    json[name].as_str().map(str::to_owned).or_else(|| {
+                        line.split_whitespace()
+                            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+                            .map(str::to_owned)
+                    })
                 };
                 break (
-                    field("http=").expect("ready line names http"),
-                    field("cluster=").expect("ready line names cluster"),
+                    field("http").expect("ready line names http"),
+                    field("cluster").expect("ready line names cluster"),
                 );
             }
             let exited = child.try_wait().unwrap();

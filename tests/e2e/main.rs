@@ -26,6 +26,7 @@ mod playground;
 mod protocol_errors;
 mod proxies;
 mod rolling;
+mod scale_in;
 mod sessions;
 mod stranded;
 #[cfg(feature = "test-hooks")]
