@@ -1,6 +1,7 @@
 //! A full rolling restart of a three-node cluster (scripts/rolling-restart.sh, as `kubectl rollout
 //! restart` does it) while a few hundred simulated players play arena rooms spread over all
-//! nodes: no room is lost and no acknowledged input is lost.
+//! nodes: no room is lost and no acknowledged input is lost. The same from the previous release
+//! (scripts/build-previous.sh) to this build: an upgrade.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +14,7 @@ use tokio_tungstenite::connect_async;
 use warren_client::{Connection, Frame};
 
 use crate::common::free_port;
-use crate::common::{Client, Node, token};
+use crate::common::{Client, Node, TEST_NODE, token};
 
 const ROOMS: usize = 60;
 const SEATS: usize = 4;
@@ -24,22 +25,22 @@ type Ws = Connection;
 
 /// What one simulated player saw.
 #[derive(Debug, Default)]
-struct Outcome {
-    sent: u64,
+pub(crate) struct Outcome {
+    pub(crate) sent: u64,
     /// Highest input `seq` answered `ok`.
-    acked: u64,
+    pub(crate) acked: u64,
     /// Highest input `seq` answered at all.
-    answered: u64,
+    pub(crate) answered: u64,
     /// The room's `ack` for this player in its last `state`.
-    final_ack: u64,
+    pub(crate) final_ack: u64,
     /// Times a `state` carried a lower `ack` than the one before.
-    backwards: u64,
-    resumes: u64,
-    errors: BTreeMap<String, u64>,
+    pub(crate) backwards: u64,
+    pub(crate) resumes: u64,
+    pub(crate) errors: BTreeMap<String, u64>,
     /// Longest time between two `state` frames.
-    longest_pause: Duration,
+    pub(crate) longest_pause: Duration,
     /// The room still plays for this player at the end.
-    room_alive: bool,
+    pub(crate) room_alive: bool,
 }
 
 async fn connect(url: &str) -> Option<(Ws, Value)> {
@@ -57,7 +58,7 @@ async fn connect(url: &str) -> Option<(Ws, Value)> {
 
 /// Plays until `stop`, reconnecting (with its resume token, to the next node) whenever its
 /// connection closes; then checks that its room still plays and holds every acknowledged input.
-async fn play(
+pub(crate) async fn play(
     name: String,
     room: String,
     mut ws: Ws,
@@ -174,8 +175,8 @@ impl Drop for Restarted<'_> {
 /// Three converged nodes at addresses reserved before they start: a rolling restart brings each
 /// node back at its own address (as a StatefulSet's stable names do), so its peers' seeds and its
 /// players' node list stay true across the restart.
-async fn stable_trio() -> Vec<Node> {
-    use crate::cluster::{COOKIE, start_env, wait_for};
+async fn stable_trio(bin: &str) -> Vec<Node> {
+    use crate::cluster::{COOKIE, start_env_bin, wait_for};
     let cluster = [free_port(), free_port(), free_port()];
     let http: Vec<String> = (0..3)
         .map(|_| format!("127.0.0.1:{}", free_port()))
@@ -190,7 +191,7 @@ async fn stable_trio() -> Vec<Node> {
             .join(",");
         let extra = [("WARREN_HTTP__LISTEN", http[i].as_str())];
         let id = format!("n{}", i + 1);
-        nodes.push(start_env(&id, cluster[i], &seeds, COOKIE, &extra).await);
+        nodes.push(start_env_bin(bin, &id, cluster[i], &seeds, COOKIE, &extra).await);
     }
     let all = [("n1", "ready"), ("n2", "ready"), ("n3", "ready")];
     for n in &nodes {
@@ -201,7 +202,33 @@ async fn stable_trio() -> Vec<Node> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_under_a_few_hundred_players_loses_no_room_and_no_acknowledged_input() {
-    let nodes = stable_trio().await;
+    roll(TEST_NODE, None).await;
+}
+
+/// The previous release (protocol 10: membership by heartbeats) rolled to this build (protocol 11:
+/// SWIM), node by node, under players: while the cluster is part old and part new every node sees
+/// every other, rooms move both ways, and nothing is lost. The previous release is built by
+/// scripts/build-previous.sh (which `.ci/run` runs before the tests; here, it reuses that build).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_from_the_previous_release_under_a_few_hundred_players_loses_no_room() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/build-previous.sh");
+    let built = tokio::process::Command::new("bash")
+        .arg(script)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "scripts/build-previous.sh failed: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let previous = String::from_utf8(built.stdout).unwrap();
+    roll(previous.trim(), Some(env!("CARGO_BIN_EXE_warren"))).await;
+}
+
+/// Three nodes of `from` under players, restarted one by one as `to` (each as itself when `None`).
+async fn roll(from: &str, to: Option<&str>) {
+    let nodes = stable_trio(from).await;
     let ports: Arc<Vec<u16>> = Arc::new(nodes.iter().map(|n| n.port).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let mut players = Vec::new();
@@ -250,6 +277,7 @@ async fn a_rolling_restart_under_a_few_hundred_players_loses_no_room_and_no_ackn
     let run = tokio::process::Command::new("bash")
         .arg(script)
         .arg(&dir)
+        .args(to)
         .output()
         .await
         .unwrap();
@@ -260,15 +288,20 @@ async fn a_rolling_restart_under_a_few_hundred_players_loses_no_room_and_no_ackn
         "rolling restart failed: {report}{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    for n in &nodes {
+    for (i, n) in nodes.iter().enumerate() {
         let log = n.logs();
         assert!(log.contains("warren node stopped outcome=Drained"), "{log}");
+        // The node as restarted (it logs to the script's directory).
+        let again = std::fs::read_to_string(dir.join(format!("n{}.log", i + 1))).unwrap();
+        assert!(again.contains("warren node ready"), "{again}");
         // A normal rolling restart logs nothing an operator would learn to ignore.
         for noise in ["auth_fail", "duplicate_connection", " ERROR "] {
-            assert!(
-                !log.contains(noise),
-                "`{noise}` in a rolling restart's log:\n{log}"
-            );
+            for log in [&log, &again] {
+                assert!(
+                    !log.contains(noise),
+                    "`{noise}` in a rolling restart's log:\n{log}"
+                );
+            }
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -298,10 +331,11 @@ async fn a_rolling_restart_under_a_few_hundred_players_loses_no_room_and_no_ackn
     let mut pauses: Vec<Duration> = all.iter().map(|o| o.longest_pause).collect();
     pauses.sort();
     println!(
-        "rolling restart of 3 nodes under {} players in {ROOMS} arena rooms: {took:.1?}\n{report}\
+        "rolling restart of 3 nodes ({from} to {}) under {} players in {ROOMS} arena rooms: {took:.1?}\n{report}\
          inputs acknowledged {acked}, resumes {resumes}, errors {errors:?}\n\
          longest pause per player: median {:?}, max {:?}\n\
          rooms lost {rooms_lost}, acknowledged inputs lost {inputs_lost}, ack went backwards {backwards}",
+        to.unwrap_or(from),
         all.len(),
         pauses[pauses.len() / 2],
         pauses[pauses.len() - 1],
