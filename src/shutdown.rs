@@ -159,20 +159,19 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
 /// its replica at once, so a room still running here until the process ends would run on two
 /// nodes (in a scale-in of 8 of 32 nodes, a room another draining node moved here before it
 /// heard of this drain ran twice for 456 ms). A room that came here during the drain moves on;
-/// one that cannot is stopped, and its backup adopts it on the farewell.
+/// one that cannot is stopped, and its backup adopts it on the farewell. With no other ready node
+/// (a cluster of one, or its last node), nothing would adopt a room: it ends with the process.
 async fn leave_no_room(ctx: &std::sync::Arc<NodeCtx>) {
-    if ctx.directory.is_empty() {
+    if ctx.directory.is_empty() || !other_ready_node(ctx) {
         return;
     }
-    if other_ready_node(ctx) {
-        let until = std::time::Instant::now() + LEFTOVER_MAX;
-        let done = warren_actors::migrate::migrate_all(ctx, until).await;
-        info!(
-            moved = done.moved,
-            stayed = done.stayed,
-            "rooms that came during the drain migrated"
-        );
-    }
+    let until = std::time::Instant::now() + LEFTOVER_MAX;
+    let done = warren_actors::migrate::migrate_all(ctx, until).await;
+    info!(
+        moved = done.moved,
+        stayed = done.stayed,
+        "rooms that came during the drain migrated"
+    );
     if ctx.directory.is_empty() {
         return;
     }
