@@ -7,8 +7,9 @@ import socket
 import subprocess
 import urllib.request
 
-# WARREN_BIN: another build to measure (say target/debug/warren, what the end-to-end tests run).
-BIN = os.environ.get("WARREN_BIN") or os.path.join(
+# MEASURE_BIN: another build to measure (say target/debug/warren, what the end-to-end tests run;
+# a node refuses WARREN_* variables it does not know, so the name is not one of those).
+BIN = os.environ.get("MEASURE_BIN") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "warren"
 )
 
