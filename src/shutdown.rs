@@ -144,12 +144,18 @@ pub(crate) async fn run(mut lc: Lifecycle) -> Outcome {
     if outcome == Outcome::Drained {
         leave_no_room(&ctx).await;
         // The backups drop the replicas of the rooms that moved (within a replication interval
-        // or two); then the other nodes stop counting this one, so the majority rule is reckoned
-        // over the nodes that remain (a rooms-left-behind replica is adopted by its backup).
+        // or two), and this node's last status (draining, empty) spreads by gossip to every
+        // member, those not linked to it too (half a failure timeout: SWIM's gossip goes out
+        // every tenth). Then the other nodes stop counting this one, so the majority rule is
+        // reckoned over the nodes that remain (a rooms-left-behind replica is adopted by its
+        // backup). A member the farewell misses sees the node leave when SWIM declares it down
+        // (`membership::drained`): one was missed in a scale-in of 8 of 32 nodes.
         let interval = Duration::from_millis(ctx.settings.load().rooms.snapshot_interval_ms);
-        tokio::time::sleep((interval * 2).min(Duration::from_secs(1))).await;
+        let spread = Duration::from_millis(lc.config.cluster.failure_timeout_ms) / 2;
+        tokio::time::sleep((interval * 2).min(Duration::from_secs(1)).max(spread)).await;
         warren_cluster::membership::announce_leaving(ctx.node.as_str());
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The farewell waits in each link's queue: time for it to go out before the process ends.
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     lc.server.stop(outcome == Outcome::Drained).await;
     outcome
