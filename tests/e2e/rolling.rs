@@ -35,6 +35,9 @@ pub(crate) struct Outcome {
     pub(crate) final_ack: u64,
     /// Times a `state` carried a lower `ack` than the one before.
     pub(crate) backwards: u64,
+    /// Each time it did: when (since the unix epoch, µs), the `ack` before and after, the
+    /// connection's node (its index in the list) and how many resumes the player had made.
+    pub(crate) backwards_at: Vec<(i64, u64, u64, usize, u64)>,
     pub(crate) resumes: u64,
     pub(crate) errors: BTreeMap<String, u64>,
     /// Longest time between two `state` frames.
@@ -107,6 +110,13 @@ pub(crate) async fn play(
                             let ack = v["ack"].as_u64().unwrap_or(0);
                             if ack < last_ack {
                                 out.backwards += 1;
+                                out.backwards_at.push((
+                                    warren_loadtest::chaos::now_us(),
+                                    last_ack,
+                                    ack,
+                                    node,
+                                    out.resumes,
+                                ));
                             }
                             last_ack = ack;
                             out.longest_pause = out.longest_pause.max(last_state.elapsed());
@@ -342,11 +352,20 @@ async fn roll(from: &str, to: Option<&str>) {
     );
     assert_eq!(rooms_lost, 0);
     assert_eq!(inputs_lost, 0);
-    assert_eq!(backwards, 0);
+    assert_eq!(backwards, 0, "{:?}", backwards_of(&all));
     assert!(
         resumes >= (ROOMS * SEATS) as u64,
         "every player's node restarted once"
     );
+}
+
+/// The players whose `ack` went backwards, with when and where (for the failure's message).
+pub(crate) fn backwards_of(all: &[Outcome]) -> Vec<String> {
+    all.iter()
+        .enumerate()
+        .filter(|(_, o)| o.backwards > 0)
+        .map(|(i, o)| format!("player {i}: {:?}", o.backwards_at))
+        .collect()
 }
 
 fn tempdir() -> std::path::PathBuf {

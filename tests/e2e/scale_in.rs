@@ -26,6 +26,9 @@ const ROOMS: usize = NODES;
 const SEATS: usize = 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "32 nodes take both cores: beside another end-to-end test both starve (at FT 4 s its \
+            nodes flapped, and a concurrent rolling restart timed a room out). .ci/run runs it \
+            alone: cargo test --features test-hooks --test e2e -- --ignored scale_in::"]
 async fn eight_of_32_nodes_drained_at_once_lose_no_room_and_their_players_play_on() {
     // Twice the default failure timeout: 32 debug builds share two cores with the players, and
     // at 2 s SWIM declares starved members down (ARCHITECTURE.md, "Formation under a starved
@@ -229,7 +232,7 @@ async fn eight_of_32_nodes_drained_at_once_lose_no_room_and_their_players_play_o
     );
     assert_eq!(rooms_lost, 0);
     assert_eq!(inputs_lost, 0);
-    assert_eq!(backwards, 0);
+    assert_eq!(backwards, 0, "{:?}", crate::rolling::backwards_of(&all));
     assert_eq!(stranded, 0);
     assert!(twice.is_empty(), "{twice:?}");
     assert_eq!(hosted, ROOMS as u64);
