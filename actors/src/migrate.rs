@@ -77,12 +77,8 @@ pub async fn migrate_all(ctx: &Arc<NodeCtx>, deadline: Instant) -> Migrated {
     out
 }
 
-/// Moves one room to the node [`place`] picks; true when it runs on another node now.
-pub async fn migrate(ctx: &Arc<NodeCtx>, room: &RoomId) -> bool {
-    migrate_to(ctx, room, None).await
-}
-
-/// Moves one room, to `target` when given; true when it runs on another node now.
+/// Moves one room, to `target` when given (else to the node [`place`] picks); true when it runs on
+/// another node now.
 pub async fn migrate_to(ctx: &Arc<NodeCtx>, room: &RoomId, target: Option<NodeId>) -> bool {
     move_room(ctx, room, target, &mut HashSet::new()).await
 }

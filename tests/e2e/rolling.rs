@@ -166,6 +166,75 @@ pub(crate) async fn play(
     out
 }
 
+/// Seats room `r`'s players: seat 0 creates an arena room (10 Hz) on node `node_of(0)`, the others
+/// join it from theirs; each then plays (`play`) until `stop`, reconnecting through `ports`.
+pub(crate) async fn seat_room(
+    nodes: &[Node],
+    r: usize,
+    seats: usize,
+    node_of: impl Fn(usize) -> usize,
+    ports: &Arc<Vec<u16>>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Outcome>> {
+    let mut room = String::new();
+    let mut players = Vec::new();
+    for s in 0..seats {
+        let node = node_of(s);
+        let name = format!("r{r}s{s}");
+        let mut c: Client = nodes[node].connect(&name).await;
+        if s == 0 {
+            room = c
+                .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":10}}))
+                .await["room"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+        } else {
+            c.ok(json!({"type":"join_room","room":room})).await;
+        }
+        let resume = c.resume_token();
+        players.push(tokio::spawn(play(
+            name,
+            room.clone(),
+            c.conn,
+            resume,
+            ports.clone(),
+            node,
+            stop.clone(),
+        )));
+    }
+    players
+}
+
+/// What the players saw, summed: the promises the rolling and scale-in tests hold.
+pub(crate) struct Tally {
+    /// Rooms (runs of `seats` players) one of whose players found it gone at the end.
+    pub(crate) rooms_lost: usize,
+    /// Acknowledged inputs missing from their room's final `ack`.
+    pub(crate) inputs_lost: u64,
+    /// Times a player's `ack` went backwards.
+    pub(crate) backwards: u64,
+    /// Inputs acknowledged.
+    pub(crate) acked: u64,
+}
+
+impl Tally {
+    pub(crate) fn of(all: &[Outcome], seats: usize) -> Tally {
+        Tally {
+            rooms_lost: all
+                .chunks(seats)
+                .filter(|room| room.iter().any(|o| !o.room_alive))
+                .count(),
+            inputs_lost: all
+                .iter()
+                .map(|o| o.acked.saturating_sub(o.final_ack))
+                .sum(),
+            backwards: all.iter().map(|o| o.backwards).sum(),
+            acked: all.iter().map(|o| o.acked).sum(),
+        }
+    }
+}
+
 /// Kills the processes named by `*.pid` files of `dir` when dropped (the nodes the script
 /// restarted are not children of the test).
 struct Restarted<'a>(&'a Path);
@@ -249,32 +318,7 @@ async fn roll(from: &str, to: Option<&str>) {
     let stop = Arc::new(AtomicBool::new(false));
     let mut players = Vec::new();
     for r in 0..ROOMS {
-        let mut room = String::new();
-        for s in 0..SEATS {
-            let node = (r + s) % 3;
-            let name = format!("r{r}s{s}");
-            let mut c: Client = nodes[node].connect(&name).await;
-            if s == 0 {
-                room = c
-                    .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":10}}))
-                    .await["room"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-            } else {
-                c.ok(json!({"type":"join_room","room":room})).await;
-            }
-            let resume = c.resume_token();
-            players.push(tokio::spawn(play(
-                name,
-                room.clone(),
-                c.conn,
-                resume,
-                ports.clone(),
-                node,
-                stop.clone(),
-            )));
-        }
+        players.extend(seat_room(&nodes, r, SEATS, |s| (r + s) % 3, &ports, &stop).await);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -327,16 +371,12 @@ async fn roll(from: &str, to: Option<&str>) {
     for p in players {
         all.push(p.await.unwrap());
     }
-    let rooms_lost = all
-        .chunks(SEATS)
-        .filter(|seats| seats.iter().any(|o| !o.room_alive))
-        .count();
-    let inputs_lost: u64 = all
-        .iter()
-        .map(|o| o.acked.saturating_sub(o.final_ack))
-        .sum();
-    let backwards: u64 = all.iter().map(|o| o.backwards).sum();
-    let acked: u64 = all.iter().map(|o| o.acked).sum();
+    let Tally {
+        rooms_lost,
+        inputs_lost,
+        backwards,
+        acked,
+    } = Tally::of(&all, SEATS);
     let resumes: u64 = all.iter().map(|o| o.resumes).sum();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for o in &all {

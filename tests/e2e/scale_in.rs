@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use warren_loadtest::chaos::check::{overlaps, room_runs};
 use warren_loadtest::chaos::cluster::Life;
 use warren_loadtest::chaos::now_us;
 
 use crate::cluster::{COOKIE, start_env_bin, view};
-use crate::common::{Client, Node, TEST_NODE};
-use crate::rolling::play;
+use crate::common::{Node, TEST_NODE};
+use crate::rolling::{Tally, seat_room};
 
 const NODES: usize = 32;
 /// The highest ordinals, n25 to n32.
@@ -92,38 +91,16 @@ async fn eight_of_32_nodes_drained_at_once_lose_no_room_and_their_players_play_o
     let ports: Arc<Vec<u16>> = Arc::new(nodes.iter().map(|n| n.port).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let mut players = Vec::new();
-    // (player index, its node) of the players connected to a node that is drained.
+    // The players connected to a node that is drained (their index in `players`).
     let mut on_drained = Vec::new();
     for r in 0..ROOMS {
-        let mut room = String::new();
-        for s in 0..SEATS {
-            let node = (r + 7 * s) % NODES;
-            let name = format!("r{r}s{s}");
-            let mut c: Client = nodes[node].connect(&name).await;
-            if s == 0 {
-                room = c
-                    .ok(json!({"type":"create_room","game":"arena","params":{"tick_hz":10}}))
-                    .await["room"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-            } else {
-                c.ok(json!({"type":"join_room","room":room})).await;
-            }
-            if node >= NODES - DRAINED {
-                on_drained.push(players.len());
-            }
-            let resume = c.resume_token();
-            players.push(tokio::spawn(play(
-                name,
-                room.clone(),
-                c.conn,
-                resume,
-                ports.clone(),
-                node,
-                stop.clone(),
-            )));
-        }
+        let node_of = |s: usize| (r + 7 * s) % NODES;
+        on_drained.extend(
+            (0..SEATS)
+                .filter(|&s| node_of(s) >= NODES - DRAINED)
+                .map(|s| players.len() + s),
+        );
+        players.extend(seat_room(&nodes, r, SEATS, node_of, &ports, &stop).await);
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut hosted_on_drained = 0;
@@ -186,16 +163,12 @@ async fn eight_of_32_nodes_drained_at_once_lose_no_room_and_their_players_play_o
     }
     let (runs, facts) = room_runs(&lives, now_us());
     let twice = overlaps(&runs);
-    let rooms_lost = all
-        .chunks(SEATS)
-        .filter(|seats| seats.iter().any(|o| !o.room_alive))
-        .count();
-    let inputs_lost: u64 = all
-        .iter()
-        .map(|o| o.acked.saturating_sub(o.final_ack))
-        .sum();
-    let backwards: u64 = all.iter().map(|o| o.backwards).sum();
-    let acked: u64 = all.iter().map(|o| o.acked).sum();
+    let Tally {
+        rooms_lost,
+        inputs_lost,
+        backwards,
+        acked,
+    } = Tally::of(&all, SEATS);
     let stranded = on_drained
         .iter()
         .filter(|&&i| all[i].resumes == 0 || !all[i].room_alive)
