@@ -128,6 +128,8 @@ impl Game for Crash {
         match input {
             CrashInput::Panic => panic!("crash game asked to panic"),
             CrashInput::Stall { ms } => {
+                // The tests wait for this line to know the room is busy.
+                tracing::info!(ms, "crash room stalls");
                 std::thread::sleep(std::time::Duration::from_millis(ms.min(5000)));
                 Ok(())
             }

@@ -35,6 +35,14 @@ async fn acked(c: &mut Client, room: &str, want: u64, seen: &mut Seen) -> Value 
     }
 }
 
+/// Waits until a `crash` room on `node` has begun a stall (the test node logs it as it does).
+async fn stalling(node: &crate::common::Node) {
+    crate::common::eventually("the room stalls", Duration::from_secs(10), || async {
+        node.logs().contains("crash room stalls")
+    })
+    .await;
+}
+
 async fn input(c: &mut Client, seq: u64) {
     c.send(json!({"type":"input","seq":seq,"data":{"dx":1,"dy":0}}))
         .await;
@@ -284,7 +292,9 @@ async fn a_request_waiting_for_its_moving_room_is_answered_before_the_drain_clos
     // room is marked moving, waits for the move.
     p.send(json!({"type":"input","data":{"action":"stall","ms":1500}}))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The drain must begin once the room is in its stall: a freeze ahead of the stall moves the
+    // room at once, and the drain is over before the request is sent.
+    stalling(&nodes[2]).await;
     nodes[2].signal("TERM");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = p
@@ -316,7 +326,8 @@ async fn a_room_that_closes_as_its_drain_begins_is_not_revived() {
     host.send(json!({"type":"input","data":{"action":"stall","ms":1500}}))
         .await;
     host.send(json!({"type":"leave_room","rid":1})).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    stalling(&nodes[2]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     nodes[2].signal("TERM");
     let left = host.until(|m| m["rid"] == 1).await;
     assert_eq!(left["type"], "ok", "{left}");
