@@ -250,6 +250,11 @@ impl Client {
         }
     }
 
+    /// Forgets the connection (the next `open` reconnects with the resume token).
+    fn drop_connection(&mut self) {
+        self.ws = None;
+    }
+
     async fn close(&mut self) {
         if let Some(mut ws) = self.ws.take() {
             ws.close("done").await;
@@ -291,31 +296,32 @@ pub async fn arena_room(
         } else {
             json!({"type":"join_room","room":room})
         };
-        // A fault may hit the node the player asked: ask again (another node).
+        // A fault may hit the node the player asked: ask again (another node), as the same
+        // player on its session (a new identity would find its own earlier seat taken).
+        let mut c = match Client::new(&live, pname.clone()).await {
+            Ok(c) => c,
+            Err(e) => return unseated(players, pname, room, &e).await,
+        };
         let mut tries = 0;
-        let c = loop {
+        loop {
             tries += 1;
-            match sit(&live, &pname, &req).await {
-                Ok((c, r)) => {
+            match sit(&mut c, &req).await {
+                Ok(r) => {
                     if s == 0 {
                         room = r;
                     }
-                    break c;
+                    break;
                 }
                 Err(e) if tries >= 5 || live.stopped() => {
-                    for mut c in players {
-                        Client::close(&mut c).await;
-                    }
-                    return vec![ArenaLog {
-                        player: pname,
-                        room,
-                        failed: Some(format!("could not sit down: {e}")),
-                        ..ArenaLog::default()
-                    }];
+                    players.push(c);
+                    return unseated(players, pname, room, &e).await;
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                Err(_) => {
+                    c.drop_connection();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
             }
-        };
+        }
         players.push(c);
     }
     let tasks: Vec<_> = players
@@ -332,15 +338,51 @@ pub async fn arena_room(
 }
 
 /// A new player, connected, that sent `req` (`create_room` or `join_room`) and got `ok`.
-async fn sit(live: &Arc<Live>, name: &str, req: &Value) -> anyhow::Result<(Client, String)> {
-    let mut c = Client::new(live, name.to_owned()).await?;
+/// The log of a room whose player `pname` could not sit down; the players seated so far leave.
+async fn unseated(
+    players: Vec<Client>,
+    pname: String,
+    room: String,
+    e: &anyhow::Error,
+) -> Vec<ArenaLog> {
+    for mut c in players {
+        Client::close(&mut c).await;
+    }
+    vec![ArenaLog {
+        player: pname,
+        room,
+        failed: Some(format!("could not sit down: {e}")),
+        ..ArenaLog::default()
+    }]
+}
+
+/// Sends `req` (`create_room` or `join_room`) on `c`, reconnecting first (with its resume token)
+/// if its connection is gone; returns the room it sits in. A request whose reply was lost (its
+/// node closed the connection) may have seated the player: then the resumed `welcome` is followed
+/// by that room's `room_state`, and a `create_room` sent again is answered `already_in_room`.
+async fn sit(c: &mut Client, req: &Value) -> anyhow::Result<String> {
+    if c.ws.is_none() {
+        c.open().await?;
+    }
     let rid = c.request(req.clone()).await.context("send")?;
-    let r = c
-        .reply(rid, Duration::from_secs(10))
-        .await
-        .context("no reply")?;
-    anyhow::ensure!(r["type"] == "ok", "{r}");
-    Ok((c, r["room"].as_str().unwrap_or_default().to_owned()))
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut seated_in: Option<String> = None;
+    let r = loop {
+        match tokio::time::timeout_at(until, c.read()).await {
+            Ok(Read::Msg(v)) if v["rid"] == rid => break v,
+            Ok(Read::Msg(v)) if v["type"] == "room_state" => {
+                seated_in = v["room"].as_str().map(str::to_owned);
+            }
+            Ok(Read::Msg(_)) => {}
+            Ok(Read::Closed(code)) => anyhow::bail!("no reply: closed with {code}"),
+            Err(_) => anyhow::bail!("no reply within 10 s"),
+        }
+    };
+    match (r["type"].as_str(), r["code"].as_str(), seated_in) {
+        (Some("ok"), _, _) => Ok(r["room"].as_str().unwrap_or_default().to_owned()),
+        (_, Some("already_in_room"), Some(room)) => Ok(room),
+        _ => anyhow::bail!("{r}"),
+    }
 }
 
 async fn arena_player(mut c: Client, room: String, hz: u32) -> ArenaLog {
